@@ -1,0 +1,63 @@
+"""Gunicorn settings for one 512 MB, 0.1-CPU Render instance.
+
+Every value can be overridden from the environment (GUNICORN_*, WEB_CONCURRENCY, PORT)
+so the same file serves Render, the local run command and the benchmarks.
+"""
+import os
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    return int(raw) if raw.strip() else default
+
+
+# Render routes traffic to $PORT on all interfaces; the local run command narrows it.
+bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
+
+# One worker: every worker holds its own copy of the models, and one copy is what
+# 512 MB affords. Scale out with more instances, not more workers.
+workers = _env_int("WEB_CONCURRENCY", 1)
+
+# Threads inside the worker, so /health/ and light pages answer while another thread
+# loads a model or runs a slow image through ONNX Runtime (which releases the GIL).
+worker_class = "gthread"
+threads = _env_int("GUNICORN_THREADS", 4)
+
+# The slowest legitimate request is a cold ResNet50 load plus one inference on a
+# throttled 0.1 CPU (measured at a few seconds on 2 full cores, ~10x that when
+# throttled); the gthread worker keeps heart-beating while requests run, so this only
+# fires if the worker is truly stuck.
+timeout = _env_int("GUNICORN_TIMEOUT", 120)
+# On recycling or deploys, in-flight predictions get this long to finish.
+graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = _env_int("GUNICORN_KEEPALIVE", 5)
+
+# Recycle the worker now and then so slow fragmentation can never add up to an OOM
+# kill; the jitter keeps several instances from restarting in step. Models reload
+# lazily (or via WARM_MODELS) in the new worker.
+max_requests = _env_int("GUNICORN_MAX_REQUESTS", 1000)
+max_requests_jitter = _env_int("GUNICORN_MAX_REQUESTS_JITTER", 100)
+
+# The heartbeat file lives in RAM: on Render's disk a slow fsync can look like a hung
+# worker and get it killed.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+# No preload: models load lazily inside the worker, so preloading saves nothing, and
+# native thread pools created before fork() can deadlock in the child.
+preload_app = False
+
+# Requests carry at most one image; bigger request lines or headers are abuse.
+limit_request_line = 8190
+limit_request_fields = 100
+
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+
+
+def post_worker_init(worker) -> None:
+    """Start warming the models named in WARM_MODELS without delaying the first probe."""
+    from predictors.warmup import start_background_warmup
+
+    start_background_warmup()

@@ -1,0 +1,46 @@
+"""The API's one error shape, and how a request proves who it is."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+
+from .models import APIToken
+
+
+def error_response(status: int, code: str, message: str, fields: dict[str, list[str]] | None = None) -> JsonResponse:
+    """`{"error": {"code", "message", "fields"}}`: every API error, every status."""
+    return JsonResponse({"error": {"code": code, "message": message, "fields": fields or {}}}, status=status)
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/") or request.path in ("/metrics", "/status/")
+
+
+def token_from_header(request: HttpRequest, scheme: str) -> str | None:
+    header = request.headers.get("Authorization", "")
+    prefix = f"{scheme} "
+    return header[len(prefix):].strip() or None if header.startswith(prefix) else None
+
+
+def api_user(request: HttpRequest) -> tuple[Any, JsonResponse | None]:
+    """Token auth (`Authorization: Token <key>`), else the session with its CSRF check."""
+    key = token_from_header(request, "Token")
+    if key is not None:
+        user = APIToken.user_for_key(key)
+        if user is None:
+            return None, error_response(401, "invalid_token", "The API token is not valid.")
+        return user, None
+    if request.user.is_authenticated:
+        # A session is a cookie the browser sends by itself: require the CSRF token,
+        # as the HTML forms do, or any site could post predictions as the clinician.
+        refusal = _CSRF.process_view(request, None, (), {})
+        if refusal is not None:
+            return None, error_response(403, "csrf_failed", "Session requests need a CSRF token.")
+        return request.user, None
+    return None, error_response(401, "not_authenticated",
+                                "Send `Authorization: Token <key>` (see `manage.py apitoken`) or log in.")
+
+
+_CSRF = CsrfViewMiddleware(lambda request: None)

@@ -1,0 +1,13 @@
+"""Rebuild the registry when a test or an operator changes its settings."""
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+MODEL_SETTINGS = {"MODEL_ARTIFACTS_DIR", "MODEL_MEMORY_BUDGET_MB", "MODEL_RETRY_SECONDS", "ORT_INTRA_OP_THREADS"}
+
+
+@receiver(setting_changed)
+def rebuild_registry(setting: str, **kwargs) -> None:
+    if setting in MODEL_SETTINGS:
+        from .registry import reset_loader
+
+        reset_loader()
