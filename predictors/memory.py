@@ -1,0 +1,53 @@
+"""Process memory as the kernel counts it, and handing freed memory back to it."""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import os
+import resource
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int:
+    """Resident set size now (Linux /proc); peak RSS where /proc is missing."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def pss_bytes(pid: int | str = "self") -> int | None:
+    """Proportional set size: shared pages split between the processes that map them."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+_libc = _load_libc()
+
+
+def release_freed_memory() -> None:
+    """Collect garbage and ask glibc to return free heap pages to the kernel.
+
+    Without malloc_trim an unloaded model's pages stay in the process's free lists and
+    RSS never falls, which is exactly what a memory budget must not allow.
+    """
+    gc.collect()
+    if _libc is not None and hasattr(_libc, "malloc_trim"):
+        _libc.malloc_trim(0)

@@ -1,0 +1,301 @@
+"""ModelLoader: the one place that loads, caches, evicts and reports models.
+
+The four models are declared once here. Nothing loads at import or start-up: a model
+loads on its first request (or from the warm-up thread), is verified against its
+manifest first, and stays cached until the memory budget needs its room, least
+recently used first. A model that cannot load is reported unavailable with a reason;
+the other models keep serving and the failed one is retried after a pause.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .artifacts import CARD, Artifact, ArtifactError, open_artifact
+from .memory import release_freed_memory, rss_bytes
+from .runtimes import ModelRuntime, RuntimeOptions, runtime_class
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    title: str
+    kind: str  # which runtime serves it (predictors.runtimes.RUNTIME_CLASSES)
+    needs: str  # one line for the dashboard
+    input: str  # "tabular" (schema in predictors.inputs), or the image gate: "fundus" / "ecg"
+
+
+MODEL_SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec("diabetes", "Diabetes risk", "xgboost_tabular",
+              "Eight routine measurements (glucose, BMI, age…); five may be unknown.", "tabular"),
+    ModelSpec("heart", "Heart disease risk", "xgboost_tabular",
+              "Thirteen cardiology findings (chest pain type, ECG, stress test…); most may be unknown.", "tabular"),
+    ModelSpec("retina", "Diabetic retinopathy grade", "onnx_image",
+              "A colour retinal fundus photograph.", "fundus"),
+    ModelSpec("ecg", "ECG finding", "onnx_image",
+              "A scan or photo of a 12-lead ECG printout.", "ecg"),
+)
+
+
+class UnknownModel(KeyError):
+    pass
+
+
+class ModelUnavailable(Exception):
+    """A model that cannot serve right now; the message says why, for the operator."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+@dataclass
+class LoadedModel:
+    spec: ModelSpec
+    artifact: Artifact
+    runtime: ModelRuntime
+    cost_bytes: int
+    load_seconds: float
+    loaded_at: float = field(default_factory=time.time)
+    last_used: float = field(default_factory=time.time)
+    uses: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def version(self) -> str:
+        return self.artifact.version
+
+    @property
+    def labels(self) -> list[str]:
+        return self.artifact.labels
+
+    def predict(self, features: "np.ndarray") -> Any:
+        self.last_used = time.time()
+        self.uses += 1
+        return self.runtime.predict(features)
+
+
+@dataclass
+class _History:
+    loads: int = 0
+    unloads: int = 0
+    error: str | None = None
+    failed_at: float | None = None  # monotonic
+    last_cost_bytes: int | None = None
+    last_load_seconds: float | None = None
+
+
+class ModelLoader:
+    def __init__(self, specs: tuple[ModelSpec, ...], artifacts_dir: Path, budget_bytes: int,
+                 retry_seconds: float, options: RuntimeOptions):
+        self.specs = {s.name: s for s in specs}
+        self.artifacts_dir = Path(artifacts_dir)
+        self.budget_bytes = budget_bytes
+        self.retry_seconds = retry_seconds
+        self.options = options
+        self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()  # least recently used first
+        self._history = {name: _History() for name in self.specs}
+        self._lock = threading.RLock()
+        self._load_lock = threading.Lock()  # one load at a time: RSS deltas stay attributable
+
+    def spec(self, name: str) -> ModelSpec:
+        try:
+            return self.specs[name]
+        except KeyError:
+            raise UnknownModel(name) from None
+
+    def get(self, name: str) -> LoadedModel:
+        """The loaded model, loading it first if needed; raises ModelUnavailable."""
+        self.spec(name)
+        cached = self._cached(name)
+        if cached:
+            return cached
+        with self._load_lock:
+            cached = self._cached(name)
+            if cached:
+                return cached
+            return self._load(name)
+
+    def _cached(self, name: str) -> LoadedModel | None:
+        with self._lock:
+            model = self._loaded.get(name)
+            if model is not None:
+                self._loaded.move_to_end(name)
+                return model
+            history = self._history[name]
+            if history.failed_at is not None and time.monotonic() - history.failed_at < self.retry_seconds:
+                raise ModelUnavailable(name, history.error or "failed to load")
+        return None
+
+    def _load(self, name: str) -> LoadedModel:
+        spec = self.specs[name]
+        started = time.monotonic()
+        try:
+            artifact = open_artifact(name, self.artifacts_dir / name)
+            if artifact.kind != spec.kind:
+                raise ArtifactError(f"the card says kind {artifact.kind!r}, this endpoint serves {spec.kind!r}")
+            estimate = self._history[name].last_cost_bytes or int(artifact.model_path.stat().st_size * 1.3)
+            self._make_room(estimate, keep=name)
+            rss_before = rss_bytes()
+            runtime = runtime_class(spec.kind).load(artifact, self.options)
+        except Exception as exc:  # any failure must stay this model's problem, never the worker's
+            reason = str(exc) if isinstance(exc, ArtifactError) else f"{type(exc).__name__}: {exc}"
+            with self._lock:
+                history = self._history[name]
+                history.error, history.failed_at = reason, time.monotonic()
+            log.error("model %s failed to load: %s", name, reason,
+                      exc_info=not isinstance(exc, ArtifactError))
+            raise ModelUnavailable(name, reason) from exc
+        rss_after = rss_bytes()
+        seconds = time.monotonic() - started
+        model = LoadedModel(spec=spec, artifact=artifact, runtime=runtime,
+                            cost_bytes=max(rss_after - rss_before, runtime.size_bytes), load_seconds=seconds)
+        with self._lock:
+            self._loaded[name] = model
+            history = self._history[name]
+            history.loads += 1
+            history.error = history.failed_at = None
+            history.last_cost_bytes, history.last_load_seconds = model.cost_bytes, seconds
+        log.info("loaded model %s %s in %.2fs: RSS %.0f -> %.0f MB (cost %.0f MB)", name, artifact.version,
+                 seconds, rss_before / MB, rss_after / MB, model.cost_bytes / MB)
+        self._make_room(0, keep=name)
+        return model
+
+    def _make_room(self, incoming: int, keep: str) -> None:
+        """Evict least recently used models until the budget fits the incoming one."""
+        while True:
+            with self._lock:
+                resident = sum(m.cost_bytes for m in self._loaded.values())
+                if resident + incoming <= self.budget_bytes:
+                    return
+                victims = [n for n in self._loaded if n != keep]
+                if not victims:
+                    log.warning("model %s alone needs %.0f MB of a %.0f MB budget", keep,
+                                (resident + incoming) / MB, self.budget_bytes / MB)
+                    return
+            self.unload(victims[0], reason="memory budget")
+
+    def unload(self, name: str, reason: str = "requested") -> bool:
+        with self._lock:
+            model = self._loaded.pop(name, None)
+            if model is None:
+                return False
+            self._history[name].unloads += 1
+        rss_before = rss_bytes()
+        del model
+        release_freed_memory()
+        log.info("unloaded model %s (%s): RSS %.0f -> %.0f MB", name, reason, rss_before / MB, rss_bytes() / MB)
+        return True
+
+    def unload_all(self) -> None:
+        for name in list(self._loaded):
+            self.unload(name)
+
+    def is_loaded(self, name: str) -> bool:
+        with self._lock:
+            return name in self._loaded
+
+    def check_artifacts(self) -> dict[str, str | None]:
+        """Verify every artifact on disk against its manifest without loading it."""
+        problems: dict[str, str | None] = {}
+        for name, spec in self.specs.items():
+            try:
+                artifact = open_artifact(name, self.artifacts_dir / name)
+                problems[name] = None if artifact.kind == spec.kind else f"card kind {artifact.kind!r} is wrong"
+            except ArtifactError as exc:
+                problems[name] = str(exc)
+        return problems
+
+    def card(self, name: str) -> dict[str, Any]:
+        """The verified card of a model (cheap: hashes are cached by file size and mtime)."""
+        self.spec(name)
+        with self._lock:
+            model = self._loaded.get(name)
+        if model is not None:
+            return model.artifact.card
+        try:
+            return open_artifact(name, self.artifacts_dir / name).card
+        except ArtifactError as exc:
+            raise ModelUnavailable(name, str(exc)) from exc
+
+    def status(self) -> dict[str, Any]:
+        """What each model is doing, for /status/, /metrics and the dashboard; loads nothing."""
+        now = time.monotonic()
+        models = []
+        with self._lock:
+            for name, spec in self.specs.items():
+                model = self._loaded.get(name)
+                history = self._history[name]
+                if model is not None:
+                    state = "loaded"
+                elif history.failed_at is not None:
+                    state = "unavailable"
+                else:
+                    state = "not_loaded"
+                models.append({
+                    "name": name, "title": spec.title, "kind": spec.kind, "state": state,
+                    "version": model.version if model else self._card_version(name),
+                    "cost_mb": round(model.cost_bytes / MB, 1) if model else None,
+                    "size_mb": round(model.runtime.size_bytes / MB, 1) if model else None,
+                    "load_seconds": round(model.load_seconds, 3) if model else history.last_load_seconds,
+                    "loaded_at": model.loaded_at if model else None,
+                    "last_used": model.last_used if model else None,
+                    "uses": model.uses if model else 0,
+                    "loads": history.loads, "unloads": history.unloads,
+                    "error": history.error,
+                    "retry_in_seconds": (max(0.0, round(self.retry_seconds - (now - history.failed_at), 1))
+                                         if history.failed_at is not None else None),
+                })
+            resident = sum(m.cost_bytes for m in self._loaded.values())
+        return {"models": models, "rss_mb": round(rss_bytes() / MB, 1),
+                "resident_models_mb": round(resident / MB, 1), "budget_mb": round(self.budget_bytes / MB, 1)}
+
+    def _card_version(self, name: str) -> str | None:
+        try:
+            return str(json.loads((self.artifacts_dir / name / CARD).read_text())["version"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+
+_loader: ModelLoader | None = None
+_loader_lock = threading.Lock()
+
+
+def get_loader() -> ModelLoader:
+    """The process's registry, built from settings on first use."""
+    global _loader
+    if _loader is None:
+        with _loader_lock:
+            if _loader is None:
+                from django.conf import settings
+
+                _loader = ModelLoader(
+                    MODEL_SPECS, Path(settings.MODEL_ARTIFACTS_DIR), settings.MODEL_MEMORY_BUDGET_MB * MB,
+                    settings.MODEL_RETRY_SECONDS, RuntimeOptions(intra_op_threads=settings.ORT_INTRA_OP_THREADS))
+    return _loader
+
+
+def reset_loader() -> None:
+    """Drop the registry (and its models) so the next use rebuilds it from settings."""
+    global _loader
+    with _loader_lock:
+        old, _loader = _loader, None
+    if old is not None:
+        old.unload_all()

@@ -1,0 +1,44 @@
+"""One small interface every model kind implements, as in MLServer or Triton backends.
+
+A runtime class has `load(artifact, options) -> runtime`, `predict(features) -> output`
+and `size_bytes`. Runtime modules import their inference library (xgboost,
+onnxruntime) themselves, so nothing heavy is imported until a model is first loaded.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from predictors.artifacts import Artifact
+
+if TYPE_CHECKING:
+    import numpy as np
+
+RUNTIME_CLASSES = {
+    "xgboost_tabular": "predictors.runtimes.xgboost_tabular.XGBoostTabular",
+    "onnx_image": "predictors.runtimes.onnx_image.OnnxImage",
+}
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    intra_op_threads: int = 1
+
+
+class ModelRuntime(Protocol):
+    size_bytes: int
+
+    @classmethod
+    def load(cls, artifact: Artifact, options: RuntimeOptions) -> "ModelRuntime": ...
+
+    def predict(self, features: "np.ndarray") -> Any: ...
+
+
+def runtime_class(kind: str) -> type[ModelRuntime]:
+    try:
+        dotted = RUNTIME_CLASSES[kind]
+    except KeyError:
+        raise ValueError(f"no runtime for model kind {kind!r}") from None
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,166 @@
+"""Decoding limits, modes, the image gate and the one shared model transform."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision import transforms
+
+from predictors.imaging import ImageRejected, decode, gate, model_input, scene_scores
+from predictors.training.vision import ecg_spec, retina_spec
+
+from .conftest import SAMPLES, sample
+
+LIMITS = {"max_bytes": 10_000_000, "max_pixels": 40_000_000}
+ECG_SAMPLES = sorted(p.name for p in (SAMPLES / "ecg").iterdir())
+FUNDUS_SAMPLES = sorted(p.name for p in (SAMPLES / "fundus").iterdir())
+
+
+def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def torchvision_reference(image: Image.Image, spec: dict) -> np.ndarray:
+    """What a model trained with standard torchvision transforms expects."""
+    if spec["resize"] == "stretch":
+        resize = [transforms.Resize((spec["height"], spec["width"]))]
+    else:
+        resize = [transforms.Resize(spec["resize_shorter_side"]), transforms.CenterCrop(spec["height"])]
+    pipeline = transforms.Compose([*resize, transforms.ToTensor(), transforms.Normalize(spec["mean"], spec["std"])])
+    return pipeline(image).unsqueeze(0).numpy()
+
+
+@pytest.mark.parametrize("name", FUNDUS_SAMPLES)
+def test_fundus_transform_matches_torchvision_on_real_photos(name):
+    image = decode(sample("fundus", name).read_bytes(), **LIMITS).image
+    spec = retina_spec(224)
+    ours = model_input(image, spec)
+    assert ours.shape == (1, 3, 224, 224) and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, torchvision_reference(image, spec), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ECG_SAMPLES)
+def test_ecg_transform_matches_torchvision_on_real_printouts(name):
+    image = decode(sample("ecg", name).read_bytes(), **LIMITS).image
+    spec = ecg_spec(224)
+    np.testing.assert_allclose(model_input(image, spec), torchvision_reference(image, spec), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ECG_SAMPLES)
+def test_every_real_ecg_sample_passes_the_ecg_gate_only(name):
+    image = decode(sample("ecg", name).read_bytes(), **LIMITS).image
+    gate(image, "ecg")
+    with pytest.raises(ImageRejected) as caught:
+        gate(image, "fundus")
+    assert caught.value.status == 422 and caught.value.code == "not_fundus"
+
+
+@pytest.mark.parametrize("name", FUNDUS_SAMPLES)
+def test_every_real_fundus_sample_passes_the_fundus_gate_only(name):
+    image = decode(sample("fundus", name).read_bytes(), **LIMITS).image
+    gate(image, "fundus")
+    with pytest.raises(ImageRejected, match="does not look like an ECG"):
+        gate(image, "ecg")
+
+
+def test_photos_of_other_things_pass_neither_gate():
+    import matplotlib
+
+    photo = Image.open(f"{matplotlib.get_data_path()}/sample_data/grace_hopper.jpg").convert("RGB")
+    assert scene_scores(photo).kind == "other"
+    for blank in (Image.new("RGB", (300, 300), "white"), Image.new("RGB", (300, 300), (128, 128, 128)),
+                  Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8))):
+        assert scene_scores(blank).kind == "other"
+
+
+def test_exif_rotated_photo_is_turned_upright():
+    upright = decode(sample("ecg", "stemi_printout.png").read_bytes(), **LIMITS).image
+    sideways = upright.rotate(90, expand=True)  # as a phone stores a portrait shot
+    exif = Image.Exif()
+    exif[0x0112] = 8  # orientation: rotate 90° clockwise to view
+    decoded = decode(encode(sideways, "JPEG", exif=exif.tobytes(), quality=95), **LIMITS)
+    assert (decoded.width, decoded.height) == upright.size
+    assert scene_scores(decoded.image).kind == "ecg"
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "L", "1", "CMYK", "I;16", "I"])
+def test_any_mode_becomes_8_bit_rgb(mode):
+    base = decode(sample("fundus", "retina.jpg").read_bytes(), **LIMITS).image.resize((200, 200))
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(base.convert("L"), dtype=np.uint16) * 257)
+        assert image.mode.startswith("I;16")
+    elif mode == "I":
+        image = base.convert("L").convert("I")
+    else:
+        image = base.convert(mode)
+    fmt = "TIFF" if mode in ("CMYK", "I") else "PNG"
+    decoded = decode(encode(image, fmt), **LIMITS)
+    assert decoded.image.mode == "RGB" and decoded.image.size == (200, 200)
+    pixels = np.asarray(decoded.image)
+    assert pixels.max() > 100, "16-bit and integer images must be scaled, not clipped to black or white"
+
+
+def test_transparent_pixels_become_white_paper():
+    image = Image.new("RGBA", (50, 50), (255, 0, 0, 0))
+    decoded = decode(encode(image, "PNG"), **LIMITS)
+    assert decoded.image.getpixel((10, 10)) == (255, 255, 255)
+
+
+def test_record_keeps_fingerprint_not_pixels():
+    data = sample("fundus", "microaneurysms.png").read_bytes()
+    record = decode(data, **LIMITS).record()
+    assert record == {"sha256": __import__("hashlib").sha256(data).hexdigest(), "bytes": len(data),
+                      "width": 102, "height": 102, "format": "PNG"}
+
+
+@pytest.mark.parametrize("data, code, status", [
+    (b"", "empty_file", 400),
+    (b"%PDF-1.4 not an image at all", "not_an_image", 415),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not_an_image", 415),
+])
+def test_bad_bytes_are_refused_with_reason(data, code, status):
+    with pytest.raises(ImageRejected) as caught:
+        decode(data, **LIMITS)
+    assert (caught.value.code, caught.value.status) == (code, status)
+
+
+def test_truncated_jpeg_is_refused():
+    data = encode(Image.new("RGB", (400, 400), "orange"), "JPEG")
+    with pytest.raises(ImageRejected) as caught:
+        decode(data[: len(data) // 2], **LIMITS)
+    assert caught.value.code == "corrupt_image"
+
+
+def test_decompression_bomb_is_refused_from_the_header():
+    bomb = encode(Image.new("1", (20_000, 20_000)), "PNG")  # tiny file, 400 megapixels
+    assert len(bomb) < 200_000
+    with pytest.raises(ImageRejected) as caught:
+        decode(bomb, **LIMITS)
+    assert (caught.value.code, caught.value.status) == ("too_many_pixels", 413)
+
+
+def test_oversized_file_is_refused_before_decoding():
+    with pytest.raises(ImageRejected) as caught:
+        decode(b"\xff" * 2000, max_bytes=1000, max_pixels=10**6)
+    assert caught.value.status == 413
+
+
+def test_animated_image_is_refused():
+    frames = [Image.new("RGB", (64, 64), c) for c in ("red", "blue")]
+    data = io.BytesIO()
+    frames[0].save(data, "GIF", save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageRejected) as caught:
+        decode(data.getvalue(), **LIMITS)
+    assert caught.value.code == "multi_frame_image" and caught.value.status == 415
+
+
+def test_unsupported_format_is_refused():
+    data = encode(Image.new("RGB", (32, 32)), "ICO")
+    with pytest.raises(ImageRejected) as caught:
+        decode(data, **LIMITS)
+    assert caught.value.code == "unsupported_format" and caught.value.status == 415
