@@ -1,0 +1,26 @@
+"""Inputs of the diabetes model: the eight Pima Indians measurements.
+
+The five clinical measurements may be unknown; the model was trained with the data
+set's zeros treated as missing, so an unknown value is NaN, never 0.
+"""
+from .fields import NumberField, TabularSchema
+
+SCHEMA = TabularSchema(
+    model="diabetes",
+    positive_label="diabetes within five years",
+    negative_label="no diabetes",
+    fields=(
+        NumberField("pregnancies", "Pregnancies", "", 0, 20, integer=True, step="1",
+                    help="Number of times pregnant (0 for men)."),
+        NumberField("glucose", "Glucose", "mg/dL", 40, 400, required=False, step="1",
+                    help="Plasma glucose 2 hours into an oral glucose tolerance test."),
+        NumberField("blood_pressure", "Diastolic blood pressure", "mm Hg", 20, 150, required=False, step="1"),
+        NumberField("skin_thickness", "Triceps skinfold", "mm", 3, 100, required=False, step="1"),
+        NumberField("insulin", "Insulin", "µU/mL", 5, 1000, required=False, step="1",
+                    help="2-hour serum insulin."),
+        NumberField("bmi", "BMI", "kg/m²", 10, 80, required=False, step="0.1"),
+        NumberField("diabetes_pedigree", "Diabetes pedigree function", "", 0.05, 2.5, step="0.001",
+                    help="Family-history score from the Pima study (typically 0.08 to 2.4)."),
+        NumberField("age", "Age", "years", 18, 110, integer=True, step="1"),
+    ),
+)

@@ -1,0 +1,36 @@
+"""python manage.py train_models [names] [--quick] [--output DIR]"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+MODELS = ("diabetes", "heart", "retina", "ecg")
+
+
+class Command(BaseCommand):
+    help = ("Train the demo models (needs requirements-train.txt) and write their artifacts. "
+            "--quick makes tiny versions in about a minute, for tests and CI.")
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("names", nargs="*", help=f"models to train: {', '.join(MODELS)} (default: all)")
+        parser.add_argument("--quick", action="store_true", help="tiny data and one epoch")
+        parser.add_argument("--output", type=Path, default=None,
+                            help="artifacts root (default: MODEL_ARTIFACTS_DIR)")
+        parser.add_argument("--workers", type=int, default=2, help="processes generating images")
+
+    def handle(self, *args, **options) -> None:
+        try:
+            from predictors.training.pipeline import train_models
+        except ImportError as exc:
+            raise CommandError(f"training needs requirements-train.txt installed ({exc})") from exc
+        names = options["names"] or list(MODELS)
+        out_root = options["output"] or Path(settings.MODEL_ARTIFACTS_DIR)
+        try:
+            cards = train_models(names, out_root, quick=options["quick"], workers=options["workers"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        for name, card in cards.items():
+            self.stdout.write(f"{name} {card['version']}: {json.dumps(card['metrics'], default=str)[:400]}")

@@ -1,0 +1,108 @@
+"""Model cards: metrics plots, provenance and the artifact's card.json + manifest."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib.metadata
+import json
+import platform
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+from predictors.artifacts import CARD, write_manifest  # noqa: E402
+
+INTENDED_USE_TABULAR = (
+    "Demonstration model for HealthOracle. It estimates risk from a small public research "
+    "data set and has not been validated for clinical use: it is not a medical device and "
+    "must not be used to diagnose, treat or triage patients.")
+INTENDED_USE_SYNTHETIC = (
+    "Demonstration model for HealthOracle, trained only on synthetic images that the project "
+    "generates. It has never seen a real patient's image, its figures describe synthetic "
+    "test data only, and it is not a medical device: do not use it for diagnosis, "
+    "treatment or triage.")
+
+LIBRARIES = ("torch", "torchvision", "onnx", "onnxruntime", "xgboost-cpu", "scikit-learn",
+             "numpy", "pillow", "neurokit2")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def version_for(model_file: Path) -> str:
+    """Date plus the weights' hash: two trainings never share a version string."""
+    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:8]
+    return f"{dt.date.today():%Y.%m.%d}-{digest}"
+
+
+def write_card(directory: Path, card: dict[str, Any], extra_files: Sequence[str] = ()) -> dict[str, Any]:
+    """Write card.json and the manifest covering the card, the model file and the plots."""
+    card = dict(card)
+    card.setdefault("created", dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    card.setdefault("library_versions", library_versions())
+    (directory / CARD).write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
+    write_manifest(directory, [CARD, card["model_file"], *extra_files])
+    return card
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def plot_roc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str) -> None:
+    """curves: name -> (labels, scores, auc)."""
+    fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=110)
+    for name, (labels, scores, auc) in curves.items():
+        fpr, tpr, _ = roc_curve(labels, scores)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=0.8)
+    ax.set(xlabel="False positive rate", ylabel="True positive rate", title=title)
+    ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_reliability(path: Path, labels: np.ndarray, scores: np.ndarray, title: str) -> None:
+    observed, predicted = calibration_curve(labels, scores, n_bins=10, strategy="quantile")
+    fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=110)
+    ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=0.8, label="perfect")
+    ax.plot(predicted, observed, marker="o", label="model (out-of-fold)")
+    ax.set(xlabel="Predicted probability", ylabel="Observed frequency", title=title)
+    ax.legend(loc="upper left", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_confusion(path: Path, matrix: np.ndarray, labels: Sequence[str], title: str) -> None:
+    fig, ax = plt.subplots(figsize=(4.8, 4.4), dpi=110)
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if matrix[i, j] > matrix.max() / 2 else "black")
+    ax.set(xlabel="Predicted", ylabel="True", title=title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

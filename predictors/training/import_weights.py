@@ -1,0 +1,153 @@
+"""Bring your own weights: turn a torchvision state_dict or an XGBoost model into an artifact."""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xgboost as xgb
+
+from predictors.imaging import ImageRejected, decode, model_input
+from predictors.inputs import TABULAR_SCHEMAS
+
+from . import cards, synth_ecg, synth_fundus
+from .export import export_onnx, quantize_int8
+from .vision import build_network, ecg_spec, onnx_probabilities, retina_spec
+
+log = logging.getLogger(__name__)
+
+IMAGE_MODELS = {
+    "retina": ("efficientnet_b0", synth_fundus.GRADES, retina_spec,
+               "diabetic retinopathy grade (International Clinical DR scale, 0-4) from a colour fundus photo"),
+    "ecg": ("resnet50", synth_ecg.CLASSES, ecg_spec, "cardiac finding from a 12-lead ECG printout image"),
+}
+CALIBRATION_LIMIT = 64
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class ImportFailed(Exception):
+    """The file cannot become an artifact; the message says why in the user's terms."""
+
+
+def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise ImportFailed(f"{path.name} is not a PyTorch state_dict file torch.load can read safely: "
+                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ImportFailed(f"{path.name} does not hold a state_dict (a mapping of parameter names to tensors)")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _calibration_images(name: str, spec: dict[str, Any], directory: Path | None) -> tuple[np.ndarray, str]:
+    arrays = []
+    if directory is not None:
+        files = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:CALIBRATION_LIMIT]
+        for path in files:
+            try:
+                image = decode(path.read_bytes(), max_bytes=50_000_000, max_pixels=100_000_000).image
+            except ImageRejected as exc:
+                log.warning("skipping calibration file %s: %s", path.name, exc.message)
+                continue
+            arrays.append(model_input(image, spec)[0])
+        if not arrays:
+            raise ImportFailed(f"no readable images in {directory}")
+        return np.stack(arrays), f"{len(arrays)} images from {directory.name}/"
+    make = synth_fundus.generate if name == "retina" else synth_ecg.generate
+    classes = len(IMAGE_MODELS[name][1])
+    for i in range(16):
+        arrays.append(model_input(make(i % classes, 500_000 + i), spec)[0])
+    return np.stack(arrays), "16 synthetic images (no --calibration folder given)"
+
+
+def import_image_model(name: str, state_dict: Path, out_dir: Path, calibration_dir: Path | None = None,
+                       input_size: int = 224) -> dict[str, Any]:
+    architecture, labels, spec_for, task = IMAGE_MODELS[name]
+    spec = spec_for(input_size)
+    network = build_network(architecture, len(labels))
+    result = network.load_state_dict(_load_state_dict(state_dict), strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ImportFailed(
+            f"the weights do not fit torchvision {architecture} with {len(labels)} outputs: "
+            f"missing {result.missing_keys[:5]}{'…' if len(result.missing_keys) > 5 else ''}, "
+            f"unexpected {result.unexpected_keys[:5]}{'…' if len(result.unexpected_keys) > 5 else ''}")
+    calibration, calibration_source = _calibration_images(name, spec, calibration_dir)
+
+    staging = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    fp32_path, int8_path = staging / "model.fp32.onnx", staging / "model.onnx"
+    try:
+        export_onnx(network, fp32_path, spec)
+    except RuntimeError as exc:
+        raise ImportFailed(f"the weights load but cannot be exported to ONNX: {str(exc).splitlines()[0]}") from exc
+    quantize_int8(fp32_path, int8_path, calibration.astype(np.float32))
+    agreement = float((onnx_probabilities(fp32_path, calibration).argmax(1) ==
+                       onnx_probabilities(int8_path, calibration).argmax(1)).mean())
+    if agreement >= 0.99:
+        fp32_path.unlink()
+        served = "int8"
+    else:
+        int8_path.unlink()
+        fp32_path.rename(int8_path)
+        served = "fp32"
+    card = {
+        "name": name, "version": cards.version_for(int8_path), "kind": "onnx_image", "task": task,
+        "model_file": "model.onnx", "labels": labels, "input": spec,
+        "output": "logits, one per label in order; the runtime applies softmax",
+        "metrics": {"note": "imported weights: HealthOracle has not evaluated them; attach the metrics "
+                            "from where they were trained"},
+        "quantization": {"served": served, "int8_fp32_top1_agreement_on_calibration": round(agreement, 4),
+                         "calibration_source": calibration_source,
+                         "method": "onnxruntime static quantization, QDQ, per-channel int8"},
+        "data": {"source": f"imported state_dict {state_dict.name}", "synthetic": False},
+        "training": {"architecture": f"torchvision.models.{architecture}", "imported_from": state_dict.name},
+        "intended_use": "Imported model served by HealthOracle. Its fitness for any use is the responsibility "
+                        "of whoever trained it; HealthOracle is not a medical device.",
+        "plots": {},
+    }
+    cards.write_card(staging, card)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    staging.rename(out_dir)
+    return card
+
+
+def import_tabular_model(name: str, model_file: Path, out_dir: Path) -> dict[str, Any]:
+    schema = TABULAR_SCHEMAS[name]
+    booster = xgb.Booster()
+    try:
+        booster.load_model(str(model_file))
+    except xgb.core.XGBoostError as exc:
+        raise ImportFailed(f"{model_file.name} is not an XGBoost model file: {str(exc).splitlines()[0]}") from exc
+    expected = schema.feature_names
+    if booster.num_features() != len(expected):
+        raise ImportFailed(f"the model takes {booster.num_features()} features; {name} needs {len(expected)}: "
+                           f"{', '.join(expected)}")
+    if booster.feature_names and list(booster.feature_names) != expected:
+        raise ImportFailed(f"the model's features {booster.feature_names} are not {name}'s {expected} in order")
+    staging = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    booster.feature_names = expected
+    booster.save_model(staging / "model.ubj")
+    card = {
+        "name": name, "version": cards.version_for(staging / "model.ubj"), "kind": "xgboost_tabular",
+        "task": f"probability of {schema.positive_label}", "model_file": "model.ubj",
+        "labels": [schema.negative_label, schema.positive_label],
+        "input": {"features": expected, "missing": "NaN"},
+        "metrics": {"note": "imported model: HealthOracle has not evaluated it"},
+        "data": {"source": f"imported XGBoost model {model_file.name}"},
+        "training": {"imported_from": model_file.name},
+        "intended_use": "Imported model served by HealthOracle; not a medical device.",
+        "plots": {},
+    }
+    cards.write_card(staging, card)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    staging.rename(out_dir)
+    return card

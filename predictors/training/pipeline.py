@@ -1,0 +1,29 @@
+"""Train any of the four demo models into an artifacts directory."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from .tabular import train_tabular
+from .vision import train_image_model
+
+log = logging.getLogger(__name__)
+
+TABULAR = ("diabetes", "heart")
+IMAGE = ("retina", "ecg")
+ALL = TABULAR + IMAGE
+
+
+def train_models(names: list[str], out_root: Path, quick: bool = False, workers: int = 2) -> dict[str, dict[str, Any]]:
+    unknown = sorted(set(names) - set(ALL))
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(ALL)}")
+    cards = {}
+    for name in names:
+        log.info("training %s%s into %s", name, " (quick)" if quick else "", out_root / name)
+        if name in TABULAR:
+            cards[name] = train_tabular(name, out_root / name, quick=quick)
+        else:
+            cards[name] = train_image_model(name, out_root / name, quick=quick, workers=workers)
+    return cards
