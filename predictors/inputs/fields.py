@@ -156,7 +156,8 @@ class TabularSchema:
                 if f.required:
                     errors[f.name] = ["This field is required."]
             elif value is None:
-                continue
+                if f.required:
+                    errors[f.name] = ["This field is required; null is not allowed."]
             elif isinstance(f, NumberField) and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 errors[f.name] = ["Expected a number."]
             elif isinstance(f, ChoiceField) and not isinstance(value, str):

@@ -1,0 +1,105 @@
+"""The OpenAPI 3.1 document of the JSON API, built from the same schemas that validate it."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+
+from .inputs import TABULAR_SCHEMAS
+from .inputs.fields import BooleanField, ChoiceField, NumberField, TabularSchema
+from .registry import MODEL_SPECS
+
+ERROR_STATUSES = {
+    "400": "Malformed request: bad JSON, unknown, missing or wrongly typed fields, no image",
+    "401": "No or invalid credentials",
+    "403": "Session request without a CSRF token",
+    "405": "Method other than POST",
+    "413": "Body, file or pixel count over the limit",
+    "415": "Not JSON / not multipart, or a file that is not a supported image",
+    "422": "Well-formed but out of range, or an image of the wrong kind (not a fundus photo / not an ECG)",
+    "503": "Model or database unavailable",
+}
+
+
+def _property(field) -> dict[str, Any]:
+    nullable = not field.required
+    if isinstance(field, NumberField):
+        prop: dict[str, Any] = {"type": ["integer" if field.integer else "number"] + (["null"] if nullable else []),
+                                "minimum": field.minimum, "maximum": field.maximum}
+        if field.unit:
+            prop["description"] = f"{field.label} ({field.unit}). {field.help}".strip()
+    elif isinstance(field, ChoiceField):
+        prop = {"enum": list(field.values) + ([None] if nullable else [])}
+    elif isinstance(field, BooleanField):
+        prop = {"type": ["boolean", "null"] if nullable else "boolean"}
+    else:
+        raise TypeError(type(field).__name__)
+    prop.setdefault("description", f"{field.label}. {field.help}".strip())
+    return prop
+
+
+def _tabular_schema(schema: TabularSchema) -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": False,
+            "required": [f.name for f in schema.fields if f.required],
+            "properties": {f.name: _property(f) for f in schema.fields}}
+
+
+def build_document() -> dict[str, Any]:
+    errors = {code: {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+              for code, text in ERROR_STATUSES.items()}
+    paths: dict[str, Any] = {}
+    for spec in MODEL_SPECS:
+        if spec.input == "tabular":
+            body = {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{spec.name.title()}Input"}}}}
+            result = "TabularResult"
+        else:
+            body = {"required": True, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "required": ["image"],
+                "properties": {"image": {"type": "string", "contentMediaType": "image/*"}}}}}}
+            result = "RetinaResult" if spec.name == "retina" else "ImageResult"
+        paths[f"/api/v1/predict/{spec.name}"] = {"post": {
+            "operationId": f"predict_{spec.name}", "summary": spec.title, "description": spec.needs,
+            "requestBody": body,
+            "responses": {"200": {"description": "The prediction, recorded in the clinician's history",
+                                  "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{result}"}}}},
+                          **errors}}}
+    common = {"prediction_id": {"type": "integer"}, "model": {"type": "string"}, "version": {"type": "string"},
+              "latency_ms": {"type": "number"}, "disclaimer": {"type": "string"}}
+    image_fields = {**common, "label": {"type": "string"}, "class_index": {"type": "integer"},
+                    "confidence": {"type": "number"}, "low_confidence": {"type": "boolean"},
+                    "probabilities": {"type": "object", "additionalProperties": {"type": "number"}}}
+    components = {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message", "fields"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                           "fields": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}}}}},
+        "TabularResult": {"type": "object", "required": [*common, "probability", "risk_band", "factors"], "properties": {
+            **common, "probability": {"type": "number", "minimum": 0, "maximum": 1},
+            "risk_band": {"enum": ["low", "moderate", "high"]}, "outcome": {"type": "string"},
+            "factors": {"type": "array", "items": {"type": "object", "required": ["feature", "direction", "text"], "properties": {
+                "feature": {"type": "string"}, "value": {}, "contribution": {"type": "number"},
+                "direction": {"enum": ["raised", "lowered"]}, "text": {"type": "string"}}}}}},
+        "ImageResult": {"type": "object", "required": list(image_fields), "properties": image_fields},
+        "RetinaResult": {"type": "object", "required": [*image_fields, "grade", "referable_dr"], "properties": {
+            **image_fields, "grade": {"type": "integer", "minimum": 0, "maximum": 4},
+            "referable_dr": {"type": "boolean"}, "referable_probability": {"type": "number"}}},
+        **{f"{name.title()}Input": _tabular_schema(schema) for name, schema in TABULAR_SCHEMAS.items()},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "HealthOracle API", "version": "1",
+                 "description": "Demonstration models; not a medical device."},
+        "paths": paths,
+        "components": {"schemas": components, "securitySchemes": {
+            "token": {"type": "apiKey", "in": "header", "name": "Authorization",
+                      "description": "`Token <key>`, from `python manage.py apitoken <username>`"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "sessionid"}}},
+        "security": [{"token": []}, {"session": []}],
+    }
+
+
+@require_GET
+def document(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(build_document())

@@ -1,0 +1,119 @@
+"""Running a prediction: registry -> runtime -> interpretation -> history record.
+
+Views and the API call these with input a form or schema has already validated; this
+module owns what a result means (risk bands, top factors, referable DR, confidence).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+
+from . import metrics
+from .inputs import TABULAR_SCHEMAS
+from .models import Prediction
+from .registry import ModelUnavailable, get_loader
+
+if TYPE_CHECKING:
+    from .imaging import DecodedImage
+
+log = logging.getLogger(__name__)
+
+RISK_BANDS = ((0.20, "low"), (0.50, "moderate"), (1.01, "high"))
+LOW_CONFIDENCE = 0.5  # top-class probability under which the result is flagged as uncertain
+REFERABLE_GRADE = 2
+TOP_FACTORS = 3
+DISCLAIMER = ("Demonstration model, not a medical device: not for diagnosis, treatment or triage. "
+              "Image models were trained on synthetic images only.")
+
+
+def risk_band(probability: float) -> str:
+    return next(band for limit, band in RISK_BANDS if probability < limit)
+
+
+@dataclass(frozen=True)
+class TabularRequest:
+    model: str
+    values: dict[str, Any]  # validated by the model's schema
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    model: str
+    image: "DecodedImage"  # decoded and gated
+
+
+def run_tabular(request: TabularRequest) -> tuple[dict[str, Any], str, float]:
+    """Returns (result fields, model version, seconds)."""
+    schema = TABULAR_SCHEMAS[request.model]
+    started = time.perf_counter()
+    model = get_loader().get(request.model)
+    output = model.predict(schema.encode(request.values))
+    ranked = sorted(output.contributions.items(), key=lambda kv: abs(kv[1]), reverse=True)
+    factors = []
+    for name, contribution in ranked[:TOP_FACTORS]:
+        field = schema.by_name[name]
+        direction = "raised" if contribution > 0 else "lowered"
+        factors.append({"feature": name, "value": request.values.get(name), "contribution": round(contribution, 4),
+                        "direction": direction, "text": f"{field.describe(request.values.get(name))} {direction} the risk"})
+    result = {
+        "probability": round(output.probability, 4),
+        "risk_band": risk_band(output.probability),
+        "outcome": schema.positive_label,
+        "factors": factors,
+    }
+    return result, model.version, time.perf_counter() - started
+
+
+def run_image(request: ImageRequest) -> tuple[dict[str, Any], str, float]:
+    from .imaging import model_input  # numpy + Pillow load with the first image, not at start-up
+
+    started = time.perf_counter()
+    model = get_loader().get(request.model)
+    probabilities = model.predict(model_input(request.image.image, model.artifact.input_spec))
+    labels = model.labels
+    top = int(probabilities.argmax())
+    result: dict[str, Any] = {
+        "label": labels[top],
+        "class_index": top,
+        "confidence": round(float(probabilities[top]), 4),
+        "probabilities": {label: round(float(p), 4) for label, p in zip(labels, probabilities)},
+        "low_confidence": bool(probabilities[top] < LOW_CONFIDENCE),
+    }
+    if request.model == "retina":
+        result["grade"] = top
+        result["referable_dr"] = top >= REFERABLE_GRADE
+        result["referable_probability"] = round(float(probabilities[REFERABLE_GRADE:].sum()), 4)
+    return result, model.version, time.perf_counter() - started
+
+
+def predict(user, requests: list[TabularRequest | ImageRequest], source: str) -> Prediction:
+    """Run one or more models for one submission and record them all, or none.
+
+    The first request is the primary record; any further ones (the optional image on
+    the diabetes and heart forms) are attached to it. Inference happens before the
+    transaction opens, so a slow model never holds a database connection in a transaction.
+    """
+    answers = []
+    for request in requests:
+        runner = run_tabular if isinstance(request, TabularRequest) else run_image
+        try:
+            result, version, seconds = runner(request)
+        except ModelUnavailable:
+            metrics.observe(request.model, "unavailable")
+            raise
+        metrics.observe(request.model, "ok", seconds)
+        inputs = request.values if isinstance(request, TabularRequest) else {"image": request.image.record()}
+        answers.append((request.model, version, inputs, result, seconds))
+    with transaction.atomic():
+        parent = None
+        for model_name, version, inputs, result, seconds in answers:
+            record = Prediction.objects.create(
+                user=user, model_name=model_name, model_version=version, inputs=inputs, outputs=result,
+                latency_ms=round(seconds * 1000, 2), source=source, parent=parent)
+            parent = parent or record
+    log.info("prediction %s by %s: %s", parent.pk, user, ", ".join(a[0] for a in answers))
+    return parent

@@ -1,0 +1,166 @@
+"""Clinician pages through the Django test client: forms, results, history, cards."""
+from __future__ import annotations
+
+import pytest
+
+from predictors.models import Prediction
+
+from .conftest import sample
+
+pytestmark = pytest.mark.django_db
+
+DIABETES_FORM = {"pregnancies": "2", "glucose": "168", "blood_pressure": "72", "skin_thickness": "",
+                 "insulin": "", "bmi": "35.1", "diabetes_pedigree": "0.52", "age": "45"}
+HEART_FORM = {"age": "61", "sex": "male", "chest_pain_type": "asymptomatic", "resting_bp": "140",
+              "cholesterol": "", "fasting_blood_sugar_gt_120": "", "resting_ecg": "lv_hypertrophy",
+              "max_heart_rate": "120", "exercise_angina": "yes", "st_depression": "2", "st_slope": "flat",
+              "major_vessels": "", "thal": "reversible_defect"}
+
+
+def test_dashboard_lists_the_four_models_without_loading_them(logged_in, artifacts):
+    from predictors.registry import get_loader
+
+    page = logged_in.get("/").content.decode()
+    for title in ("Diabetes risk", "Heart disease risk", "Diabetic retinopathy grade", "ECG finding"):
+        assert title in page
+    assert page.count("not loaded yet") == 4
+    assert all(m["state"] == "not_loaded" for m in get_loader().status()["models"])
+
+
+def test_dashboard_shows_an_unavailable_model(logged_in, artifacts):
+    (artifacts / "retina" / "manifest.json").unlink()
+    logged_in.post("/predict/retina/", {"image": sample("fundus", "retina.jpg").open("rb")})
+    assert "unavailable" in logged_in.get("/").content.decode()
+
+
+def test_diabetes_form_shows_units_and_blank_means_unknown(logged_in, artifacts):
+    page = logged_in.get("/predict/diabetes/").content.decode()
+    for unit in ("mg/dL", "mm Hg", "µU/mL", "kg/m²", "years"):
+        assert unit in page
+    response = logged_in.post("/predict/diabetes/", DIABETES_FORM)
+    assert response.status_code == 302
+    record = Prediction.objects.get()
+    assert record.inputs["insulin"] is None and record.inputs["skin_thickness"] is None
+    result = logged_in.get(response["Location"]).content.decode()
+    assert "estimated probability of diabetes within five years" in result
+    assert "Glucose 168 mg/dL raised the risk" in result or "raised the risk" in result
+    assert record.model_version in result and "/models/diabetes/" in result
+    assert "not a medical device" in result
+
+
+def test_diabetes_with_fundus_photo_gives_the_combined_picture(logged_in, artifacts):
+    data = {**DIABETES_FORM, "retina_image": sample("fundus", "retina.jpg").open("rb")}
+    response = logged_in.post("/predict/diabetes/", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    parent = Prediction.objects.get(parent__isnull=True)
+    child = parent.attachments.get()
+    assert child.model_name == "retina" and "sha256" in child.inputs["image"]
+    page = logged_in.get(response["Location"]).content.decode()
+    assert "Diabetic retinopathy grade" in page and "Referable diabetic retinopathy" in page
+    assert "Probability per class" in page
+
+
+def test_heart_form_uses_clinical_words_and_accepts_unknowns(logged_in, artifacts):
+    page = logged_in.get("/predict/heart/").content.decode()
+    for words in ("Typical angina", "Non-anginal pain", "ST-T wave abnormality", "Left ventricular hypertrophy",
+                  "Downsloping", "Reversible defect", "Unknown"):
+        assert words in page
+    response = logged_in.post("/predict/heart/", {**HEART_FORM, "ecg_image": sample("ecg", "ecg00026.jpg").open("rb")})
+    assert response.status_code == 302
+    parent = Prediction.objects.get(parent__isnull=True)
+    assert parent.inputs["cholesterol"] is None and parent.inputs["exercise_angina"] is True
+    assert parent.attachments.get().model_name == "ecg"
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("glucose", "1000", "between 40 and 400"),
+    ("glucose", "abc", "Enter a number"),
+    ("glucose", "nan", "Enter a number"),
+    ("glucose", "inf", "Enter a number"),
+    ("age", "", "This field is required"),
+    ("pregnancies", "2.5", "whole number"),
+])
+def test_bad_form_values_show_field_errors_and_keep_the_input(logged_in, artifacts, field, value, message):
+    response = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, field: value})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert message in page and "Please correct the fields" in page
+    assert 'value="35.1"' in page  # what the clinician typed is still there
+    assert Prediction.objects.count() == 0
+
+
+def test_wrong_photo_on_the_combined_form_records_nothing(logged_in, artifacts):
+    data = {**DIABETES_FORM, "retina_image": sample("ecg", "ecg00001.png").open("rb")}
+    response = logged_in.post("/predict/diabetes/", data)
+    assert response.status_code == 400
+    assert "does not look like a retinal fundus photograph" in response.content.decode()
+    assert Prediction.objects.count() == 0
+
+
+def test_image_pages_refuse_non_images(logged_in, artifacts, tmp_path):
+    fake = tmp_path / "scan.png"
+    fake.write_text("not an image")
+    response = logged_in.post("/predict/ecg/", {"image": fake.open("rb")})
+    assert response.status_code == 400
+    assert "not an image this site can read" in response.content.decode()
+
+
+def test_ecg_page_result(logged_in, artifacts):
+    response = logged_in.post("/predict/ecg/", {"image": sample("ecg", "stemi_printout.png").open("rb")})
+    assert response.status_code == 302
+    page = logged_in.get(response["Location"]).content.decode()
+    for label in ("Normal", "Abnormal heartbeat", "Myocardial Infarction", "History of MI"):
+        assert label in page
+
+
+def test_model_unavailable_page_says_why(logged_in, artifacts):
+    (artifacts / "ecg" / "model.onnx").unlink()
+    response = logged_in.post("/predict/ecg/", {"image": sample("ecg", "ecg00001.png").open("rb")})
+    assert response.status_code == 503
+    assert "unavailable right now" in response.content.decode()
+
+
+def test_history_is_own_newest_first_and_paginated(logged_in, artifacts, clinician, django_user_model):
+    other = django_user_model.objects.create_user("someone_else", password="x" * 12)
+    Prediction.objects.create(user=other, model_name="diabetes", model_version="v", inputs={}, outputs={"label": "SECRET"},
+                              latency_ms=1)
+    for _ in range(23):
+        logged_in.post("/predict/diabetes/", DIABETES_FORM)
+    first = logged_in.get("/history/").content.decode()
+    assert "Page 1 of 2" in first and "SECRET" not in first
+    assert logged_in.get("/history/?page=2").content.decode().count("<tr>") == 1 + 3
+    newest = Prediction.objects.filter(user=clinician).first()
+    assert f"/history/{newest.pk}/" in first
+    foreign = Prediction.objects.get(user=other)
+    assert logged_in.get(f"/history/{foreign.pk}/").status_code == 404
+
+
+def test_model_card_page_and_plots(logged_in, artifacts):
+    page = logged_in.get("/models/heart/").content.decode()
+    assert "external_validation" in page and "not a medical device" in page
+    plot = logged_in.get("/models/heart/plots/roc.png")
+    assert plot.status_code == 200 and plot["Content-Type"] == "image/png"
+    assert logged_in.get("/models/heart/plots/nothing.png").status_code == 404
+
+
+def test_status_and_metrics_are_for_staff(client, logged_in, admin_client, artifacts, settings):
+    assert logged_in.get("/status/").status_code == 403
+    assert logged_in.get("/metrics").status_code == 403
+    logged_in.post("/predict/diabetes/", DIABETES_FORM)
+    status = admin_client.get("/status/").json()
+    diabetes = next(m for m in status["models"] if m["name"] == "diabetes")
+    assert diabetes["state"] == "loaded" and status["rss_mb"] > 0
+    metrics = admin_client.get("/metrics").content.decode()
+    assert 'healthoracle_predictions_total{model="diabetes",outcome="ok"}' in metrics
+    assert "healthoracle_prediction_seconds_bucket" in metrics and "healthoracle_process_resident_memory_bytes" in metrics
+    settings.METRICS_TOKEN = "scrape-me"
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me").status_code == 200
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+
+
+def test_ready_checks_database_and_artifacts_without_loading(client, artifacts):
+    response = client.get("/ready/")
+    assert response.status_code == 200 and response.json()["status"] == "ready"
+    (artifacts / "heart" / "model.ubj").write_bytes(b"tampered")
+    body = client.get("/ready/").json()
+    assert body["status"] == "not_ready" and "manifest" in body["checks"]["artifact:heart"]
