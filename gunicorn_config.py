@@ -56,6 +56,13 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 
 
+def post_fork(server, worker) -> None:
+    """Cap malloc arenas before the worker's threads exist (see predictors.memory)."""
+    from predictors.memory import limit_malloc_arenas
+
+    limit_malloc_arenas(int(os.environ.get("MALLOC_ARENAS", "2")))
+
+
 def post_worker_init(worker) -> None:
     """Start warming the models named in WARM_MODELS without delaying the first probe."""
     from predictors.warmup import start_background_warmup

@@ -22,6 +22,10 @@ ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "BMP", "WEBP", "TIFF", "GIF"}
 SINGLE_PRIMARY_FRAME_FORMATS = frozenset({"MPO"})
 
 GATE_SIZE = 256
+# JPEGs decode straight to a reduced scale no smaller than this: every consumer (the
+# gate, a 224-pixel model input) downsamples further, and a 12-megapixel phone photo
+# then costs a quarter of the time and a sixteenth of the memory to decode.
+DRAFT_MIN_SIDE = 512
 
 
 class ImageRejected(Exception):
@@ -36,7 +40,8 @@ class ImageRejected(Exception):
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """An upload decoded to 8-bit RGB, with what the history keeps instead of the file."""
+    """An upload decoded to upright 8-bit RGB (JPEGs at a reduced scale), with what the
+    history keeps instead of the file: its hash, size and upright full dimensions."""
 
     image: Image.Image
     sha256: str
@@ -83,6 +88,8 @@ def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImage:
                     "multi_frame_image",
                     "Animated or multi-page images are not supported; upload a single still image.",
                     415)
+            if fmt in ("JPEG", "MPO"):
+                image.draft("RGB", (DRAFT_MIN_SIDE, DRAFT_MIN_SIDE))
             image.load()
             rgb = to_rgb(ImageOps.exif_transpose(image))
     except ImageRejected:
@@ -93,12 +100,13 @@ def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImage:
         raise ImageRejected("not_an_image", "The file is not an image this site can read.", 415)
     except (OSError, SyntaxError, ValueError, EOFError):
         raise ImageRejected("corrupt_image", "The image file is damaged or truncated.", 415)
+    upright_swapped = rgb.size != image.size and rgb.size[::-1] == image.size
     return DecodedImage(
         image=rgb,
         sha256=hashlib.sha256(data).hexdigest(),
         bytes=len(data),
-        width=rgb.width,
-        height=rgb.height,
+        width=height if upright_swapped else width,
+        height=width if upright_swapped else height,
         format=fmt,
     )
 

@@ -70,6 +70,7 @@ class LoadedModel:
     runtime: ModelRuntime
     cost_bytes: int
     load_seconds: float
+    file_signature: tuple[int, int] = (0, 0)  # the model file's (size, mtime) when it loaded
     loaded_at: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.time)
     uses: int = 0
@@ -136,6 +137,13 @@ class ModelLoader:
     def _cached(self, name: str) -> LoadedModel | None:
         with self._lock:
             model = self._loaded.get(name)
+            if model is not None and _signature(model.artifact.model_path) != model.file_signature:
+                # Replaced, corrupted or deleted on disk: drop it and let the load path verify
+                # whatever is there now (a new import serves at once, a broken file answers 503).
+                log.warning("model %s changed on disk; reloading it", name)
+                self._loaded.pop(name)
+                self._history[name].unloads += 1
+                model = None
             if model is not None:
                 self._loaded.move_to_end(name)
                 return model
@@ -166,7 +174,8 @@ class ModelLoader:
         rss_after = rss_bytes()
         seconds = time.monotonic() - started
         model = LoadedModel(spec=spec, artifact=artifact, runtime=runtime,
-                            cost_bytes=max(rss_after - rss_before, runtime.size_bytes), load_seconds=seconds)
+                            cost_bytes=max(rss_after - rss_before, runtime.size_bytes), load_seconds=seconds,
+                            file_signature=_signature(artifact.model_path))
         with self._lock:
             self._loaded[name] = model
             history = self._history[name]
@@ -272,6 +281,15 @@ class ModelLoader:
             return str(json.loads((self.artifacts_dir / name / CARD).read_text())["version"])
         except (OSError, ValueError, KeyError):
             return None
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    """Size and mtime: a stat per request is the price of noticing a replaced artifact."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (stat.st_size, stat.st_mtime_ns)
 
 
 _loader: ModelLoader | None = None

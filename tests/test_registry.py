@@ -184,3 +184,18 @@ def test_background_warmup_never_blocks(artifacts, settings):
     thread.join(timeout=120)
     states = {m["name"]: m["state"] for m in get_loader().status()["models"]}
     assert states["retina"] == "loaded" and states["diabetes"] == "loaded" and states["ecg"] == "not_loaded"
+
+
+def test_artifact_changed_while_loaded_is_noticed_on_the_next_request(artifacts, tmp_path):
+    loader = make_loader(artifacts)
+    assert loader.get("retina") is not None
+    away = tmp_path / "retina-away"
+    (artifacts / "retina").rename(away)
+    with pytest.raises(ModelUnavailable, match="no artifact directory"):
+        loader.get("retina")
+    away.rename(artifacts / "retina")
+    assert loader.get("retina").name == "retina"
+    model_file = artifacts / "retina" / "model.onnx"
+    model_file.write_bytes(model_file.read_bytes()[:-10])
+    with pytest.raises(ModelUnavailable, match="manifest checksum"):
+        loader.get("retina")
