@@ -83,6 +83,7 @@ class Site:
         return result.stdout.strip()
 
     def start(self, log_name: str = "gunicorn.log") -> "Site":
+        self.manage("collectstatic", "--noinput", "-v0")
         self.manage("migrate", "--noinput", "-v0")
         self.token = self.manage("apitoken", f"bench-{uuid.uuid4().hex[:6]}", "--create-user").splitlines()[-1]
         gunicorn = Path(self.python).parent / "gunicorn"
