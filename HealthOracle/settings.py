@@ -205,5 +205,8 @@ WARM_MODELS = env_list("WARM_MODELS")
 # Threads ONNX Runtime may use for one image; 1 keeps one request from starving the
 # other gunicorn threads (and /health/) on a fractional-CPU instance.
 ORT_INTRA_OP_THREADS = env_int("ORT_INTRA_OP_THREADS", 1)
+# kind=dotted.Class pairs replacing a runtime, e.g. the benchmark's torch baseline:
+# "onnx_image=bench.torch_runtime.TorchImage". Empty in production.
+MODEL_RUNTIME_OVERRIDES = dict(item.split("=", 1) for item in env_list("MODEL_RUNTIME_OVERRIDES") if "=" in item)
 # A bearer token that may read /metrics besides staff sessions; empty disables it.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")

@@ -105,12 +105,13 @@ class _History:
 
 class ModelLoader:
     def __init__(self, specs: tuple[ModelSpec, ...], artifacts_dir: Path, budget_bytes: int,
-                 retry_seconds: float, options: RuntimeOptions):
+                 retry_seconds: float, options: RuntimeOptions, runtime_overrides: dict[str, str] | None = None):
         self.specs = {s.name: s for s in specs}
         self.artifacts_dir = Path(artifacts_dir)
         self.budget_bytes = budget_bytes
         self.retry_seconds = retry_seconds
         self.options = options
+        self.runtime_overrides = dict(runtime_overrides or {})
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()  # least recently used first
         self._history = {name: _History() for name in self.specs}
         self._lock = threading.RLock()
@@ -162,7 +163,7 @@ class ModelLoader:
             estimate = self._history[name].last_cost_bytes or int(artifact.model_path.stat().st_size * 1.3)
             self._make_room(estimate, keep=name)
             rss_before = rss_bytes()
-            runtime = runtime_class(spec.kind).load(artifact, self.options)
+            runtime = runtime_class(spec.kind, self.runtime_overrides).load(artifact, self.options)
         except Exception as exc:  # any failure must stay this model's problem, never the worker's
             reason = str(exc) if isinstance(exc, ArtifactError) else f"{type(exc).__name__}: {exc}"
             with self._lock:
@@ -306,7 +307,8 @@ def get_loader() -> ModelLoader:
 
                 _loader = ModelLoader(
                     MODEL_SPECS, Path(settings.MODEL_ARTIFACTS_DIR), settings.MODEL_MEMORY_BUDGET_MB * MB,
-                    settings.MODEL_RETRY_SECONDS, RuntimeOptions(intra_op_threads=settings.ORT_INTRA_OP_THREADS))
+                    settings.MODEL_RETRY_SECONDS, RuntimeOptions(intra_op_threads=settings.ORT_INTRA_OP_THREADS),
+                    settings.MODEL_RUNTIME_OVERRIDES)
     return _loader
 
 

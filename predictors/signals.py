@@ -2,7 +2,8 @@
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-MODEL_SETTINGS = {"MODEL_ARTIFACTS_DIR", "MODEL_MEMORY_BUDGET_MB", "MODEL_RETRY_SECONDS", "ORT_INTRA_OP_THREADS"}
+MODEL_SETTINGS = {"MODEL_ARTIFACTS_DIR", "MODEL_MEMORY_BUDGET_MB", "MODEL_RETRY_SECONDS", "ORT_INTRA_OP_THREADS",
+                  "MODEL_RUNTIME_OVERRIDES"}
 
 
 @receiver(setting_changed)

@@ -35,9 +35,11 @@ class ModelRuntime(Protocol):
     def predict(self, features: "np.ndarray") -> Any: ...
 
 
-def runtime_class(kind: str) -> type[ModelRuntime]:
+def runtime_class(kind: str, overrides: dict[str, str] | None = None) -> type[ModelRuntime]:
+    """The class serving a model kind; MODEL_RUNTIME_OVERRIDES can swap one in (the benchmark's
+    torch baseline does), the way serving systems let a model choose its backend."""
     try:
-        dotted = RUNTIME_CLASSES[kind]
+        dotted = (overrides or {}).get(kind) or RUNTIME_CLASSES[kind]
     except KeyError:
         raise ValueError(f"no runtime for model kind {kind!r}") from None
     module, _, name = dotted.rpartition(".")

@@ -1,0 +1,34 @@
+"""The baseline the benchmark compares against: image models served by PyTorch in the worker.
+
+This is how the sites HealthOracle replaces serve their models. The shipped artifacts
+hold ONNX graphs, not torch weights, so the baseline builds the same torchvision
+architecture with freshly initialised weights: the same tensors, memory and arithmetic,
+different numbers. Never used by the site itself.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+import torchvision
+
+from predictors.artifacts import Artifact
+
+
+class TorchImage:
+    def __init__(self, network: torch.nn.Module, size_bytes: int):
+        self._network = network
+        self.size_bytes = size_bytes
+
+    @classmethod
+    def load(cls, artifact: Artifact, options) -> "TorchImage":
+        architecture = re.search(r"models\.(\w+)", artifact.card["training"]["architecture"]).group(1)
+        network = getattr(torchvision.models, architecture)(weights=None, num_classes=len(artifact.labels)).eval()
+        size = sum(p.numel() * p.element_size() for p in network.parameters())
+        return cls(network, size)
+
+    @torch.no_grad()
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        logits = self._network(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)))
+        return torch.softmax(logits, dim=1)[0].numpy()
