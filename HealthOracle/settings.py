@@ -27,24 +27,22 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no or on/off.")
 
 
-def env_int(name: str, default: int) -> int:
+def _env_number(name: str, default, cast):
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        return cast(raw)
     except ValueError as exc:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer.") from exc
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a valid {cast.__name__}.") from exc
+
+
+def env_int(name: str, default: int) -> int:
+    return _env_number(name, default, int)
 
 
 def env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from exc
+    return _env_number(name, default, float)
 
 
 def env_list(name: str, default: str = "") -> list[str]:

@@ -8,19 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.harness import DIABETES, HEART
 from predictors.models import Prediction
 
 from .conftest import sample
 
 pytestmark = pytest.mark.django_db
-
-DIABETES = {"pregnancies": 2, "glucose": 168, "blood_pressure": 72, "skin_thickness": None, "insulin": None,
-            "bmi": 35.1, "diabetes_pedigree": 0.52, "age": 45}
-HEART = {"age": 61, "sex": "male", "chest_pain_type": "asymptomatic", "resting_bp": 140, "cholesterol": 280,
-         "fasting_blood_sugar_gt_120": False, "resting_ecg": "lv_hypertrophy", "max_heart_rate": 120,
-         "exercise_angina": True, "st_depression": 2.0, "st_slope": "flat", "major_vessels": 2,
-         "thal": "reversible_defect"}
-
 
 def post_json(client, model, body, token, raw=False):
     data = body if raw else json.dumps(body)

@@ -127,7 +127,9 @@ def postgres_database():
     try:
         admin = psycopg2.connect(url, connect_timeout=3)
     except psycopg2.OperationalError as exc:
-        pytest.fail(f"this test needs the PostgreSQL server at {url}: {exc}")
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI provides PostgreSQL at {url}, and it does not answer: {exc}")
+        pytest.skip(f"no PostgreSQL server at {url} to take away (set TEST_DATABASE_URL): {exc}")
     admin.autocommit = True
     name = f"healthoracle_fault_{uuid.uuid4().hex[:8]}"
     with admin.cursor() as cursor:
