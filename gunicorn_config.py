@@ -57,10 +57,10 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 
 
 def post_fork(server, worker) -> None:
-    """Cap malloc arenas before the worker's threads exist (see predictors.memory)."""
-    from predictors.memory import limit_malloc_arenas
+    """Tune glibc malloc before the worker's threads exist (see predictors.memory)."""
+    from predictors.memory import tune_malloc
 
-    limit_malloc_arenas(int(os.environ.get("MALLOC_ARENAS", "2")))
+    tune_malloc()
 
 
 def post_worker_init(worker) -> None:
