@@ -76,14 +76,11 @@ def test_cached_model_is_reused_and_status_reports_it(artifacts):
 
 
 def test_small_budget_evicts_least_recently_used_and_frees_memory(artifacts):
-    probe = make_loader(artifacts)
-    probe.get("retina")
-    probe.get("ecg")
-    costs = {m["name"]: m["cost_mb"] for m in probe.status()["models"] if m["cost_mb"]}
-    probe.unload_all()
-    budget = int(max(costs.values()) * 1.3) + 1  # one image model fits, both do not
-    assert sum(costs.values()) > budget
-    squeezed = make_loader(artifacts, budget_mb=budget)
+    sizes = {name: (artifacts / name / "model.onnx").stat().st_size for name in ("retina", "ecg")}
+    # Room for the larger image model and half the smaller: one fits, both never do, since a
+    # model's counted cost is at least its file size.
+    budget = max(sizes.values()) + min(sizes.values()) // 2
+    squeezed = ModelLoader(MODEL_SPECS, artifacts, budget, 0.0, RuntimeOptions())
     squeezed.get("ecg")
     squeezed.get("retina")
     states = {m["name"]: m for m in squeezed.status()["models"]}
@@ -92,11 +89,10 @@ def test_small_budget_evicts_least_recently_used_and_frees_memory(artifacts):
     squeezed.get("ecg")
     states = {m["name"]: m for m in squeezed.status()["models"]}
     assert states["retina"]["state"] == "not_loaded" and states["ecg"]["state"] == "loaded"
-    resident = states["ecg"]["cost_mb"] * MB
     before = rss_bytes()
     squeezed.unload_all()
     freed = before - rss_bytes()
-    assert freed > 0.5 * resident, f"unloading freed {freed / MB:.1f} MB of a {resident / MB:.1f} MB model"
+    assert freed > 0.5 * sizes["ecg"], f"unloading freed {freed / MB:.1f} MB of a {sizes['ecg'] / MB:.1f} MB model"
 
 
 def test_missing_artifact_fails_only_its_model_and_recovers_when_restored(artifacts, tmp_path):
