@@ -177,7 +177,7 @@ def main() -> int:
     if len(peaks) >= 3:
         xs = list(range(len(peaks)))
         mean_x, mean_y = sum(xs) / len(xs), sum(peaks) / len(peaks)
-        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, peaks)) / sum((x - mean_x) ** 2 for x in xs)
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, peaks, strict=True)) / sum((x - mean_x) ** 2 for x in xs)
     requests = sum(n for k, n in soak.statuses.items() if not k.startswith("health"))
     summary = {
         "seconds": seconds, "max_requests": max_requests, "requests": requests,

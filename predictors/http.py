@@ -21,7 +21,9 @@ def wants_json(request: HttpRequest) -> bool:
 def token_from_header(request: HttpRequest, scheme: str) -> str | None:
     header = request.headers.get("Authorization", "")
     prefix = f"{scheme} "
-    return header[len(prefix):].strip() or None if header.startswith(prefix) else None
+    if not header.startswith(prefix):
+        return None
+    return header[len(prefix):].strip() or None
 
 
 def api_user(request: HttpRequest) -> tuple[Any, JsonResponse | None]:

@@ -95,11 +95,11 @@ def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImage:
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageRejected("too_many_pixels", "The image has too many pixels to decode safely.", 413)
+        raise ImageRejected("too_many_pixels", "The image has too many pixels to decode safely.", 413) from None
     except Image.UnidentifiedImageError:
-        raise ImageRejected("not_an_image", "The file is not an image this site can read.", 415)
+        raise ImageRejected("not_an_image", "The file is not an image this site can read.", 415) from None
     except (OSError, SyntaxError, ValueError, EOFError):
-        raise ImageRejected("corrupt_image", "The image file is damaged or truncated.", 415)
+        raise ImageRejected("corrupt_image", "The image file is damaged or truncated.", 415) from None
     upright_swapped = rgb.size != image.size and rgb.size[::-1] == image.size
     return DecodedImage(
         image=rgb,

@@ -80,7 +80,7 @@ def run_image(request: ImageRequest) -> tuple[dict[str, Any], str, float]:
         "label": labels[top],
         "class_index": top,
         "confidence": round(float(probabilities[top]), 4),
-        "probabilities": {label: round(float(p), 4) for label, p in zip(labels, probabilities)},
+        "probabilities": {label: round(float(p), 4) for label, p in zip(labels, probabilities, strict=True)},
         "low_confidence": bool(probabilities[top] < LOW_CONFIDENCE),
     }
     if request.model == "retina":

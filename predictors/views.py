@@ -1,8 +1,6 @@
 """HTML pages: thin views over the forms, the registry's status and the services."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -95,8 +93,8 @@ def model_plot(request: HttpRequest, model: str, plot: str) -> FileResponse:
     try:
         relative = loader.card(model).get("plots", {})[plot]
     except (ModelUnavailable, KeyError):
-        raise Http404("no such plot")
+        raise Http404("no such plot") from None
     path = (loader.artifacts_dir / model / relative).resolve()
-    if not path.is_relative_to((loader.artifacts_dir / model).resolve()) or not Path(path).is_file():
+    if not path.is_relative_to((loader.artifacts_dir / model).resolve()) or not path.is_file():
         raise Http404("no such plot")
     return FileResponse(path.open("rb"), content_type="image/png")

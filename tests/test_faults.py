@@ -12,7 +12,6 @@ import pytest
 
 from bench.harness import Site, payloads, percentile
 
-from .conftest import ROOT
 
 pytestmark = pytest.mark.slow
 

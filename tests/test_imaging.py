@@ -5,7 +5,6 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from torchvision import transforms
 

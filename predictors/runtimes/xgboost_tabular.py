@@ -50,6 +50,6 @@ class XGBoostTabular:
             contribs = self._booster.predict(matrix, pred_contribs=True)[0]
         return TabularOutput(
             probability=probability,
-            contributions={name: float(v) for name, v in zip(self._features, contribs[:-1])},
+            contributions={name: float(v) for name, v in zip(self._features, contribs[:-1], strict=True)},
             baseline=float(contribs[-1]),
         )

@@ -104,7 +104,7 @@ def _lesion_counts(grade: int, rng: np.random.Generator) -> dict[str, int]:
         4: ((10, 25), (8, 25), (2, 6), (1, 5)),
     }[grade]
     names = ("microaneurysms", "haemorrhages", "exudate_clusters", "cotton_wool")
-    return {name: int(rng.integers(low, high + 1)) for name, (low, high) in zip(names, table)}
+    return {name: int(rng.integers(low, high + 1)) for name, (low, high) in zip(names, table, strict=True)}
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:

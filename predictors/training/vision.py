@@ -116,7 +116,7 @@ def build_split(r: Recipe, test: bool, workers: int) -> tuple[np.ndarray, np.nda
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers) as pool:
         desc = f"{r.name} {'test' if test else 'train'} data"
-        for job, arrays in tqdm(zip(jobs, pool.imap(fn, jobs)), total=len(jobs), desc=desc, mininterval=5):
+        for job, arrays in tqdm(zip(jobs, pool.imap(fn, jobs), strict=True), total=len(jobs), desc=desc, mininterval=5):
             images.extend(arrays)
             labels.extend([job[0]] * len(arrays))
     return np.stack(images), np.asarray(labels, dtype=np.int64)
