@@ -19,18 +19,6 @@ def rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def pss_bytes(pid: int | str = "self") -> int | None:
-    """Proportional set size: shared pages split between the processes that map them."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 def _load_libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     try:

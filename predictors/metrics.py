@@ -14,7 +14,7 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 PREDICTIONS = Counter("healthoracle_predictions_total", "Predictions answered, by model and outcome",
                       ["model", "outcome"], registry=REGISTRY)
-LATENCY = Histogram("healthoracle_prediction_seconds", "Preprocessing plus inference time per prediction",
+LATENCY = Histogram("healthoracle_prediction_seconds", "Model fetch (a load when cold), preprocessing and inference per prediction",
                     ["model"], registry=REGISTRY,
                     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 

@@ -25,7 +25,7 @@ class Prediction(models.Model):
     model_version = models.CharField(max_length=64)
     inputs = models.JSONField()
     outputs = models.JSONField()
-    latency_ms = models.FloatField(help_text="Validation, preprocessing and inference, in milliseconds.")
+    latency_ms = models.FloatField(help_text="Model fetch (a load, on a cold first request), preprocessing and inference, in ms.")
     source = models.CharField(max_length=8, choices=[("web", "Web form"), ("api", "API")], default="web")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="attachments")
     created = models.DateTimeField(default=timezone.now, db_index=True)

@@ -218,10 +218,6 @@ class ModelLoader:
         for name in list(self._loaded):
             self.unload(name)
 
-    def is_loaded(self, name: str) -> bool:
-        with self._lock:
-            return name in self._loaded
-
     def check_artifacts(self) -> dict[str, str | None]:
         """Verify every artifact on disk against its manifest without loading it."""
         problems: dict[str, str | None] = {}
