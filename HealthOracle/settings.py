@@ -155,7 +155,9 @@ STORAGES = {
 # Uploads: Django keeps bodies up to this size in memory and refuses larger ones
 # before a view runs; imaging.py applies its own byte and pixel caps again on decode.
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
-MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
+# 25 megapixels: a fundus camera (IDRiD: 4288×2848, 12 MP), an A4 ECG scanned at
+# 400 dpi (16 MP) or a 24 MP phone photo; imaging.MAX_DECODED_BYTES bounds memory too.
+MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 25_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 64 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 64 * 1024
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 # Formats a browser, a scanner or a phone produces. Anything else is refused before
 # Pillow's decoder for it ever runs.
@@ -22,10 +22,31 @@ ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "BMP", "WEBP", "TIFF", "GIF"}
 SINGLE_PRIMARY_FRAME_FORMATS = frozenset({"MPO"})
 
 GATE_SIZE = 256
-# JPEGs decode straight to a reduced scale no smaller than this: every consumer (the
-# gate, a 224-pixel model input) downsamples further, and a 12-megapixel phone photo
-# then costs a quarter of the time and a sixteenth of the memory to decode.
+# JPEGs decode straight to a reduced scale no smaller than this, and other formats are
+# box-reduced to it right after decoding: every consumer (the gate, a 224-pixel model
+# input) downsamples further, so nothing is lost, and every later step (EXIF rotation,
+# alpha, 16-bit scaling, mode conversion) works on a small image instead of a full one.
 DRAFT_MIN_SIDE = 512
+# The largest decoded image, in bytes as Pillow stores it (4 bytes a pixel for any
+# multi-band mode, 2 for 16-bit grey, 4 for 32-bit int or float grey), checked from the
+# header before any pixel is decoded. Pixel counts alone let a 167 kB RGBA PNG cost a
+# gigabyte; this keeps one decode inside the worker's 60 MB allowance per upload, and
+# still takes a 12-megapixel fundus camera photo (4288×2848) losslessly as PNG.
+MAX_DECODED_BYTES = 50_000_000
+# Modes reduced a strip at a time, and the mode each strip is widened to first: Pillow
+# cannot box-reduce palette, bilevel or 16-bit images, and it reduces images with alpha
+# through a premultiplied copy; done whole, either would be a second full-size image.
+_STRIP_WIDENED = {"P": "RGBA", "1": "L", "I;16": "I", "I;16L": "I", "I;16B": "I", "I;16N": "I",
+                  "RGBA": "RGBA", "LA": "LA"}
+# Scratch memory for one strip (in its widened, 4-byte-a-pixel form).
+_STRIP_BYTES = 2_000_000
+_GREY_WIDE_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 class ImageRejected(Exception):
@@ -55,11 +76,13 @@ class DecodedImage:
                 "height": self.height, "format": self.format}
 
 
-def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImage:
-    """Decode an upload into upright 8-bit RGB, refusing what could hurt the worker.
+def decode(data: bytes, *, max_bytes: int, max_pixels: int,
+           max_decoded_bytes: int = MAX_DECODED_BYTES) -> DecodedImage:
+    """Decode an upload into upright 8-bit RGB at working size, refusing what could hurt the worker.
 
-    Size and pixel count are checked from the header before any pixel is decoded, so
-    a decompression bomb costs a few bytes of reading, not the worker's memory.
+    File size, pixel count and decoded size in bytes are checked from the header before
+    any pixel is decoded, so a decompression bomb costs a few bytes of reading, not the
+    worker's memory; the one full-size buffer is the decode itself, reduced at once.
     """
     if not data:
         raise ImageRejected("empty_file", "The uploaded file is empty.", 400)
@@ -90,8 +113,21 @@ def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImage:
                     415)
             if fmt in ("JPEG", "MPO"):
                 image.draft("RGB", (DRAFT_MIN_SIDE, DRAFT_MIN_SIDE))
+            needed = decoded_bytes(image.mode, *image.size)
+            if needed > max_decoded_bytes:
+                raise ImageRejected(
+                    "image_too_large_to_decode",
+                    f"The image is {width}×{height} pixels in {image.mode} mode, {needed / 1e6:.0f} MB decoded; "
+                    f"the limit is {max_decoded_bytes / 1e6:.0f} MB. Save it as an 8-bit JPEG or a smaller PNG.",
+                    413)
+            orientation = image.getexif().get(_ORIENTATION_TAG, 1)
             image.load()
-            rgb = to_rgb(ImageOps.exif_transpose(image))
+            peak = _grey_peak(image) if image.mode in _GREY_WIDE_MODES else None
+            working = _reduce(image, max(1, min(image.size) // DRAFT_MIN_SIDE))
+            del image
+            rgb = to_rgb(working, peak=peak)
+            if orientation in _TRANSPOSE_FOR_ORIENTATION:
+                rgb = rgb.transpose(_TRANSPOSE_FOR_ORIENTATION[orientation])
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -100,7 +136,7 @@ def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImage:
         raise ImageRejected("not_an_image", "The file is not an image this site can read.", 415) from None
     except (OSError, SyntaxError, ValueError, EOFError):
         raise ImageRejected("corrupt_image", "The image file is damaged or truncated.", 415) from None
-    upright_swapped = rgb.size != image.size and rgb.size[::-1] == image.size
+    upright_swapped = orientation in (5, 6, 7, 8)
     return DecodedImage(
         image=rgb,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -111,16 +147,60 @@ def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImage:
     )
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode to 8-bit RGB: transparency onto white, 16-bit scaled, CMYK converted."""
-    if image.mode in {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}:
-        array = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
-        array = np.clip(array / peak * 255.0, 0, 255).astype(np.uint8)
-        return Image.fromarray(array, "L").convert("RGB")
-    if image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode in {"RGBA", "LA", "PA", "RGBa", "La"}:
+def decoded_bytes(mode: str, width: int, height: int) -> int:
+    """Bytes Pillow allocates to hold an image of this mode and size (its storage, not the file)."""
+    if Image.getmodebands(mode) > 1 or mode in ("I", "F"):
+        per_pixel = 4
+    elif mode.startswith("I;16"):
+        per_pixel = 2
+    else:
+        per_pixel = 1
+    return width * height * per_pixel
+
+
+def _grey_peak(image: Image.Image) -> float:
+    """The value that maps to white: 16-bit modes use their full range, wider ones their content's."""
+    if image.mode.startswith("I;16"):
+        return 65535.0
+    return 65535.0 if image.getextrema()[1] > 255 else 255.0
+
+
+def _reduce(image: Image.Image, factor: int) -> Image.Image:
+    """Box-reduce by an integer factor; modes Pillow cannot reduce are widened a strip at a time,
+    so no full-size copy in a wider mode ever exists."""
+    if factor == 1:
+        return image
+    wide = _STRIP_WIDENED.get(image.mode)
+    if wide is None:
+        return image.reduce(factor)
+    if image.mode == "P" and "transparency" not in image.info:
+        wide = "RGB"
+    width, height = image.size
+    reduced = Image.new(wide, (-(-width // factor), -(-height // factor)))
+    step = factor * max(1, _STRIP_BYTES // (4 * width * factor))
+    for top in range(0, height, step):
+        strip = image.crop((0, top, width, min(height, top + step))).convert(wide)
+        reduced.paste(strip.reduce(factor), (0, top // factor))
+    return reduced
+
+
+def to_rgb(image: Image.Image, *, peak: float | None = None) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB: transparency onto white, 16-bit and float scaled, CMYK converted.
+
+    `peak` is the grey value that becomes white, decided on the full image before it was
+    reduced (a reduced 16-bit image arrives widened to 32-bit). Work happens in float32
+    on the image as given, which decode() has already brought to working size.
+    """
+    if image.mode in _GREY_WIDE_MODES:
+        if peak is None:
+            peak = _grey_peak(image)
+        array = np.array(image, dtype=np.float32)
+        array *= np.float32(255.0 / peak)
+        np.clip(array, 0, 255, out=array)
+        return Image.fromarray(array.astype(np.uint8), "L").convert("RGB")
+    if image.mode in ("P", "PA"):
+        image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+    if image.mode in {"RGBA", "LA", "RGBa", "La"}:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
@@ -163,12 +243,10 @@ class SceneScores:
                 and self.flat_fraction >= 0.25 and self.colourfulness < 80)
 
     def _looks_like_fundus(self) -> bool:
-        colour_photo = (self.border_luma < 45 and self.centre_luma > self.border_luma + 30
-                        and self.red_dominance > 1.2)
-        red_free_crop = (self.colourfulness < 8 and 40 <= self.median_luma < 200
-                         and self.near_median >= 0.8 and self.luma_std >= 3
-                         and self.edge_fraction < 0.02 and self.ink_fraction < 0.05)
-        return colour_photo or red_free_crop
+        # A colour fundus photo: a lit red-orange disc inside a dark camera mask. Grey
+        # (red-free) crops are refused: the model was trained on colour photographs only.
+        return (self.border_luma < 45 and self.centre_luma > self.border_luma + 30
+                and self.red_dominance > 1.2 and self.colourfulness >= 20)
 
 
 def scene_scores(image: Image.Image) -> SceneScores:
@@ -203,10 +281,23 @@ GATE_MESSAGES = {
     "ecg": "This does not look like an ECG printout. Upload a scan or photo of a 12-lead ECG "
            "on light paper.",
 }
+# Below this the models would grade upsampled blur: a real fundus camera or an ECG scan
+# gives well over a thousand pixels on the shorter side.
+MIN_SHORTER_SIDE = 256
 
 
 def gate(image: Image.Image, expected: str) -> SceneScores:
-    """Refuse an image that is not the kind of picture the model was trained on."""
+    """Refuse an image that is not the kind of picture the model was trained on.
+
+    Draft decoding never takes a JPEG below DRAFT_MIN_SIDE, so the decoded size is a
+    fair stand-in for the upload's own.
+    """
+    side = min(image.size)
+    if side < MIN_SHORTER_SIDE:
+        raise ImageRejected(
+            "image_too_small",
+            f"The image is only {side} pixels on its shorter side; upload the original photo or "
+            f"scan (at least {MIN_SHORTER_SIDE} pixels).", 422)
     scores = scene_scores(image)
     if scores.kind != expected:
         raise ImageRejected(f"not_{expected}", GATE_MESSAGES[expected], 422)
@@ -216,10 +307,22 @@ def gate(image: Image.Image, expected: str) -> SceneScores:
 def model_input(image: Image.Image, spec: Mapping[str, Any]) -> np.ndarray:
     """The model transform: the card's input spec applied to an RGB image.
 
-    Matches torchvision's Resize / CenterCrop / ToTensor / Normalize on PIL images
-    pixel for pixel (tests hold it to that), so weights trained with torchvision
-    transforms elsewhere can be imported and served.
+    Optional image-kind steps come first (``crop``: the fundus camera's circular field
+    of view; ``grid``: the ECG paper's red grid), then the resize rule, which matches
+    torchvision's Resize / CenterCrop / ToTensor / Normalize on PIL images pixel for
+    pixel (tests hold it to that). Training calls this same function, so served pixels
+    cannot drift from trained ones.
     """
+    crop = spec.get("crop")
+    if crop == "field_of_view":
+        image = crop_field_of_view(image)
+    elif crop is not None:
+        raise ValueError(f"unknown crop rule {crop!r}")
+    grid = spec.get("grid")
+    if grid == "suppress_red":
+        image = suppress_red_grid(image)
+    elif grid is not None:
+        raise ValueError(f"unknown grid rule {grid!r}")
     height, width = spec["height"], spec["width"]
     rule = spec["resize"]
     if rule == "shorter_side_then_centre_crop":
@@ -236,6 +339,46 @@ def model_input(image: Image.Image, spec: Mapping[str, Any]) -> np.ndarray:
     std = np.asarray(spec["std"], dtype=np.float32)
     array = (array - mean) / std
     return np.ascontiguousarray(array.transpose(2, 0, 1)[np.newaxis])
+
+
+# A fundus camera's mask is near black; the retina, even at its darkest edge, is not.
+FOV_THRESHOLD = 20
+# A row or column belongs to the field of view when this share of it is lit: a stray
+# bright pixel (a label, a reflection) in the mask does not stretch the crop.
+FOV_MIN_SHARE = 0.02
+
+
+def crop_field_of_view(image: Image.Image) -> Image.Image:
+    """Crop a fundus photo to its circular field of view, padded square with black.
+
+    Cameras frame the retina differently (full circle, circle cut at top and bottom,
+    wide black margins); cropping to the lit disc makes the optic disc and lesions the
+    same size in the model's input whatever the camera did.
+    """
+    rgb = image.convert("RGB")
+    lit = np.asarray(rgb, dtype=np.uint8).max(axis=2) > FOV_THRESHOLD
+    rows = np.flatnonzero(lit.mean(axis=1) > FOV_MIN_SHARE)
+    cols = np.flatnonzero(lit.mean(axis=0) > FOV_MIN_SHARE)
+    if rows.size == 0 or cols.size == 0:
+        return rgb
+    box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+    disc = rgb.crop(box)
+    side = max(disc.size)
+    square = Image.new("RGB", (side, side), (0, 0, 0))
+    square.paste(disc, ((side - disc.width) // 2, (side - disc.height) // 2))
+    return square
+
+
+def suppress_red_grid(image: Image.Image) -> Image.Image:
+    """Grey ECG page with the red or pink millimetre grid removed, traces kept.
+
+    On ECG paper the grid is red (high R, lower G and B) and the trace is dark in every
+    channel, so the brightest channel is near white on paper and grid alike and dark
+    only on the trace: the network sees waveforms, not 1 mm squares that a downscaled
+    page turns into moire.
+    """
+    brightest = np.asarray(image.convert("RGB"), dtype=np.uint8).max(axis=2)
+    return Image.fromarray(brightest, "L").convert("RGB")
 
 
 def _resize_shorter_side(image: Image.Image, size: int) -> Image.Image:
