@@ -18,15 +18,27 @@ bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')
 # 512 MB affords. Scale out with more instances, not more workers.
 workers = _env_int("WEB_CONCURRENCY", 1)
 
-# Threads inside the worker, so /health/ and light pages answer while another thread
-# loads a model or runs a slow image through ONNX Runtime (which releases the GIL).
-worker_class = "gthread"
-threads = _env_int("GUNICORN_THREADS", 4)
+# gunicorn's asyncio worker reads every request (headers and whole body) in its event
+# loop, where a slow or stalled client costs a coroutine, and HealthOracle/asgi.py then
+# runs Django in GUNICORN_THREADS threads, so /health/ and light pages answer while
+# another thread loads a model or runs ONNX Runtime (which releases the GIL). Under
+# gthread four clients trickling header bytes held all four threads and /health/ timed
+# out; gevent survives them but stalls every request behind each inference. Figures:
+# docs/benchmarks.md ("Worker class"). GUNICORN_WORKER_CLASS=gthread or gevent exist
+# only so the benchmark can measure them; the worker class picks the entry point.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "asgi")
+# GUNICORN_THREADS sizes HealthOracle/asgi.py's pool (settings.SERVER_THREADS); gunicorn's
+# own thread setting is for gthread only.
+threads = _env_int("GUNICORN_THREADS", 4) if worker_class == "gthread" else 1
+ENTRY_POINTS = {"asgi": "HealthOracle.asgi:application"}
+wsgi_app = ENTRY_POINTS.get(worker_class, "HealthOracle.wsgi:application")
+# Connections one worker holds open at once, idle or slow ones included.
+worker_connections = _env_int("GUNICORN_WORKER_CONNECTIONS", 500)
 
 # The slowest legitimate request is a cold ResNet50 load plus one inference on a
 # throttled 0.1 CPU (measured at a few seconds on 2 full cores, ~10x that when
-# throttled); the gthread worker keeps heart-beating while requests run, so this only
-# fires if the worker is truly stuck.
+# throttled); the worker's event loop keeps heart-beating while requests run in their
+# threads, so this only fires if the worker is truly stuck.
 timeout = _env_int("GUNICORN_TIMEOUT", 120)
 # On recycling or deploys, in-flight predictions get this long to finish.
 graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
@@ -56,11 +68,27 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 
 
+def on_starting(server) -> None:
+    """Serve the entry point the worker class needs, whichever module the command names.
+
+    Commands written for the WSGI workers (`gunicorn ... HealthOracle.wsgi`) keep working:
+    the asgi worker cannot serve a WSGI callable, so it gets HealthOracle.asgi instead.
+    """
+    named = server.app.app_uri
+    if named.split(":")[0] in ("HealthOracle.wsgi", "HealthOracle.asgi") and named != wsgi_app:
+        server.log.info("worker class %s serves %s (not %s)", worker_class, wsgi_app, named)
+        server.app.app_uri = wsgi_app
+
+
 def post_fork(server, worker) -> None:
     """Tune glibc malloc before the worker's threads exist (see predictors.memory)."""
     from predictors.memory import tune_malloc
 
     tune_malloc()
+    if worker_class == "gevent":  # benchmark only: psycopg2 must yield to the event loop
+        from psycogreen.gevent import patch_psycopg
+
+        patch_psycopg()
 
 
 def post_worker_init(worker) -> None:

@@ -1,4 +1,5 @@
-"""Failures outside any one view: oversized bodies and an unreachable database."""
+"""Failures outside any one view (oversized bodies, an unreachable database, errors Django
+answers itself) and the headers every response carries."""
 from __future__ import annotations
 
 import logging
@@ -8,6 +9,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.cache import add_never_cache_headers, patch_cache_control
 
 from .http import error_response, wants_json
 
@@ -63,4 +65,67 @@ class DatabaseUnavailableMiddleware:
             response = HttpResponse(f"<!doctype html><title>Service unavailable</title><h1>Service unavailable</h1>"
                                     f"<p>{message}</p>", status=503)
         response["Retry-After"] = "5"
+        return response
+
+
+# What each status means when something outside our views produced it (Django's
+# CSRF check, require_GET, an unknown Host, the body limits, the URL resolver).
+ERROR_CODES = {
+    400: ("bad_request", "The request is malformed."),
+    403: ("forbidden", "The request was refused (missing or invalid CSRF token, or no permission)."),
+    404: ("not_found", "No such endpoint."),
+    405: ("method_not_allowed", "This endpoint does not accept that method."),
+    408: ("request_timeout", "The request did not arrive in time."),
+    411: ("length_required", "Send a Content-Length with the body."),
+    413: ("request_too_large", "The request is too large."),
+    415: ("unsupported_media_type", "The body is of a type this endpoint does not accept."),
+    429: ("too_many_requests", "Too many requests; try again later."),
+    500: ("server_error", "Something went wrong on our side; it has been logged."),
+    503: ("unavailable", "The service is unavailable; try again shortly."),
+}
+# Headers an error keeps when its body is replaced: they tell the client what to do next.
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+class ErrorShapeMiddleware:
+    """Every error on an API path is `{"error": {...}}`, whoever produced it.
+
+    Outermost, so it also sees what Django's own machinery answers before any view runs
+    (HTML 400/403/405 pages) and turns it into the documented shape.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (response.status_code < 400 or not wants_json(request)
+                or response.get("Content-Type", "").startswith("application/json")):
+            return response
+        code, message = ERROR_CODES.get(response.status_code, ("error", "The request failed."))
+        shaped = error_response(response.status_code, code, message)
+        for header in KEPT_HEADERS:
+            if header in response:
+                shaped[header] = response[header]
+        return shaped
+
+
+# Pages and API answers carry patient data: nothing may be cached, by the browser or any
+# proxy. Static files (served by WhiteNoise before this runs) keep their long caching.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+                           "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+class PrivateResponseMiddleware:
+    """A Content-Security-Policy on every response, and `Cache-Control: no-store` on all but static files."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        if not request.path.startswith(settings.STATIC_URL):
+            add_never_cache_headers(response)
+            patch_cache_control(response, private=True)
         return response
