@@ -6,6 +6,7 @@ the defaults run the site locally on SQLite with the demo models shipped in the 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -76,10 +77,13 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",
     "predictors",
 ]
 
 MIDDLEWARE = [
+    "predictors.middleware.ErrorShapeMiddleware",
+    "predictors.middleware.PrivateResponseMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "predictors.middleware.RequestLimitsMiddleware",
@@ -90,6 +94,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "HealthOracle.urls"
@@ -135,6 +140,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes, predictors/throttle.py): the LOGIN_FAILURE_LIMIT-th
+# wrong password for one account, or from one client address, and every attempt after
+# it are refused with 429 for LOGIN_LOCKOUT_MINUTES, before any password hashing; the admin
+# log-in goes through the same backend. A success clears the account's count.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "predictors.throttle.lockout"
+AXES_CLIENT_IP_CALLABLE = "predictors.throttle.client_ip"
+# Proxies in front of the site that append to X-Forwarded-For (Render: 1); 0 trusts none.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -159,6 +177,14 @@ MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 # 400 dpi (16 MP) or a 24 MP phone photo; imaging.MAX_DECODED_BYTES bounds memory too.
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 25_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 64 * 1024
+# The server (HealthOracle/asgi.py) reads each request whole in its event loop before
+# a thread runs Django: bodies up to this size (room for the page form to read an
+# oversized file to its end and say so), within this many seconds (a 10 MB upload over
+# a 1.5 Mbit/s link), else 408; a body declared larger is left unread for Django to refuse.
+MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 4 * MAX_UPLOAD_BYTES + 256 * 1024)
+REQUEST_READ_TIMEOUT = env_float("REQUEST_READ_TIMEOUT", 60.0)
+# Threads running Django in the worker (gunicorn_config.py reads the same variable).
+SERVER_THREADS = env_int("GUNICORN_THREADS", 4)
 FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 64 * 1024
 
 # Behind Render's TLS-terminating proxy. HTTPS_ONLY is on in production; the local
@@ -170,12 +196,17 @@ SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^ready/$"]
 SESSION_COOKIE_SECURE = HTTPS_ONLY
 CSRF_COOKIE_SECURE = HTTPS_ONLY
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS_ONLY else 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS_ONLY
-SECURE_HSTS_PRELOAD = HTTPS_ONLY
+# Off unless asked for: both bind every subdomain of the operator's domain to HTTPS
+# (preload for years, in browsers' built-in lists), which only the domain's owner can decide.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# A clinician's shift, not Django's two weeks; and gone when the browser closes.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 60 * 60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
 LOGGING = {

@@ -6,6 +6,7 @@ from functools import wraps
 from typing import Any, Callable
 
 from django.http import HttpRequest, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from . import services
@@ -16,6 +17,8 @@ from .models import Prediction
 from .registry import ModelUnavailable
 
 IMAGE_MODELS = ("retina", "ecg")
+# A form's fields as JSON are a few hundred bytes; anything this big is not one.
+MAX_JSON_BYTES = 1024 * 1024
 
 
 def _reject_constant(name: str) -> Any:
@@ -54,8 +57,12 @@ def _prediction_response(record: Prediction) -> JsonResponse:
 def predict_tabular(request: HttpRequest, user: Any, model: str) -> JsonResponse:
     if request.content_type != "application/json":
         return error_response(415, "unsupported_media_type", "Send the fields as application/json.")
+    if len(request.body) > MAX_JSON_BYTES:
+        return error_response(413, "request_too_large", f"The JSON body is over {MAX_JSON_BYTES // 1024 // 1024} MB.")
     try:
         payload = json.loads(request.body.decode("utf-8"), parse_constant=_reject_constant)
+    except RecursionError:
+        return error_response(400, "malformed_json", "The body is not valid JSON: it is nested too deeply.")
     except (UnicodeDecodeError, ValueError) as exc:
         return error_response(400, "malformed_json", f"The body is not valid JSON: {exc}")
     schema = TABULAR_SCHEMAS[model]
@@ -73,7 +80,10 @@ def predict_tabular(request: HttpRequest, user: Any, model: str) -> JsonResponse
 def predict_image(request: HttpRequest, user: Any, model: str) -> JsonResponse:
     if not request.content_type.startswith("multipart/form-data"):
         return error_response(415, "unsupported_media_type", "Upload the image as multipart/form-data, field `image`.")
-    form = FORMS[model](data=request.POST, files=request.FILES)
+    try:
+        form = FORMS[model](data=request.POST, files=request.FILES)
+    except MultiPartParserError as exc:
+        return error_response(400, "malformed_multipart", f"The multipart body cannot be read: {exc}")
     if not form.is_valid():
         problems = form.errors.as_data().get("image", [])
         if not problems or problems[0].code == "required":

@@ -14,16 +14,21 @@ def error_response(status: int, code: str, message: str, fields: dict[str, list[
     return JsonResponse({"error": {"code": code, "message": message, "fields": fields or {}}}, status=status)
 
 
+def json_path(path: str) -> bool:
+    """Paths whose every answer, errors included, is JSON in the shape above."""
+    return path.startswith("/api/") or path in ("/metrics", "/status/")
+
+
 def wants_json(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/") or request.path in ("/metrics", "/status/")
+    return json_path(request.path)
 
 
 def token_from_header(request: HttpRequest, scheme: str) -> str | None:
-    header = request.headers.get("Authorization", "")
-    prefix = f"{scheme} "
-    if not header.startswith(prefix):
+    """The credentials after `scheme` in Authorization; schemes are case-insensitive (RFC 9110)."""
+    given, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+    if given.lower() != scheme.lower():
         return None
-    return header[len(prefix):].strip() or None
+    return credentials.strip() or None
 
 
 def api_user(request: HttpRequest) -> tuple[Any, JsonResponse | None]:

@@ -10,12 +10,14 @@ from .inputs import TABULAR_SCHEMAS
 from .inputs.fields import BooleanField, ChoiceField, NumberField, TabularSchema
 from .registry import MODEL_SPECS
 
+IMAGE_CONTENT_TYPES = "image/jpeg, image/png, image/webp, image/bmp, image/tiff, image/gif"
 ERROR_STATUSES = {
     "400": "Malformed request: bad JSON, unknown, missing or wrongly typed fields, no image",
     "401": "No or invalid credentials",
     "403": "Session request without a CSRF token",
     "405": "Method other than POST",
-    "413": "Body, file or pixel count over the limit",
+    "408": "The request did not arrive within REQUEST_READ_TIMEOUT",
+    "413": "Body, file, pixel count or decoded size over the limit",
     "415": "Not JSON / not multipart, or a file that is not a supported image",
     "422": "Well-formed but out of range, or an image of the wrong kind (not a fundus photo / not an ECG)",
     "503": "Model or database unavailable",
@@ -55,9 +57,13 @@ def build_document() -> dict[str, Any]:
                 "schema": {"$ref": f"#/components/schemas/{spec.name.title()}Input"}}}}
             result = "TabularResult"
         else:
-            body = {"required": True, "content": {"multipart/form-data": {"schema": {
-                "type": "object", "required": ["image"],
-                "properties": {"image": {"type": "string", "contentMediaType": "image/*"}}}}}}
+            # A file part: `format: binary` is what client generators turn into a file upload
+            # (a bare contentMediaType makes them send a plain text field, which is refused).
+            body = {"required": True, "content": {"multipart/form-data": {
+                "schema": {"type": "object", "required": ["image"],
+                           "properties": {"image": {"type": "string", "format": "binary",
+                                                    "description": "The image file"}}},
+                "encoding": {"image": {"contentType": IMAGE_CONTENT_TYPES}}}}}
             result = "RetinaResult" if spec.name == "retina" else "ImageResult"
         paths[f"/api/v1/predict/{spec.name}"] = {"post": {
             "operationId": f"predict_{spec.name}", "summary": spec.title, "description": spec.needs,

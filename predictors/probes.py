@@ -1,6 +1,8 @@
 """Liveness, readiness, status and metrics: what Render and operators poll."""
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -8,6 +10,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from .http import error_response, token_from_header
+
+log = logging.getLogger(__name__)
 
 
 @never_cache
@@ -29,7 +33,9 @@ def ready(request: HttpRequest) -> JsonResponse:
             cursor.execute("SELECT 1")
         checks["database"] = "ok"
     except DatabaseError as exc:
-        checks["database"] = f"unavailable: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+        # The reason names the database host and port; it goes to the log, not to the public.
+        log.error("readiness: database unavailable: %s", str(exc).strip() or type(exc).__name__)
+        checks["database"] = "unavailable"
     for name, problem in get_loader().check_artifacts().items():
         checks[f"artifact:{name}"] = problem or "ok"
     ok = all(value == "ok" for value in checks.values())
