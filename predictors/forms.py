@@ -1,7 +1,8 @@
 """HTML forms, generated from the input schemas, and the image upload field.
 
-Field types parse text here; ranges and choices are checked by the schema, the same
-code the JSON API uses, so a value is accepted or refused the same way on both.
+Numbers are read by the schema's own parser (decimal commas, exact big numbers);
+ranges and choices are checked by the schema, the same code the JSON API uses, so a
+value is accepted or refused the same way on both.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.conf import settings
 
 from .inputs import TABULAR_SCHEMAS, InputInvalid
 from .inputs.fields import BooleanField, ChoiceField, NumberField, TabularSchema
+from .models import MODEL_CHOICES, REFERENCE_MAX_LENGTH
 from .registry import MODEL_SPECS
 from .services import ImageRequest, TabularRequest
 
@@ -49,26 +51,70 @@ class ScanField(forms.FileField):
         return decoded
 
 
+class SchemaNumberField(forms.Field):
+    """A number typed as text and read by the schema's parser.
+
+    A text input, not `type=number`: Chromium's number input drops a comma it takes for
+    a thousands separator, so "0,5" reached the server as "05". Phones still get a
+    number pad through `inputmode`.
+    """
+
+    def __init__(self, *, number: NumberField, **kwargs: Any):
+        self.number = number
+        # Number pads on phones lack a minus key; a field that can be negative needs the full keyboard.
+        mode = ("numeric" if number.integer else "decimal") if number.minimum >= 0 else "text"
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": mode, "autocomplete": "off",
+                                                           "spellcheck": "false"}))
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            return self.number.parse(str(value or ""))
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from exc
+
+
 def _form_field(field) -> forms.Field:
     label = f"{field.label} ({field.unit})" if getattr(field, "unit", "") else field.label
-    help_text = field.help + ("" if field.required else " Leave blank if unknown.")
     if isinstance(field, NumberField):
-        attrs = {"min": f"{field.minimum:g}", "max": f"{field.maximum:g}", "step": field.step}
-        cls = forms.IntegerField if field.integer else forms.FloatField
-        return cls(label=label, required=field.required, help_text=help_text.strip(),
-                   widget=forms.NumberInput(attrs=attrs))
+        # A dropdown offers "Unknown" itself; only a blank box needs saying that blank means unknown.
+        help_text = f"{field.help} {'' if field.required else 'Leave blank if unknown.'}".strip()
+        return SchemaNumberField(number=field, label=label, required=field.required, help_text=help_text)
     if isinstance(field, ChoiceField):
         choices = [(c.value, c.label) for c in field.choices]
         choices = ([("", "Choose…")] if field.required else [UNKNOWN]) + choices
-        return forms.ChoiceField(label=label, required=field.required, choices=choices, help_text=help_text.strip())
+        return forms.ChoiceField(label=label, required=field.required, choices=choices, help_text=field.help)
     if isinstance(field, BooleanField):
-        return forms.TypedChoiceField(label=label, required=field.required, help_text=help_text.strip(),
+        return forms.TypedChoiceField(label=label, required=field.required, help_text=field.help,
                                       choices=[UNKNOWN, ("yes", "Yes"), ("no", "No")],
                                       coerce=lambda v: v == "yes", empty_value=None)
     raise TypeError(f"no form field for {type(field).__name__}")
 
 
-class TabularForm(forms.Form):
+class PredictionForm(forms.Form):
+    """What every prediction page asks besides the model's inputs: an optional case reference."""
+
+    case_reference = forms.CharField(
+        required=False, max_length=REFERENCE_MAX_LENGTH, label="Case reference (optional)",
+        help_text="Your own note to find this result again, such as a bed or clinic slot. "
+                  "Never a patient's name, date of birth or record number.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}))
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            if isinstance(field, ScanField):  # the browser checks the size before uploading
+                field.widget.attrs["data-max-bytes"] = str(settings.MAX_UPLOAD_BYTES)
+
+    @property
+    def reference(self) -> str:
+        return self.cleaned_data.get("case_reference", "")
+
+    def prediction_requests(self) -> list[TabularRequest | ImageRequest]:
+        raise NotImplementedError
+
+
+class TabularForm(PredictionForm):
     schema: TabularSchema
     image_field: str | None = None
     image_model: str | None = None  # the model the optional image goes to
@@ -100,7 +146,7 @@ class TabularForm(forms.Form):
         return requests
 
 
-class ImageForm(forms.Form):
+class ImageForm(PredictionForm):
     model: str
 
     def prediction_requests(self) -> list[TabularRequest | ImageRequest]:
@@ -136,3 +182,31 @@ class EcgForm(ImageForm):
 
 
 FORMS = {"diabetes": DiabetesForm, "heart": HeartForm, "retina": RetinaForm, "ecg": EcgForm}
+
+
+class HistoryFilterForm(forms.Form):
+    """The history page's filters; anything that does not validate is simply not applied."""
+
+    model = forms.ChoiceField(required=False, choices=[("", "All models"), *MODEL_CHOICES], label="Model")
+    since = forms.DateField(required=False, label="From",
+                            widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    until = forms.DateField(required=False, label="To",
+                            widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    reference = forms.CharField(required=False, max_length=REFERENCE_MAX_LENGTH, label="Case reference contains")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            self.add_error("until", "The end date is before the start date.")
+        return cleaned
+
+    def criteria(self) -> dict[str, Any]:
+        """Keyword arguments for services.history from the fields that are valid."""
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+        return {"model": data.get("model") or None, "since": data.get("since"), "until": data.get("until"),
+                "reference": data.get("reference", "").strip()}
+
+    def is_filtering(self) -> bool:
+        return any(self.criteria().values())

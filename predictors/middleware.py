@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 
 # Room for the multipart envelope and the other form fields around one image.
 BODY_ALLOWANCE = 256 * 1024
+# A page's form reads a file this many times the upload limit to its end, discarding it,
+# so the form can say it is too large and keep what was typed (predictors/uploads.py).
+FORM_BODY_FACTOR = 4
 
 
 class RequestLimitsMiddleware:
@@ -30,7 +33,7 @@ class RequestLimitsMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        limit = settings.MAX_UPLOAD_BYTES + BODY_ALLOWANCE
+        limit = settings.MAX_UPLOAD_BYTES * (1 if wants_json(request) else FORM_BODY_FACTOR) + BODY_ALLOWANCE
         if length > limit:
             message = f"The request is {length / 1e6:.1f} MB; uploads are limited to {settings.MAX_UPLOAD_BYTES / 1e6:.0f} MB."
             if wants_json(request):

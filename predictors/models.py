@@ -10,6 +10,7 @@ from django.utils import timezone
 
 MODEL_CHOICES = [("diabetes", "Diabetes risk"), ("heart", "Heart disease risk"),
                  ("retina", "Diabetic retinopathy grade"), ("ecg", "ECG finding")]
+REFERENCE_MAX_LENGTH = 40
 
 
 class Prediction(models.Model):
@@ -28,6 +29,9 @@ class Prediction(models.Model):
     latency_ms = models.FloatField(help_text="Model fetch (a load, on a cold first request), preprocessing and inference, in ms.")
     source = models.CharField(max_length=8, choices=[("web", "Web form"), ("api", "API")], default="web")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="attachments")
+    reference = models.CharField(
+        max_length=REFERENCE_MAX_LENGTH, blank=True,
+        help_text="The clinician's own case reference (a bed, clinic slot or code); never a patient's name.")
     created = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

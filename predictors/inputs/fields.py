@@ -7,8 +7,17 @@ encoding exist in exactly one place.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Mapping
+
+# What a clinician types: a sign, digits, and a point or a comma as the decimal mark.
+# Exponents, "nan", "inf" and grouped thousands are never numbers a form field means.
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)", re.ASCII)
+# "1,000" is one thousand in one country and one in another: refused, never guessed.
+_AMBIGUOUS_COMMA = re.compile(r"[+-]?0*[1-9][0-9]{0,2},[0-9]{3}", re.ASCII)
+_MINUS_SIGNS = str.maketrans({"\u2212": "-", "\u2013": "-"})  # minus sign and en dash, as word processors write them
 
 
 @dataclass(frozen=True)
@@ -28,13 +37,34 @@ class NumberField:
     required: bool = True
     integer: bool = False
     help: str = ""
-    step: str = "any"
+
+    def parse(self, text: str) -> Decimal | None:
+        """Read a number as typed into a form; blank is None. Raises ValueError with a message.
+
+        A decimal comma is a decimal mark ("0,5" is 0.5): phones in most of Europe offer
+        only a comma on their number pad. The result is exact (a Decimal), so a number
+        of any size reaches the range check instead of overflowing on the way.
+        """
+        text = text.strip().translate(_MINUS_SIGNS)
+        if not text:
+            return None
+        if not _NUMBER_TEXT.fullmatch(text):
+            raise ValueError("Enter a number, such as 12 or 0.5.")
+        if _AMBIGUOUS_COMMA.fullmatch(text):
+            raise ValueError(f"Type {text.replace(',', '')} or {text.replace(',', '.')}: "
+                             "a comma before three digits could mean either.")
+        return Decimal(text.replace(",", "."))
+
+    def display(self, value: Any) -> str:
+        if value is None:
+            return "Not given"
+        number = f"{value:g}" if isinstance(value, float) else str(value)
+        return f"{number} {self.unit}".rstrip()
 
     def describe(self, value: Any) -> str:
         if value is None:
             return f"{self.label} (not given)"
-        number = f"{value:g}" if isinstance(value, float) else str(value)
-        return f"{self.label} {number} {self.unit}".rstrip()
+        return f"{self.label} {self.display(value)}"
 
 
 @dataclass(frozen=True)
@@ -45,10 +75,13 @@ class ChoiceField:
     required: bool = True
     help: str = ""
 
+    def display(self, value: Any) -> str:
+        return "Not given" if value is None else self.choice(value).label
+
     def describe(self, value: Any) -> str:
         if value is None:
             return f"{self.label} (not given)"
-        return f"{self.label}: {self.choice(value).label}"
+        return f"{self.label}: {self.display(value)}"
 
     def choice(self, value: str) -> Choice:
         return next(c for c in self.choices if c.value == value)
@@ -65,10 +98,13 @@ class BooleanField:
     required: bool = True
     help: str = ""
 
+    def display(self, value: Any) -> str:
+        return "Not given" if value is None else ("Yes" if value else "No")
+
     def describe(self, value: Any) -> str:
         if value is None:
             return f"{self.label} (not given)"
-        return f"{self.label}: {'yes' if value else 'no'}"
+        return f"{self.label}: {self.display(value).lower()}"
 
 
 Field = NumberField | ChoiceField | BooleanField
@@ -159,7 +195,7 @@ class TabularSchema:
                 if f.required:
                     errors[f.name] = ["This field is required; null is not allowed."]
             elif isinstance(f, NumberField) and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                errors[f.name] = ["Expected a number."]
+                errors[f.name] = [_expected_number(f, value)]
             elif isinstance(f, ChoiceField) and not isinstance(value, str):
                 errors[f.name] = [f"Expected one of: {', '.join(f.values)}."]
             elif isinstance(f, BooleanField) and not isinstance(value, bool):
@@ -183,13 +219,31 @@ class TabularSchema:
 
 
 def _number_problem(f: NumberField, value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """Why a parsed number cannot be used, or None.
+
+    Ints and Decimals of any size compare exactly with the float limits; nothing is
+    converted to float before the range check, so 10**400 is out of range, not an
+    OverflowError.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         return "Enter a number."
-    if not math.isfinite(value):
+    if isinstance(value, Decimal) and not value.is_finite() or isinstance(value, float) and not math.isfinite(value):
         return "Enter a finite number."
-    if f.integer and float(value) != int(value):
-        return "Enter a whole number."
     if value < f.minimum or value > f.maximum:
         unit = f" {f.unit}" if f.unit else ""
         return f"Enter a value between {f.minimum:g} and {f.maximum:g}{unit}."
+    if f.integer and value != int(value):
+        return "Enter a whole number."
     return None
+
+
+def _expected_number(f: NumberField, value: Any) -> str:
+    """The API's message for a non-number, naming the number a string seems to hold."""
+    if isinstance(value, str):
+        try:
+            number = f.parse(value)
+        except ValueError:
+            number = None
+        if number is not None:
+            return f"Expected a JSON number, not the string {value!r}; send {number} without quotes."
+    return "Expected a number."
