@@ -3,15 +3,18 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
-from . import services
-from .forms import FORMS
-from .inputs import TABULAR_SCHEMAS
+from . import cards, services
+from .forms import FORMS, HistoryFilterForm
+from .http import error_response
 from .models import Prediction
 from .registry import ModelUnavailable, get_loader
+from .uploads import CappedMemoryUploadHandler
 
 HISTORY_PAGE_SIZE = 20
 
@@ -22,13 +25,27 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     loader = get_loader()
     states = {m["name"]: m for m in loader.status()["models"]}
     models = [{"spec": spec, "status": states[name]} for name, spec in loader.specs.items()]
-    recent = Prediction.objects.filter(user=request.user, parent__isnull=True)[:5]
+    recent = Prediction.objects.filter(user=request.user, parent__isnull=True).prefetch_related("attachments")[:5]
     return render(request, "dashboard.html", {"models": models, "recent": recent})
 
 
 @login_required
+@csrf_exempt  # checked by _predict below, once the upload handler is in place
 @require_http_methods(["GET", "POST"])
 def predict_page(request: HttpRequest, model: str) -> HttpResponse:
+    # Before anything reads the body: a file over the limit must arrive as a form error.
+    request.upload_handlers = [CappedMemoryUploadHandler(request)]
+    return _predict(request, model)
+
+
+@csrf_protect
+def _predict(request: HttpRequest, model: str) -> HttpResponse:
+    """The form, or the result of submitting it, shown in this response with the image's thumbnail.
+
+    The result is rendered here rather than after a redirect because the thumbnail is
+    made from the upload in memory and never stored; the page then replaces its address
+    with the result's own, so a reload shows the recorded result instead of posting again.
+    """
     spec = get_loader().spec(model)
     form_class = FORMS[model]
     status = 200
@@ -36,41 +53,45 @@ def predict_page(request: HttpRequest, model: str) -> HttpResponse:
     if request.method == "POST":
         form = form_class(request.POST, request.FILES)
         if form.is_valid():
+            requests = form.prediction_requests()
             try:
-                record = services.predict(request.user, form.prediction_requests(), source="web")
+                record = services.predict(request.user, requests, source="web", reference=form.reference)
             except ModelUnavailable as exc:
                 error, status = f"The {exc.name} model is unavailable right now: {exc.reason}", 503
             else:
-                return redirect("prediction_detail", pk=record.pk)
+                return _result_page(request, record, services.thumbnails_for(record, requests))
         else:
             status = 400
     else:
         form = form_class()
-    return render(request, "predict.html", {"form": form, "spec": spec, "error": error,
-                                            "multipart": True}, status=status)
+    return render(request, "predict.html", {"form": form, "spec": spec, "error": error}, status=status)
 
 
 @login_required
 @require_GET
 def history(request: HttpRequest) -> HttpResponse:
-    records = Prediction.objects.filter(user=request.user, parent__isnull=True).prefetch_related("attachments")
+    filters = HistoryFilterForm(request.GET)
+    records = services.history(request.user, **filters.criteria())
     page = Paginator(records, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "history.html", {"page": page})
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "history.html", {"page": page, "filters": filters, "query": query.urlencode(),
+                                            "filtered": filters.is_filtering()})
 
 
 @login_required
 @require_GET
 def prediction_detail(request: HttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(Prediction, pk=pk, user=request.user)
-    results = [record, *record.attachments.all()]
-    entries = []
-    for item in results:
-        schema = TABULAR_SCHEMAS.get(item.model_name)
-        inputs = ([(f.label, f.describe(item.inputs.get(f.name))) for f in schema.fields] if schema else
-                  [(key, value) for key, value in item.inputs.get("image", {}).items()])
-        entries.append({"record": item, "inputs": inputs, "spec": get_loader().spec(item.model_name)})
-    return render(request, "prediction_detail.html", {"record": record, "entries": entries,
-                                                      "disclaimer": services.DISCLAIMER})
+    if record.parent_id:  # an attached image's result is shown with the form it came with
+        return redirect("prediction_detail", pk=record.parent_id)
+    return _result_page(request, record, {})
+
+
+def _result_page(request: HttpRequest, record: Prediction, thumbnails: dict[int, str]) -> HttpResponse:
+    context = {"record": record, "results": services.result_views(record, thumbnails),
+               "just_made": request.method == "POST"}
+    return render(request, "prediction_detail.html", context)
 
 
 @login_required
@@ -83,7 +104,17 @@ def model_card(request: HttpRequest, model: str) -> HttpResponse:
     except ModelUnavailable as exc:
         return render(request, "error.html", {"title": f"{spec.title}: model unavailable", "message": exc.reason},
                       status=503)
-    return render(request, "model_card.html", {"spec": spec, "card": card})
+    return render(request, "model_card.html", {"spec": spec, "summary": cards.summarise(card)})
+
+
+@login_required
+@require_GET
+def model_card_json(request: HttpRequest, model: str) -> JsonResponse:
+    try:
+        card = get_loader().card(model)
+    except ModelUnavailable as exc:
+        return error_response(503, "model_unavailable", exc.reason)
+    return JsonResponse(card, json_dumps_params={"indent": 2, "ensure_ascii": False})
 
 
 @login_required
@@ -98,3 +129,9 @@ def model_plot(request: HttpRequest, model: str, plot: str) -> FileResponse:
     if not path.is_relative_to((loader.artifacts_dir / model).resolve()) or not path.is_file():
         raise Http404("no such plot")
     return FileResponse(path.open("rb"), content_type="image/png")
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers and bookmarks ask for /favicon.ico whatever a page's <link rel=icon> says."""
+    return redirect(static("favicon.ico"), permanent=True)

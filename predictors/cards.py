@@ -1,0 +1,273 @@
+"""A model card in a clinician's words: what it predicts, from what data, how well, where it fails.
+
+Cards are written by training and grow new keys over time, so every read here is
+defensive: a missing key, or a value of an unexpected shape, leaves a line out rather
+than failing the page. Everything the summary leaves out is one link away as JSON.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+# Metrics sections that describe an intermediate graph, not the model the site serves.
+TECHNICAL_SECTIONS = frozenset({"pytorch_fp32", "onnx_fp32", "onnx_int8"})
+SECTION_TITLES = {
+    "served": "On held-out test images",
+    "test": "On held-out test data",
+    "cross_validation": "Cross-validation at the training site",
+}
+METRIC_NAMES = {
+    "auc": "AUC (area under the ROC curve; 0.5 is chance, 1 is perfect)",
+    "auc_mean": "AUC (area under the ROC curve; 0.5 is chance, 1 is perfect)",
+    "brier": "Brier score (0 is perfect)",
+    "brier_mean": "Brier score (0 is perfect)",
+    "accuracy": "Accuracy",
+    "macro_f1": "Macro F1 (classes weighted equally)",
+    "quadratic_weighted_kappa": "Agreement on grade (quadratic weighted kappa)",
+    "sensitivity": "Sensitivity",
+    "specificity": "Specificity",
+    "prevalence": "Share with the outcome",
+    "referable_dr": "Referable retinopathy",
+}
+PERCENT_METRICS = frozenset({"accuracy", "sensitivity", "specificity", "prevalence", "ppv", "npv"})
+# Read with the key they qualify, or too fine-grained for the summary (the JSON has them).
+FOLDED_METRICS = frozenset({"auc_std", "brier_out_of_fold", "auc_per_fold", "split", "confusion_matrix",
+                            "definition"})
+DATA_NAMES = {
+    "source": "Source", "training_site": "Training site", "rows": "Patients", "positives": "With the outcome",
+    "target": "Outcome", "train_images": "Training images", "test_images": "Test images",
+    "missing_values": "Missing values", "duplicates_removed": "Duplicates removed",
+    "class_counts_train": "Training images per class", "class_counts_test": "Test images per class",
+}
+PLOT_CAPTIONS = {
+    "roc": "ROC curve: true against false positive rate at every threshold.",
+    "reliability": "Reliability: predicted risk against the share that had the outcome; the diagonal is perfect.",
+    "confusion": "Confusion matrix on the held-out test set: rows are the true class, columns the prediction.",
+}
+WEAK_CLASS_RECALL = 0.6  # a class recognised less often than this is named under "where it fails"
+EXTERNAL_AUC_DROP = 0.05  # an external site this far below cross-validation is named too
+
+
+@dataclass
+class MetricSection:
+    title: str
+    note: str = ""
+    rows: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class CardSummary:
+    task: str
+    outputs: list[str]
+    intended_use: str
+    version: str
+    created: str
+    data: list[tuple[str, str]]
+    sections: list[MetricSection]
+    sites: list[dict[str, str]]
+    limitations: list[str]
+    attribution: list[str]
+    plots: list[tuple[str, str]]
+
+
+def summarise(card: Mapping[str, Any]) -> CardSummary:
+    metrics = _mapping(card.get("metrics"))
+    labels = [str(label) for label in _list(card.get("labels"))]
+    return CardSummary(
+        task=_text(card.get("task")),
+        outputs=labels,
+        intended_use=_text(card.get("intended_use")),
+        version=_text(card.get("version")),
+        created=_text(card.get("created"))[:10],
+        data=_data_rows(_mapping(card.get("data"))),
+        sections=_metric_sections(metrics),
+        sites=_sites(_mapping(metrics.get("external_validation"))),
+        limitations=_texts(card.get("limitations")) + _derived_limitations(card, metrics, labels),
+        attribution=_texts(card.get("attribution")),
+        plots=[(str(key), PLOT_CAPTIONS.get(str(key), _humanise(str(key)) + "."))
+               for key in _mapping(card.get("plots"))],
+    )
+
+
+def format_metric(name: str, value: Any) -> str | None:
+    """A metric as text, with its confidence interval when the card gives one; None if unreadable."""
+    point, interval = _point_and_interval(value)
+    if point is None:
+        return None
+    text = _number(name, point)
+    if interval:
+        text += f" (95% CI {_number(name, interval[0])} to {_number(name, interval[1])})"
+    return text
+
+
+def _metric_sections(metrics: Mapping[str, Any]) -> list[MetricSection]:
+    sections = []
+    top_level = MetricSection(SECTION_TITLES["test"], _text(metrics.get("split")))
+    for key, value in metrics.items():
+        if key in TECHNICAL_SECTIONS or key == "external_validation":
+            continue
+        if isinstance(value, Mapping) and _point_and_interval(value)[0] is None:
+            section = MetricSection(SECTION_TITLES.get(key, _humanise(key)), _text(value.get("split")))
+            section.rows = _metric_rows(value)
+            if section.rows:
+                sections.append(section)
+        elif key not in FOLDED_METRICS:
+            top_level.rows += _metric_rows({key: value})
+    for section in sections:
+        if section.title == SECTION_TITLES["served"] and not section.note:
+            section.note = top_level.note
+    if top_level.rows:
+        sections.insert(0, top_level)
+    return sections
+
+
+def _metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for key, value in metrics.items():
+        if key in FOLDED_METRICS:
+            continue
+        if isinstance(value, Mapping) and _point_and_interval(value)[0] is None:
+            prefix = ", ".join(filter(None, [METRIC_NAMES.get(key, _humanise(key)), _text(value.get("definition"))]))
+            rows += [(f"{prefix}: {name[0].lower()}{name[1:]}", text) for name, text in _metric_rows(value)]
+            continue
+        text = format_metric(key, value)
+        if text is None:
+            continue
+        spread = metrics.get(key.replace("_mean", "_std")) if key.endswith("_mean") else None
+        if isinstance(spread, (int, float)) and not isinstance(spread, bool):
+            text += f" ± {_number(key, spread)} across folds"
+        rows.append((METRIC_NAMES.get(key, _humanise(key)), text))
+    return rows
+
+
+def _sites(external: Mapping[str, Any]) -> list[dict[str, str]]:
+    sites = []
+    for site, figures in external.items():
+        figures = _mapping(figures)
+        sites.append({"site": str(site), "rows": _text(figures.get("rows")),
+                      "positives": _text(figures.get("positives")),
+                      "auc": format_metric("auc", figures.get("auc")) or "",
+                      "brier": format_metric("brier", figures.get("brier")) or ""})
+    return sites
+
+
+def _data_rows(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for key, value in data.items():
+        if key == "synthetic":
+            if value is True:
+                rows.append(("Real patients", "None: every image was generated by the project"))
+            continue
+        if isinstance(value, Mapping):
+            continue  # per-site or per-class breakdowns: shown with the performance, or in the JSON
+        if isinstance(value, list):
+            if not all(isinstance(v, (str, int, float)) for v in value):
+                continue
+            value = ", ".join(str(v) for v in value)
+        rows.append((DATA_NAMES.get(key, _humanise(key)), _text(value)))
+    return [row for row in rows if row[1]]
+
+
+def _derived_limitations(card: Mapping[str, Any], metrics: Mapping[str, Any], labels: list[str]) -> list[str]:
+    found = []
+    if _mapping(card.get("data")).get("synthetic") is True:
+        found.append("Trained and tested only on synthetic images the project generates: how it performs on "
+                     "real patients' images is unknown.")
+    for section in (metrics, *(v for k, v in metrics.items() if k not in TECHNICAL_SECTIONS)):
+        matrix = _mapping(section).get("confusion_matrix")
+        if matrix is not None:
+            found += _weak_classes(matrix, labels)
+            break
+    reference = _point_and_interval(_mapping(metrics.get("cross_validation")).get("auc_mean"))[0]
+    for site in _mapping(metrics.get("external_validation")):
+        auc = _point_and_interval(_mapping(metrics["external_validation"][site]).get("auc"))[0]
+        if reference is not None and auc is not None and auc < reference - EXTERNAL_AUC_DROP:
+            found.append(f"Less reliable on patients from elsewhere: in data from {site} the AUC fell to {auc:.2f}, "
+                         f"against {reference:.2f} at the training site.")
+    return found
+
+
+def _weak_classes(matrix: Any, labels: list[str]) -> list[str]:
+    rows = _list(matrix)
+    if len(rows) != len(labels) or not all(isinstance(r, list) and len(r) == len(labels) for r in rows):
+        return []
+    found = []
+    for index, row in enumerate(rows):
+        if not all(isinstance(n, (int, float)) for n in row) or not sum(row):
+            continue
+        total, correct = sum(row), row[index]
+        if correct / total < WEAK_CLASS_RECALL:
+            confused = max((n, i) for i, n in enumerate(row) if i != index)[1]
+            found.append(f"{labels[index]}: recognised in {correct:g} of {total:g} test cases; "
+                         f"most often called {labels[confused]} ({row[confused]:g}).")
+    return found
+
+
+def _point_and_interval(value: Any) -> tuple[float | None, tuple[float, float] | None]:
+    """A metric's value and 95% interval from a number or from the dict shapes cards use."""
+    if isinstance(value, bool):
+        return None, None
+    if isinstance(value, (int, float)):
+        return float(value), None
+    if not isinstance(value, Mapping):
+        return None, None
+    point = next((value[k] for k in ("value", "estimate", "point", "mean") if _is_number(value.get(k))), None)
+    if point is None:
+        return None, None
+    interval = None
+    for key in ("ci95", "ci_95", "ci", "confidence_interval", "interval"):
+        bounds = value.get(key)
+        if isinstance(bounds, Mapping):
+            bounds = [bounds.get("low", bounds.get("lower")), bounds.get("high", bounds.get("upper"))]
+        if isinstance(bounds, (list, tuple)) and len(bounds) == 2 and all(_is_number(b) for b in bounds):
+            interval = (float(bounds[0]), float(bounds[1]))
+            break
+    if interval is None:
+        low = next((value[k] for k in ("ci_low", "lower", "low") if _is_number(value.get(k))), None)
+        high = next((value[k] for k in ("ci_high", "upper", "high") if _is_number(value.get(k))), None)
+        if low is not None and high is not None:
+            interval = (float(low), float(high))
+    return float(point), interval
+
+
+def _number(name: str, value: float) -> str:
+    return f"{value:.0%}" if name in PERCENT_METRICS else f"{value:.2f}"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str:
+    if value is None or isinstance(value, (Mapping, list)):
+        return ""
+    return str(value)
+
+
+def _texts(value: Any) -> list[str]:
+    """Free text a card gives as a string, a list of strings, or a list or dict of entries."""
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    if isinstance(value, Mapping):
+        value = [f"{_humanise(str(k))}: {v}" if isinstance(v, str) else v for k, v in value.items()]
+    texts = []
+    for item in _list(value):
+        if isinstance(item, Mapping):
+            item = next((item[k] for k in ("text", "description", "summary", "name") if isinstance(item.get(k), str)),
+                        "; ".join(f"{k}: {v}" for k, v in item.items() if isinstance(v, (str, int, float))))
+        if isinstance(item, str) and item.strip():
+            texts.append(item)
+    return texts
+
+
+def _humanise(key: str) -> str:
+    words = key.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
