@@ -1,0 +1,328 @@
+"""What a clinician reads on the pages: caveats, thumbnails, uploads, history, model cards.
+
+Models here are scripted where the test is about presentation (which factor is shown,
+when a call is too close), so each expectation is exact whatever a trained model says.
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import io
+import json
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import InMemoryUploadedFile
+from PIL import Image
+
+from predictors.artifacts import write_manifest
+from predictors.models import Prediction
+from predictors.uploads import CappedMemoryUploadHandler, OversizedUpload
+
+from .conftest import sample
+from .test_pages import DIABETES_FORM, HEART_FORM
+
+pytestmark = pytest.mark.django_db
+
+# Only the three required findings and resting blood pressure: 4 of 13.
+SPARSE_HEART = {**{name: "" for name in HEART_FORM}, "age": "61", "sex": "male",
+                "chest_pain_type": "asymptomatic", "resting_bp": "140"}
+
+
+class ScriptedTabular:
+    """A tabular runtime that answers with the contributions a test sets."""
+
+    probability = 0.9
+    contributions: dict[str, float] = {}
+    size_bytes = 1
+
+    @classmethod
+    def load(cls, artifact, options):
+        return cls()
+
+    def predict(self, features):
+        return SimpleNamespace(probability=self.probability, contributions=dict(self.contributions), baseline=0.0)
+
+
+class ScriptedImage:
+    """An image runtime that answers with the class probabilities a test sets."""
+
+    probabilities: list[float] = []
+    size_bytes = 1
+
+    @classmethod
+    def load(cls, artifact, options):
+        return cls()
+
+    def predict(self, features):
+        return np.asarray(self.probabilities, dtype=np.float32)
+
+
+@pytest.fixture
+def scripted(artifacts, settings, monkeypatch):
+    settings.MODEL_RUNTIME_OVERRIDES = {"xgboost_tabular": f"{__name__}.ScriptedTabular",
+                                        "onnx_image": f"{__name__}.ScriptedImage"}
+    return monkeypatch
+
+
+def factors_on(page: str) -> list[str]:
+    return re.findall(r'<li class="(?:raised|lowered)">([^<]+)</li>', page)
+
+
+def notes_on(page: str) -> list[tuple[str, str]]:
+    return re.findall(r'<p class="note note-(\w+)"[^>]*data-testid="note">([^<]+)</p>', page)
+
+
+# Item 2: missing inputs are never causes, and the result says what it rests on.
+
+def test_unknown_findings_are_never_named_as_reasons(logged_in, scripted, api_token, client):
+    # The unknown cholesterol and thallium test carry the largest contributions of all.
+    scripted.setattr(ScriptedTabular, "contributions", {
+        "age": 0.2, "sex": 0.05, "chest_pain_type": 0.6, "resting_bp": -0.1, "cholesterol": 2.5, "thal": -1.9,
+        "fasting_blood_sugar_gt_120": 0.0, "resting_ecg": 0.0, "max_heart_rate": 1.2, "exercise_angina": 0.0,
+        "st_depression": 0.9, "st_slope": 0.0, "major_vessels": 0.0})
+    response = logged_in.post("/predict/heart/", SPARSE_HEART)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert factors_on(page) == ["Chest pain type: Asymptomatic raised the risk", "Age 61 years raised the risk",
+                                "Resting blood pressure 140 mm Hg lowered the risk"]
+    assert "(not given)" not in page
+    [(level, text)] = notes_on(page)
+    assert level == "warning" and text.startswith("Based on only 4 of 13 findings.")
+    assert "serum cholesterol" in text and "thallium stress test" in text
+    body = client.post("/api/v1/predict/heart", json.dumps({"age": 61, "sex": "male", "chest_pain_type": "asymptomatic",
+                                                             "resting_bp": 140}),
+                       content_type="application/json", HTTP_AUTHORIZATION=f"Token {api_token}").json()
+    assert [f["feature"] for f in body["factors"]] == ["chest_pain_type", "age", "resting_bp"]
+    assert (body["inputs_known"], body["inputs_total"]) == (4, 13)
+
+
+def test_a_nearly_complete_form_gets_a_milder_note_and_a_complete_one_none(logged_in, scripted):
+    scripted.setattr(ScriptedTabular, "contributions", {"glucose": 1.0, "age": 0.2})
+    page = logged_in.post("/predict/diabetes/", DIABETES_FORM).content.decode()
+    [(level, text)] = notes_on(page)
+    assert level == "caution" and text.startswith("Based on 6 of 8 findings; unknown: triceps skinfold, insulin.")
+    complete = {**DIABETES_FORM, "skin_thickness": "30", "insulin": "120"}
+    assert notes_on(logged_in.post("/predict/diabetes/", complete).content.decode()) == []
+
+
+def test_records_made_before_the_fix_hide_their_blank_factors(logged_in, clinician):
+    record = Prediction.objects.create(
+        user=clinician, model_name="diabetes", model_version="old", latency_ms=1,
+        inputs={**{k: None for k in DIABETES_FORM}, "pregnancies": 1, "diabetes_pedigree": 0.5, "age": 50},
+        outputs={"probability": 0.3, "risk_band": "moderate", "outcome": "diabetes within five years", "factors": [
+            {"feature": "glucose", "value": None, "direction": "raised", "text": "Glucose (not given) raised the risk"},
+            {"feature": "age", "value": 50, "direction": "raised", "text": "Age 50 years raised the risk"}]})
+    page = logged_in.get(f"/history/{record.pk}/").content.decode()
+    assert factors_on(page) == ["Age 50 years raised the risk"]
+    assert notes_on(page)[0][1].startswith("Based on only 3 of 8 findings.")
+
+
+# Item 5: near coin-flips are called what they are.
+
+@pytest.mark.parametrize("probabilities, headline, notes", [
+    ([0.52, 0.45, 0.01, 0.01, 0.01], "No DR or Mild NPDR", ["Too close to call: No DR (52%) and Mild NPDR (45%)"]),
+    ([0.62, 0.50, 0.0, 0.0, 0.0], "No DR or Mild NPDR", ["Too close to call"]),
+    ([0.40, 0.20, 0.20, 0.10, 0.10], "No DR", ["Low confidence: no class reached 50%"]),
+    ([0.90, 0.05, 0.03, 0.01, 0.01], "No DR", []),
+])
+def test_close_calls_and_low_confidence_are_flagged(logged_in, scripted, probabilities, headline, notes):
+    scripted.setattr(ScriptedImage, "probabilities", probabilities)
+    page = logged_in.post("/predict/retina/", {"image": sample("fundus", "retina.jpg").open("rb")}).content.decode()
+    assert re.search(r'data-testid="label">([^<]+)<', page).group(1) == headline
+    shown = notes_on(page)
+    assert len(shown) == len(notes) and all(text.startswith(n) for (_, text), n in zip(shown, notes))
+    assert Prediction.objects.get().outputs["close_call"] is headline.endswith("NPDR")
+
+
+# Item 6: the judged image, shown once and never kept; inputs without repeated labels.
+
+def test_result_shows_a_thumbnail_made_in_memory_and_never_stored(logged_in, artifacts):
+    response = logged_in.post("/predict/retina/", {"image": sample("fundus", "retina.jpg").open("rb")})
+    assert response.status_code == 200
+    page = response.content.decode()
+    record = Prediction.objects.get()
+    encoded = re.search(r'<img src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"[^>]*data-testid="thumbnail"', page).group(1)
+    thumbnail = Image.open(io.BytesIO(base64.b64decode(encoded)))
+    assert thumbnail.format == "JPEG" and max(thumbnail.size) <= 320
+    assert f'data-result-url="/history/{record.pk}/"' in page  # reloading shows the record, not a re-post
+    assert "base64" not in json.dumps(record.inputs) + json.dumps(record.outputs)
+    later = logged_in.get(f"/history/{record.pk}/").content.decode()
+    assert "data:image" not in later and "data-result-url" not in later
+    assert "JPEG" in later and "not stored" in later
+
+
+def test_inputs_are_listed_once_with_their_units(logged_in, artifacts):
+    page = logged_in.post("/predict/heart/", SPARSE_HEART).content.decode()
+    assert "<dt>Age</dt><dd>61 years</dd>" in page
+    assert "<dt>Chest pain type</dt><dd>Asymptomatic</dd>" in page
+    assert '<dt>Serum cholesterol</dt><dd class="unknown">Not given</dd>' in page
+    assert "<dd>Age" not in page
+
+
+# Item 3: a too-large upload is a form error that keeps what was typed.
+
+def test_too_large_upload_is_a_field_error_keeping_the_values(logged_in, artifacts, settings):
+    settings.MAX_UPLOAD_BYTES = 1_000_000
+    assert 'data-max-bytes="1000000"' in logged_in.get("/predict/diabetes/").content.decode()
+    big = io.BytesIO(b"\xff" * 2_500_000)
+    big.name = "phone-photo.jpg"
+    response = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "case_reference": "Bed 4",
+                                                     "retina_image": big})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "The file is 2.5 MB; the limit is 1 MB." in page and "choose it again" in page
+    assert 'value="35.1"' in page and 'value="168"' in page and 'value="Bed 4"' in page
+    assert "Log out" in page and "<nav" in page  # the site's own layout, not a bare error page
+    assert Prediction.objects.count() == 0
+
+
+def test_a_body_far_over_the_limit_is_still_refused_unread(logged_in, settings):
+    settings.MAX_UPLOAD_BYTES = 100_000
+    huge = io.BytesIO(b"\xff" * 1_000_000)
+    huge.name = "scan.png"
+    response = logged_in.post("/predict/retina/", {"image": huge})
+    assert response.status_code == 413
+
+
+def test_upload_handler_keeps_small_files_and_drops_the_bytes_of_large_ones(settings, rf):
+    settings.MAX_UPLOAD_BYTES = 10
+    handler = CappedMemoryUploadHandler(rf.post("/"))
+    for payload in (b"123456789", b"0123456789abcdef"):
+        handler.new_file("image", "photo.jpg", "image/jpeg", len(payload))
+        for start in range(0, len(payload), 4):
+            handler.receive_data_chunk(payload[start:start + 4], start)
+        upload = handler.file_complete(len(payload))
+        if len(payload) <= 10:
+            assert isinstance(upload, InMemoryUploadedFile) and upload.read() == payload
+        else:
+            assert isinstance(upload, OversizedUpload) and upload.size == 16 and upload.read() == b""
+
+
+# Item 8: history a clinician can use.
+
+def make(user, model, created, reference="", parent=None, outputs=None):
+    return Prediction.objects.create(
+        user=user, model_name=model, model_version="2026.11.23-abc", inputs={}, latency_ms=123.4, created=created,
+        reference=reference, parent=parent,
+        outputs=outputs or {"label": "Normal", "confidence": 0.9, "probabilities": {"Normal": 0.9}})
+
+
+def rows_on(page: str) -> list[int]:
+    return [int(pk) for pk in re.findall(r'<td class="when"[^>]*><a href="/history/(\d+)/"', page)]
+
+
+def test_history_shows_reference_and_attached_result_without_technical_columns(logged_in, artifacts):
+    data = {**DIABETES_FORM, "case_reference": "Clinic B, slot 3", "retina_image": sample("fundus", "retina.jpg").open("rb")}
+    assert logged_in.post("/predict/diabetes/", data).status_code == 200
+    parent = Prediction.objects.get(parent__isnull=True)
+    assert parent.reference == "Clinic B, slot 3" and parent.attachments.get().reference == ""
+    page = logged_in.get("/history/").content.decode()
+    row = page[page.index("<tbody>"):page.index("</tbody>")]
+    assert "Clinic B, slot 3" in row and "Diabetic retinopathy grade" in row
+    assert parent.attachments.get().outputs["label"] in row
+    assert parent.model_version not in page and " ms" not in page and "Latency" not in page
+    assert 'class="when"' in row  # the date cell, kept on one line by the style sheet
+    form = logged_in.get("/predict/diabetes/").content.decode()
+    assert "Never a patient&#x27;s name" in form or "Never a patient's name" in form
+
+
+def test_history_filters_by_model_date_and_reference(logged_in, clinician):
+    day = datetime.datetime(2026, 5, 10, 12, tzinfo=datetime.timezone.utc)
+    combined = make(clinician, "diabetes", day, "Bed 4", outputs={"probability": 0.3, "risk_band": "moderate"})
+    make(clinician, "retina", day, parent=combined, outputs={"label": "Mild NPDR", "confidence": 0.7})
+    retina = make(clinician, "retina", day - datetime.timedelta(days=3), "Bed 9")
+    ecg = make(clinician, "ecg", day + datetime.timedelta(days=2), "bed 4 review")
+    assert rows_on(logged_in.get("/history/?model=retina").content.decode()) == [combined.pk, retina.pk]
+    assert rows_on(logged_in.get("/history/?model=ecg").content.decode()) == [ecg.pk]
+    assert rows_on(logged_in.get("/history/?since=2026-05-08&until=2026-05-11").content.decode()) == [combined.pk]
+    assert rows_on(logged_in.get("/history/?reference=bed+4").content.decode()) == [ecg.pk, combined.pk]
+    empty = logged_in.get("/history/?model=heart").content.decode()
+    assert "No predictions match these filters" in empty
+    backwards = logged_in.get("/history/?since=2026-05-11&until=2026-05-01").content.decode()
+    assert "The end date is before the start date." in backwards
+
+
+def test_history_pages_keep_the_filters(logged_in, clinician):
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    for hour in range(25):
+        make(clinician, "ecg", start + datetime.timedelta(hours=hour))
+    make(clinician, "retina", start)
+    page = logged_in.get("/history/?model=ecg").content.decode()
+    assert 'href="?model=ecg&amp;since=&amp;until=&amp;reference=&amp;page=2"' in page or \
+        re.search(r'href="\?[^"]*model=ecg[^"]*page=2"', page)
+    assert len(rows_on(logged_in.get("/history/?model=ecg&page=2").content.decode())) == 5
+
+
+# Item 10: the small things.
+
+def test_login_keeps_the_username_after_a_failed_attempt(client, clinician):
+    page = client.post("/accounts/login/", {"username": "dr_ada", "password": "wrong"}).content.decode()
+    assert 'value="dr_ada"' in page and "correct username and password" in page
+
+
+def test_favicon_is_served(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("favicon.ico")
+    assert 'rel="icon"' in client.get("/accounts/login/").content.decode()
+
+
+def test_only_number_boxes_say_blank_means_unknown(logged_in):
+    page = logged_in.get("/predict/heart/").content.decode()
+    # resting_bp, cholesterol, max_heart_rate, st_depression, major_vessels; not the five dropdowns.
+    assert page.count("Leave blank if unknown") == 5
+
+
+def test_the_disclaimer_appears_once_on_every_page(logged_in, artifacts):
+    result = logged_in.post("/predict/diabetes/", DIABETES_FORM)
+    record = Prediction.objects.get()
+    for path in ("/", "/predict/heart/", "/history/", f"/history/{record.pk}/"):
+        assert logged_in.get(path).content.decode().count("not a medical device") == 1, path
+    assert result.content.decode().count("not a medical device") == 1
+
+
+# Item 7: model cards in plain words, whatever the card holds.
+
+def rewrite_card(artifacts, name, change) -> None:
+    directory = artifacts / name
+    card = json.loads((directory / "card.json").read_text())
+    change(card)
+    (directory / "card.json").write_text(json.dumps(card))
+    write_manifest(directory, list(json.loads((directory / "manifest.json").read_text())["files"]))
+
+
+def test_model_card_shows_new_fields_and_derived_weaknesses(logged_in, artifacts):
+    def add_fields(card):
+        card["limitations"] = ["Not validated on photos from hand-held cameras."]
+        card["attribution"] = "Images generated by HealthOracle; CC BY 4.0."
+        card["metrics"]["served"] = {"accuracy": {"value": 0.81, "ci95": [0.76, 0.86]},
+                                     "confusion_matrix": [[9, 1, 0, 0, 0], [8, 2, 0, 0, 0], [0, 0, 10, 0, 0],
+                                                          [0, 0, 0, 10, 0], [0, 0, 0, 0, 10]]}
+        card["data"]["synthetic"] = True
+
+    rewrite_card(artifacts, "retina", add_fields)
+    page = logged_in.get("/models/retina/").content.decode()
+    assert "81% (95% CI 76% to 86%)" in page
+    assert "Not validated on photos from hand-held cameras." in page
+    assert "Images generated by HealthOracle; CC BY 4.0." in page
+    labels = json.loads((artifacts / "retina" / "card.json").read_text())["labels"]
+    assert f"{labels[1]}: recognised in 2 of 10 test cases; most often called {labels[0]} (8)." in page
+    assert "real patients&#x27; images is unknown" in page or "real patients' images is unknown" in page
+
+
+def test_model_card_survives_a_card_with_almost_nothing_in_it(logged_in, artifacts):
+    def strip(card):
+        for key in list(card):
+            if key not in ("kind", "version", "labels", "input", "model_file", "plots"):
+                del card[key]
+        card["metrics"] = {"served": "not a mapping", "odd": [1, 2]}
+        card["data"] = ["not", "a", "mapping"]
+        card["limitations"] = {"lighting": "Dim photos", "nested": {"x": 1}}
+
+    rewrite_card(artifacts, "retina", strip)
+    response = logged_in.get("/models/retina/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Where it fails" in page and "Lighting: Dim photos" in page
