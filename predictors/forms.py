@@ -40,7 +40,8 @@ class ScanField(forms.FileField):
             return None
         if upload.size > settings.MAX_UPLOAD_BYTES:  # refuse before reading it into memory
             raise forms.ValidationError(
-                f"The file is {upload.size / 1e6:.1f} MB; the limit is {settings.MAX_UPLOAD_BYTES / 1e6:.0f} MB.",
+                f"The file is {upload.size / 1e6:.1f} MB; the limit is {settings.MAX_UPLOAD_BYTES / 1e6:.1f} MB. "
+                "Choose a smaller image, for example a phone photo at medium size.",
                 code="file_too_large", params={"status": 413})
         try:
             decoded = decode(upload.read(), max_bytes=settings.MAX_UPLOAD_BYTES,

@@ -17,7 +17,7 @@
     var message = document.createElement("p");
     message.className = "error client-error";
     message.setAttribute("role", "alert");
-    message.textContent = "The file is " + megabytes(file.size) + " MB; the limit is " + Math.round(limit / 1e6) +
+    message.textContent = "The file is " + megabytes(file.size) + " MB; the limit is " + megabytes(limit) +
       " MB. Choose a smaller image, for example a phone photo at medium size.";
     input.value = "";
     field.classList.add("invalid");

@@ -1,94 +1,204 @@
-"""A clinician's session in headless Debian Chromium against a live server."""
+"""A clinician's session in headless Debian Chromium against a live server, on a phone and a desktop.
+
+Every page is checked for sideways scrolling and photographed into
+var/test-artifacts/screenshots/<width>/ (gitignored), to be looked at.
+"""
 from __future__ import annotations
 
-import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, sample
+from predictors.models import Prediction
+
+from .conftest import TEST_ARTIFACTS, sample
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+SCREENSHOTS = TEST_ARTIFACTS / "screenshots"
 # Chromium's own network chatter would only hit this machine's closed network.
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
         "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+PASSWORD = "a long enough password 1"
 
 
 @pytest.fixture
-def browser_page(monkeypatch):
+def chromium(monkeypatch):
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian chromium is not installed; bin/test installs it")
-    # Playwright drives its event loop on this thread; the ORM calls below happen before it starts.
+    # Playwright drives its event loop on this thread; the ORM calls below happen around it.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 1000})
-        yield page
+        yield browser
         browser.close()
 
 
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+class Walk:
+    """One viewport's pages: each visit checks the width and keeps a screenshot."""
+
+    def __init__(self, page, base_url: str, viewport: dict[str, int]):
+        self.page = page
+        self.base_url = base_url
+        self.folder = SCREENSHOTS / str(viewport["width"])
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.count = 0
+
+    def check(self, name: str) -> None:
+        overflow = self.page.evaluate(
+            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert overflow[0] <= overflow[1], f"{name}: the page scrolls sideways ({overflow[0]} > {overflow[1]} px)"
+        self.count += 1
+        path = self.folder / f"{self.count:02d}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        assert path.stat().st_size > 5_000
+
+    def go(self, path: str) -> None:
+        self.page.goto(self.base_url + path)
 
 
-def test_clinician_logs_in_predicts_four_ways_and_reviews_history(live_server, artifacts, django_user_model,
-                                                                   browser_page):
-    django_user_model.objects.create_user(username="dr_grace", password="a long enough password 1")
-    page = browser_page
-    page.goto(f"{live_server.url}/")
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_clinician_session(live_server, artifacts, django_user_model, chromium, settings, viewport):
+    django_user_model.objects.create_user(username="dr_grace", password=PASSWORD)
+    context = chromium.new_context(viewport=viewport)
+    walk = Walk(context.new_page(), live_server.url, viewport)
+    page = walk.page
+
+    # Login: a failed attempt keeps the username; fields line up.
+    walk.go("/")
     assert "/accounts/login/" in page.url
     page.fill("#id_username", "dr_grace")
-    page.fill("#id_password", "a long enough password 1")
+    page.fill("#id_password", "not the password")
+    page.click("button[type=submit]")
+    page.wait_for_selector(".errors")
+    assert page.input_value("#id_username") == "dr_grace"
+    boxes = [page.locator(f"#{name}").bounding_box() for name in ("id_username", "id_password")]
+    assert boxes[0]["x"] == boxes[1]["x"] and boxes[0]["width"] == boxes[1]["width"]
+    walk.check("login-failed")
+    page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/")
-    assert page.locator("h2", has_text="Diabetic retinopathy grade").count() == 1
-    shot(page, "01-dashboard")
 
-    page.click("nav >> text=Diabetes")
-    page.fill("#id_pregnancies", "3")
-    page.fill("#id_glucose", "172")
-    page.fill("#id_bmi", "36.2")
-    page.fill("#id_diabetes_pedigree", "0.6")
-    page.fill("#id_age", "52")
+    # Dashboard: four models, two by two on a desktop, one column on a phone.
+    tops = [round(box["y"]) for box in (card.bounding_box() for card in page.locator(".models > li").all())]
+    assert len(tops) == 4
+    assert sorted(tops.count(y) for y in set(tops)) == ([2, 2] if viewport is DESKTOP else [1, 1, 1, 1])
+    assert page.locator("text=Ready").count() == 4
+    assert context.request.get(f"{live_server.url}/favicon.ico").status == 200
+    walk.check("dashboard")
+
+    # Diabetes with a decimal comma, a case reference and a fundus photo; busy while it works.
+    walk.go("/predict/diabetes/")
+    page.fill("#id_case_reference", "Clinic B, slot 3")
+    for field, value in (("pregnancies", "3"), ("glucose", "172"), ("bmi", "36,2"), ("diabetes_pedigree", "0,6"),
+                         ("age", "52")):
+        page.fill(f"#id_{field}", value)
     page.set_input_files("#id_retina_image", str(sample("fundus", "retina.jpg")))
-    shot(page, "02-diabetes-form")
-    page.click("button:has-text('Predict')")
+    walk.check("diabetes-form")
+    busy = page.evaluate("""() => {
+        const form = document.querySelector("form.predict");
+        const prevented = [];
+        form.addEventListener("submit", (event) => prevented.push(event.defaultPrevented));
+        form.requestSubmit();
+        form.requestSubmit();  // a second press while the first is on its way
+        const button = form.querySelector("button[type=submit]");
+        return {prevented, disabled: button.disabled, text: button.textContent,
+                note: form.querySelector(".busy-note").textContent};
+    }""")
+    assert busy == {"prevented": [False, True], "disabled": True, "text": "Predicting…",
+                    "note": "Working on it; this can take a few seconds."}
     page.wait_for_selector("[data-testid=probability]")
+    record = Prediction.objects.get(parent__isnull=True, model_name="diabetes")
+    assert record.inputs["bmi"] == 36.2 and record.inputs["diabetes_pedigree"] == 0.6
+    assert page.url == f"{live_server.url}/history/{record.pk}/"  # a reload shows the record, not a re-post
+    assert page.locator("[data-testid=thumbnail]").is_visible()
+    assert "Clinic B, slot 3" in page.inner_text("h1")
     text = page.inner_text("main")
-    assert "estimated probability of diabetes" in text and "risk" in text
-    assert "Referable diabetic retinopathy" in text
-    shot(page, "03-diabetes-result")
+    assert "estimated probability of diabetes" in text and "Referable diabetic retinopathy" in text
+    walk.check("diabetes-result")
 
-    page.click("nav >> text=Heart")
+    # Heart with four findings of thirteen: the result says so before the number.
+    walk.go("/predict/heart/")
     page.fill("#id_age", "63")
     page.select_option("#id_sex", "male")
     page.select_option("#id_chest_pain_type", "typical_angina")
-    page.select_option("#id_thal", "fixed_defect")
-    page.set_input_files("#id_ecg_image", str(sample("ecg", "stemi_printout.png")))
+    page.fill("#id_st_depression", "0,5")
     page.click("button:has-text('Predict')")
-    page.wait_for_selector("[data-testid=label]")
-    text = page.inner_text("main")
-    assert "coronary artery disease" in text and "ECG finding" in text
-    shot(page, "04-heart-result")
+    page.wait_for_selector("[data-testid=probability]")
+    assert page.locator(".note-warning").first.inner_text().startswith("Based on only 4 of 13 findings.")
+    assert Prediction.objects.get(model_name="heart").inputs["st_depression"] == 0.5
+    walk.check("heart-result-few-findings")
 
-    page.click("nav >> text=ECG")
+    # A file over the limit: refused in the browser before upload, typed values untouched.
+    settings.MAX_UPLOAD_BYTES = 200_000
+    walk.go("/predict/retina/")
+    page.fill("#id_case_reference", "Bed 4")
+    page.set_input_files("#id_image", files=[{"name": "phone.jpg", "mimeType": "image/jpeg",
+                                              "buffer": b"\xff" * 300_000}])
+    assert page.locator(".client-error").inner_text().startswith("The file is 0.3 MB; the limit is 0.2 MB.")
+    assert page.input_value("#id_case_reference") == "Bed 4"
+    assert page.evaluate("document.querySelector('#id_image').files.length") == 0
+    walk.check("retina-file-too-large-in-browser")
+
+    # The same without JavaScript: the server's form error, in the site's layout, keeps the values.
+    plain = chromium.new_context(viewport=viewport, java_script_enabled=False, storage_state=context.storage_state())
+    server_side = Walk(plain.new_page(), live_server.url, viewport)
+    server_side.count = walk.count
+    server_side.go("/predict/diabetes/")
+    for field, value in (("pregnancies", "1"), ("glucose", "150"), ("bmi", "31,5"), ("diabetes_pedigree", "0.4"),
+                         ("age", "40")):
+        server_side.page.fill(f"#id_{field}", value)
+    server_side.page.set_input_files("#id_retina_image", files=[{"name": "phone.jpg", "mimeType": "image/jpeg",
+                                                                 "buffer": b"\xff" * 300_000}])
+    server_side.page.click("button:has-text('Predict')")
+    server_side.page.wait_for_selector(".field.invalid")
+    assert server_side.page.locator(".field.invalid").count() == 1
+    assert "The file is 0.3 MB; the limit is 0.2 MB." in server_side.page.inner_text(".field.invalid.file")
+    assert server_side.page.input_value("#id_bmi") == "31,5" and server_side.page.input_value("#id_glucose") == "150"
+    assert server_side.page.locator("nav >> text=History").is_visible()
+    server_side.check("diabetes-file-too-large-on-server")
+    walk.count = server_side.count
+    plain.close()
+    settings.MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+
+    # The wrong kind of image is refused in words.
+    walk.go("/predict/ecg/")
     page.set_input_files("#id_image", str(sample("fundus", "retina.jpg")))
     page.click("button:has-text('Predict')")
+    page.wait_for_selector(".field.invalid")
     assert "does not look like an ECG printout" in page.inner_text("main")
-    shot(page, "05-ecg-wrong-image")
+    walk.check("ecg-wrong-image")
 
-    page.click("nav >> text=History")
+    # A retinopathy photo on its own.
+    walk.go("/predict/retina/")
+    page.set_input_files("#id_image", str(sample("fundus", "retina.jpg")))
+    page.click("button:has-text('Predict')")
+    page.wait_for_selector("[data-testid=label]")
+    walk.check("retina-result")
+
+    # History: references, attached results, filters.
+    walk.go("/history/")
     rows = page.locator("table.history tbody tr")
-    assert rows.count() == 2
-    assert "Heart disease risk + ECG finding" in rows.nth(0).inner_text()
-    rows.nth(1).locator("a").click()
-    assert "Diabetic retinopathy grade" in page.inner_text("main")
-    shot(page, "06-history-detail")
-    assert os.path.getsize(SCREENSHOTS / "06-history-detail.png") > 10_000
+    assert rows.count() == 3
+    combined = rows.nth(2).inner_text()
+    assert "Clinic B, slot 3" in combined and "Diabetic retinopathy grade" in combined
+    assert not re.search(r"\d ms\b", page.inner_text("main"))
+    walk.check("history")
+    page.select_option("#id_model", "retina")
+    page.click("button:has-text('Filter')")
+    page.wait_for_url(re.compile(r"model=retina"))
+    assert page.locator("table.history tbody tr").count() == 2
+    walk.check("history-filtered")
+
+    for name in ("heart", "retina"):
+        walk.go(f"/models/{name}/")
+        assert page.locator("h2", has_text="Where it fails").is_visible()
+        walk.check(f"model-card-{name}")
+    context.close()
