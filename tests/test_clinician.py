@@ -173,7 +173,7 @@ def test_too_large_upload_is_a_field_error_keeping_the_values(logged_in, artifac
                                                      "retina_image": big})
     assert response.status_code == 400
     page = response.content.decode()
-    assert "The file is 2.5 MB; the limit is 1 MB." in page and "choose it again" in page
+    assert "The file is 2.5 MB; the limit is 1.0 MB." in page and "choose it again" in page
     assert 'value="35.1"' in page and 'value="168"' in page and 'value="Bed 4"' in page
     assert "Log out" in page and "<nav" in page  # the site's own layout, not a bare error page
     assert Prediction.objects.count() == 0
