@@ -203,7 +203,16 @@ def test_clinician_session(live_server, artifacts, django_user_model, chromium, 
     for name in ("heart", "retina"):
         walk.go(f"/models/{name}/")
         assert page.locator("h2", has_text="Where it fails").is_visible()
+        assert page.evaluate("[...document.querySelectorAll('.plots img')].every(i => i.complete && i.naturalWidth)")
         walk.check(f"model-card-{name}")
+    if viewport is PHONE:  # the narrowest phones in use are 360 px wide
+        narrow = Walk(page, live_server.url, {"width": 360})
+        page.set_viewport_size({"width": 360, "height": 740})
+        record = Prediction.objects.get(parent__isnull=True, model_name="diabetes")
+        for name, path in (("dashboard", "/"), ("diabetes-form", "/predict/diabetes/"), ("history", "/history/"),
+                           ("result", f"/history/{record.pk}/"), ("model-card-ecg", "/models/ecg/")):
+            narrow.go(path)
+            narrow.check(name)
     # The failed log-in's 400 and the refused uploads are expected; nothing else may go wrong.
     assert [e for e in errors if "status of 400" not in e] == []
     context.close()
