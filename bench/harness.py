@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -48,7 +49,8 @@ def children(pid: int) -> list[int]:
 
 @dataclass
 class Site:
-    """A gunicorn master with gunicorn_config.py, its own SQLite database and a clinician token."""
+    """A gunicorn master with gunicorn_config.py, a clinician token and its own SQLite database
+    (or the DATABASE_URL given in extra_env). stop() leaves nothing behind."""
 
     python: Path = RUNTIME_PYTHON
     artifacts: Path | None = None
@@ -83,16 +85,22 @@ class Site:
         return result.stdout.strip()
 
     def start(self, log_name: str = "gunicorn.log") -> "Site":
+        """Migrate, issue a token and serve; a site that never becomes healthy is torn down."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.manage("collectstatic", "--noinput", "-v0")
         self.manage("migrate", "--noinput", "-v0")
         self.token = self.manage("apitoken", f"bench-{uuid.uuid4().hex[:6]}", "--create-user").splitlines()[-1]
         gunicorn = Path(self.python).parent / "gunicorn"
         started = time.perf_counter()
         self.log_path = self.workdir / log_name
-        self.process = subprocess.Popen([str(gunicorn), "--config", "gunicorn_config.py", "HealthOracle.wsgi"],
-                                        cwd=ROOT, env=self.env, stdout=open(self.log_path, "w"),
-                                        stderr=subprocess.STDOUT)
-        self.wait_healthy(timeout=60)
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen([str(gunicorn), "--config", "gunicorn_config.py", "HealthOracle.wsgi"],
+                                            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            self.wait_healthy(timeout=60)
+        except RuntimeError:
+            self.stop()
+            raise
         self.started_seconds = time.perf_counter() - started
         return self
 
@@ -107,15 +115,24 @@ class Site:
             except OSError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError(f"site on port {self.port} did not become healthy; log: {self.log_path}")
+        raise RuntimeError(f"site on port {self.port} did not become healthy in {timeout} s; log:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no log)"
 
     def stop(self) -> None:
+        """Stop gunicorn and its worker, and delete the working directory (its SQLite database and log)."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=40)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait(timeout=10)
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def workers(self) -> list[int]:
         return children(self.process.pid) if self.process else []

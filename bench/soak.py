@@ -1,6 +1,6 @@
 """Soak: mixed traffic for minutes while the worker recycles; zero failures allowed.
 
-    .venv-dev/bin/python bench/soak.py [--seconds 600 | --short] [--max-requests 120] [--write]
+    .venv-dev/bin/python bench/soak.py [--seconds 600 | --short] [--max-requests 120] [--database-url URL] [--write]
 
 Starts the real site (runtime environment, gunicorn_config.py) with a low
 GUNICORN_MAX_REQUESTS so the worker is replaced several times, sends bounded loops of
@@ -158,12 +158,16 @@ def main() -> int:
     parser.add_argument("--max-requests", type=int, default=None)
     parser.add_argument("--artifacts", type=Path, default=None, help="default: the shipped demo models")
     parser.add_argument("--plot", type=Path, default=None, help="where to write the PSS plot (PNG)")
+    parser.add_argument("--database-url", default=None,
+                        help="the server's database (migrated at start); default: a temporary SQLite file")
     parser.add_argument("--write", action="store_true", help="record the figures in docs/benchmarks.md")
     args = parser.parse_args()
     seconds = 60 if args.short else args.seconds
     max_requests = args.max_requests or (60 if args.short else 150)
-    site = Site(artifacts=args.artifacts, extra_env={"GUNICORN_MAX_REQUESTS": str(max_requests),
-                                                     "GUNICORN_MAX_REQUESTS_JITTER": str(max_requests // 5)})
+    extra_env = {"GUNICORN_MAX_REQUESTS": str(max_requests), "GUNICORN_MAX_REQUESTS_JITTER": str(max_requests // 5)}
+    if args.database_url:
+        extra_env["DATABASE_URL"] = args.database_url
+    site = Site(artifacts=args.artifacts, extra_env=extra_env)
     site.start()
     try:
         soak = Soak(site, seconds)

@@ -1,34 +1,63 @@
-"""Faults against the real gunicorn server (runtime environment, gunicorn_config.py)."""
+"""Faults against the real gunicorn server (runtime environment, gunicorn_config.py).
+
+Servers use this pass's database (PostgreSQL on the PostgreSQL pass). Timing figures
+(/health/ percentiles while a model loads) live in bench/compare_bench.py; here a probe
+only has to answer within seconds, which a busy 2-core machine still manages.
+"""
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import signal
 import socket
 import threading
 import time
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
-from bench.harness import Site, payloads, percentile
+from bench.harness import Site, payloads
+
+from .databases import postgres_server_url, scratch_database
+
+# A probe slower than this means /health/ is blocked, not merely slow on a loaded machine.
+PROBE_TIMEOUT = 5.0
 
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def site(quick_artifacts, tmp_path, runtime_python):
+def site(quick_artifacts, tmp_path, runtime_python, server_env):
     artifacts = tmp_path / "artifacts"
     shutil.copytree(quick_artifacts, artifacts, ignore=shutil.ignore_patterns("complete"))
-    running = Site(artifacts=artifacts, extra_env={"MODEL_RETRY_SECONDS": "0"}).start()
+    # INFO logs carry the registry's "loaded model" lines, which say when a load finished.
+    running = Site(artifacts=artifacts, extra_env={"MODEL_RETRY_SECONDS": "0", "LOG_LEVEL": "INFO",
+                                                   **server_env}).start()
     yield running
     running.stop()
 
 
-def health_ms(site: Site) -> float:
-    status, _, seconds = site.request("GET", "/health/", timeout=5)
+def assert_health_answers(site: Site) -> None:
+    status, _, _ = site.request("GET", "/health/", timeout=PROBE_TIMEOUT)
     assert status == 200
-    return seconds * 1000
+
+
+def model_load_started(pid: int) -> bool:
+    """ONNX Runtime is imported only by the registry's load (never at start-up or on /health/),
+    so its library in the worker's memory map means an image model load has begun."""
+    return "onnxruntime" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def wait_for_model_load_to_start(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if model_load_started(pid):
+            return
+        time.sleep(0.005)
+    pytest.fail(f"worker {pid} did not start loading a model within {timeout} s")
 
 
 def test_worker_killed_mid_request_is_replaced_and_serves_again(site):
@@ -36,20 +65,27 @@ def test_worker_killed_mid_request_is_replaced_and_serves_again(site):
     worker = site.workers()[0]
     outcome = {}
 
-    def slow_request():
+    def cold_request():
         try:
             outcome["status"] = site.predict("ecg", inputs["ecg"])[0]
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             outcome["error"] = exc
 
-    thread = threading.Thread(target=slow_request)
+    thread = threading.Thread(target=cold_request)
     thread.start()
-    time.sleep(0.15)  # the cold ResNet50 load is under way
+    wait_for_model_load_to_start(worker, timeout=60)
     os.kill(worker, signal.SIGKILL)
     thread.join(timeout=30)
-    recovered = site.wait_healthy(timeout=20)
-    assert recovered < 20
-    assert site.workers() and site.workers()[0] != worker
+    assert not thread.is_alive()
+    # The worker had the request (else the next worker would have answered it) and died
+    # with it: the client sees the connection drop, never a half-written or made-up answer.
+    assert set(outcome) == {"error"}, outcome
+    assert isinstance(outcome["error"], ConnectionError), repr(outcome["error"])
+    # ...and it died mid-load: the registry never logged the load as finished.
+    assert f"[pid {worker}] loaded model ecg" not in site.log_tail(chars=1_000_000)
+    site.wait_healthy(timeout=60)
+    replacements = site.workers()
+    assert replacements and worker not in replacements
     for model in ("diabetes", "ecg"):
         assert site.predict(model, inputs[model])[0] == 200
 
@@ -75,8 +111,8 @@ def test_artifact_deleted_or_corrupted_while_serving_fails_only_that_model(site)
 class TcpProxy:
     """Forwards a local port to PostgreSQL until stopped: a database that goes away."""
 
-    def __init__(self, target_port: int):
-        self.target_port = target_port
+    def __init__(self, target_host: str, target_port: int):
+        self.target = (target_host, target_port)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.sockets: list[socket.socket] = []
@@ -88,7 +124,7 @@ class TcpProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            upstream = socket.create_connection(self.target)
             self.sockets += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -117,49 +153,45 @@ class TcpProxy:
 
 @pytest.fixture
 def postgres_database():
-    """A scratch PostgreSQL database on the local server that CI provides."""
-    import uuid
-
+    """A scratch database on this pass's PostgreSQL server (TEST_DATABASE_URL on the SQLite pass)."""
     import psycopg2
 
-    url = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+    server = postgres_server_url()
     try:
-        admin = psycopg2.connect(url, connect_timeout=3)
+        with scratch_database(server, prefix="healthoracle_fault") as url:
+            yield url
     except psycopg2.OperationalError as exc:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"CI provides PostgreSQL at {url}, and it does not answer: {exc}")
-        pytest.skip(f"no PostgreSQL server at {url} to take away (set TEST_DATABASE_URL): {exc}")
-    admin.autocommit = True
-    name = f"healthoracle_fault_{uuid.uuid4().hex[:8]}"
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    yield name
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin.close()
+            pytest.fail(f"CI provides PostgreSQL at {server}, and it does not answer: {exc}")
+        pytest.skip(f"no PostgreSQL server at {server} to take away (set TEST_DATABASE_URL): {exc}")
 
 
 def test_database_unreachable_keeps_health_up_and_fails_fast_with_503(quick_artifacts, postgres_database):
-    proxy = TcpProxy(5432)
-    site = Site(artifacts=quick_artifacts, extra_env={
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{proxy.port}/{postgres_database}"}).start()
+    database = urlsplit(postgres_database)
+    proxy = TcpProxy(database.hostname or "127.0.0.1", database.port or 5432)
+    credentials = database.netloc.rpartition("@")[0]
+    through_proxy = database._replace(netloc=f"{credentials}@127.0.0.1:{proxy.port}".lstrip("@")).geturl()
+    site = Site(artifacts=quick_artifacts, extra_env={"DATABASE_URL": through_proxy}).start()
     try:
         inputs = payloads()
         assert site.predict("diabetes", inputs["diabetes"])[0] == 200
         proxy.stop()
-        assert health_ms(site) < 1000
+        assert_health_answers(site)
         status, body, _ = site.request("GET", "/ready/", timeout=20)
         assert status == 503 and b"database" in body
         status, body, seconds = site.predict("diabetes", inputs["diabetes"])
         assert status == 503 and body["error"]["code"] == "database_unavailable", body
-        assert seconds < 10
-        assert health_ms(site) < 1000
+        # Fast means well inside gunicorn's 120 s timeout, which would otherwise kill the worker.
+        assert seconds < 30
+        assert_health_answers(site)
     finally:
         site.stop()
+        proxy.stop()
 
 
 def test_slow_upload_and_cold_model_load_do_not_block_health(site):
     inputs = payloads()
+    worker = site.workers()[0]
     slow = socket.create_connection(("127.0.0.1", site.port))
     body_size = 2_000_000
     slow.sendall((f"POST /api/v1/predict/retina HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -172,17 +204,32 @@ def test_slow_upload_and_cold_model_load_do_not_block_health(site):
             slow.sendall(b"x" * 100)
             time.sleep(0.05)
 
+    cold: dict = {}
+
+    def cold_ecg():
+        cold["status"], cold["body"], _ = site.predict("ecg", inputs["ecg"])
+
     dribbler = threading.Thread(target=dribble, daemon=True)
+    loader = threading.Thread(target=cold_ecg)
     dribbler.start()
-    loader = threading.Thread(target=site.predict, args=("ecg", inputs["ecg"]))
-    probes = []
     loader.start()
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
-        probes.append(health_ms(site))
-        time.sleep(0.05)
-    loader.join(timeout=60)
-    stop.set()
-    slow.close()
-    assert len(probes) > 20
-    assert percentile(probes, 99) < 500, probes
+    probes_during_load = 0
+    deadline = time.monotonic() + 120
+    try:
+        while loader.is_alive() and time.monotonic() < deadline:
+            loading = model_load_started(worker)
+            assert_health_answers(site)
+            if loading and loader.is_alive():
+                probes_during_load += 1
+            time.sleep(0.02)
+        loader.join(timeout=5)
+        assert dribbler.is_alive()  # the slow upload held its thread throughout
+    finally:
+        stop.set()
+        dribbler.join(timeout=5)
+        slow.close()
+    assert not loader.is_alive()
+    assert cold.get("status") == 200, cold
+    assert cold["body"]["model"] == "ecg" and cold["body"]["label"] in cold["body"]["probabilities"]
+    assert probes_during_load >= 1, "no /health/ probe was answered while the ECG model loaded"
+    assert_health_answers(site)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -12,12 +14,29 @@ from .conftest import ROOT
 pytestmark = pytest.mark.slow
 
 
-def test_short_soak_survives_recycling_without_a_failed_request(quick_artifacts, runtime_python, tmp_path):
+def run_bounded(command: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run in a process group of its own, so a soak that overruns is killed with its gunicorn."""
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"the soak overran {timeout} s:\n{stdout[-3000:]}\n{stderr[-3000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def test_short_soak_survives_recycling_without_a_failed_request(quick_artifacts, runtime_python, server_env,
+                                                                tmp_path):
     plot = tmp_path / "soak.png"
-    result = subprocess.run([sys.executable, "bench/soak.py", "--short", "--artifacts", str(quick_artifacts),
-                             "--plot", str(plot)], cwd=ROOT, capture_output=True, text=True, timeout=400)
+    command = [sys.executable, "bench/soak.py", "--short", "--artifacts", str(quick_artifacts), "--plot", str(plot)]
+    if "DATABASE_URL" in server_env:
+        command += ["--database-url", server_env["DATABASE_URL"]]
+    result = run_bounded(command, timeout=400)
+    output = result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0 and result.stdout.strip().endswith("PASS"), output
     summary = json.loads(result.stdout[result.stdout.index("{"): result.stdout.rindex("}") + 1])
-    assert result.returncode == 0 and result.stdout.strip().endswith("PASS"), result.stdout[-3000:] + result.stderr[-3000:]
     assert summary["failures"] == 0 and summary["worker_lifetimes"] >= 2
     assert summary["peak_pss_mb"] < 512
     assert not [k for k in summary["statuses"] if k.split()[-1].startswith("5")]
