@@ -82,13 +82,15 @@ def test_worker_killed_mid_request_is_replaced_and_serves_again(site):
     # with it: the client sees the connection drop, never a half-written or made-up answer.
     assert set(outcome) == {"error"}, outcome
     assert isinstance(outcome["error"], ConnectionError), repr(outcome["error"])
-    # ...and it died mid-load: the registry never logged the load as finished.
-    assert f"[pid {worker}] loaded model ecg" not in site.log_tail(chars=1_000_000)
     site.wait_healthy(timeout=60)
     replacements = site.workers()
     assert replacements and worker not in replacements
     for model in ("diabetes", "ecg"):
         assert site.predict(model, inputs[model])[0] == 200
+    # ...and it died mid-load: the registry logged the replacement's ECG load, never the killed worker's.
+    log = site.log_tail(chars=10_000_000)
+    assert f"[pid {replacements[0]}] loaded model ecg" in log
+    assert f"[pid {worker}] loaded model ecg" not in log
 
 
 def test_artifact_deleted_or_corrupted_while_serving_fails_only_that_model(site):
