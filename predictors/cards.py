@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-# Metrics sections that describe an intermediate graph, not the model the site serves.
-TECHNICAL_SECTIONS = frozenset({"pytorch_fp32", "onnx_fp32", "onnx_int8"})
+# Metrics of an intermediate graph (pytorch_fp32, onnx_int8, ...), not the model the site serves.
+TECHNICAL_PREFIXES = ("pytorch_", "onnx_")
+# The served graph's figures first: a clinician is shown what the site runs.
+PREFERRED_SECTIONS = ("served", "test")
 SECTION_TITLES = {
     "served": "On held-out test images",
     "test": "On held-out test data",
@@ -28,8 +30,14 @@ METRIC_NAMES = {
     "specificity": "Specificity",
     "prevalence": "Share with the outcome",
     "referable_dr": "Referable retinopathy",
+    "referable_dr_at_argmax": "Referable retinopathy, from the top grade",
+    "referable_dr_auc": "Referable retinopathy: AUC",
+    "sensitivity_at_80_specificity": "Sensitivity at 80% specificity",
+    "images": "Images",
 }
-PERCENT_METRICS = frozenset({"accuracy", "sensitivity", "specificity", "prevalence", "ppv", "npv"})
+PERCENT_METRICS = frozenset({"accuracy", "sensitivity", "specificity", "prevalence", "ppv", "npv",
+                             "sensitivity_at_80_specificity"})
+COUNT_METRICS = frozenset({"images", "rows", "positives"})
 # Read with the key they qualify, or too fine-grained for the summary (the JSON has them).
 FOLDED_METRICS = frozenset({"auc_std", "brier_out_of_fold", "auc_per_fold", "split", "confusion_matrix",
                             "definition"})
@@ -100,12 +108,23 @@ def format_metric(name: str, value: Any) -> str | None:
     return text
 
 
+def _technical(key: str) -> bool:
+    return key.startswith(TECHNICAL_PREFIXES)
+
+
+def _sections_in_order(metrics: Mapping[str, Any]) -> list[str]:
+    """Section keys to show: the served model's own figures once, then the rest."""
+    keys = [k for k in metrics if not _technical(k) and k != "external_validation"]
+    if "served" in keys and "test" in keys:
+        keys.remove("test")  # the same test set; "served" is the graph the site runs
+    return sorted(keys, key=lambda k: PREFERRED_SECTIONS.index(k) if k in PREFERRED_SECTIONS else len(PREFERRED_SECTIONS))
+
+
 def _metric_sections(metrics: Mapping[str, Any]) -> list[MetricSection]:
     sections = []
     top_level = MetricSection(SECTION_TITLES["test"], _text(metrics.get("split")))
-    for key, value in metrics.items():
-        if key in TECHNICAL_SECTIONS or key == "external_validation":
-            continue
+    for key in _sections_in_order(metrics):
+        value = metrics[key]
         if isinstance(value, Mapping) and _point_and_interval(value)[0] is None:
             section = MetricSection(SECTION_TITLES.get(key, _humanise(key)), _text(value.get("split")))
             section.rows = _metric_rows(value)
@@ -124,7 +143,7 @@ def _metric_sections(metrics: Mapping[str, Any]) -> list[MetricSection]:
 def _metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
     rows = []
     for key, value in metrics.items():
-        if key in FOLDED_METRICS:
+        if key in FOLDED_METRICS or key.endswith("_point") and key.removesuffix("_point") in metrics:
             continue
         if isinstance(value, Mapping) and _point_and_interval(value)[0] is None:
             prefix = ", ".join(filter(None, [METRIC_NAMES.get(key, _humanise(key)), _text(value.get("definition"))]))
@@ -173,7 +192,7 @@ def _derived_limitations(card: Mapping[str, Any], metrics: Mapping[str, Any], la
     if _mapping(card.get("data")).get("synthetic") is True:
         found.append("Trained and tested only on synthetic images the project generates: how it performs on "
                      "real patients' images is unknown.")
-    for section in (metrics, *(v for k, v in metrics.items() if k not in TECHNICAL_SECTIONS)):
+    for section in (*(metrics[k] for k in _sections_in_order(metrics)), metrics):
         matrix = _mapping(section).get("confusion_matrix")
         if matrix is not None:
             found += _weak_classes(matrix, labels)
@@ -231,6 +250,8 @@ def _point_and_interval(value: Any) -> tuple[float | None, tuple[float, float] |
 
 
 def _number(name: str, value: float) -> str:
+    if name in COUNT_METRICS:
+        return f"{value:.0f}"
     return f"{value:.0%}" if name in PERCENT_METRICS else f"{value:.2f}"
 
 
