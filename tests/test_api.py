@@ -138,7 +138,6 @@ IMAGE_SAMPLES = {"retina": [lambda: sample("fundus", "retina.jpg").read_bytes(),
 
 @pytest.mark.parametrize("model", ["retina", "ecg"])
 def test_image_prediction_on_real_samples_is_the_models_answer(client, artifacts, api_token, settings, model):
-    answers = []
     for image in IMAGE_SAMPLES[model]:
         data = image()
         response = post_image(client, model, data, api_token)
@@ -146,17 +145,24 @@ def test_image_prediction_on_real_samples_is_the_models_answer(client, artifacts
         body = response.json()
         expected = graph_probabilities(artifacts, model, data, settings)
         assert list(body["probabilities"]) == list(expected)
-        assert body["probabilities"] == pytest.approx(expected, abs=0.01)
+        # The API rounds to 4 decimals; the same graph on the same tensor agrees far closer than this.
+        assert body["probabilities"] == pytest.approx(expected, abs=0.002)
         assert body["label"] == max(expected, key=expected.get) and body["class_index"] == list(expected).index(body["label"])
-        assert body["confidence"] == pytest.approx(max(expected.values()), abs=0.01)
+        assert body["confidence"] == pytest.approx(max(expected.values()), abs=0.002)
         assert body["low_confidence"] == (body["confidence"] < 0.5)
         if model == "retina":
             assert body["grade"] == body["class_index"] and body["referable_dr"] == (body["grade"] >= 2)
         record = Prediction.objects.get(pk=body["prediction_id"])
         assert record.inputs["image"]["bytes"] == len(data) and len(record.inputs["image"]["sha256"]) == 64
-        answers.append(body["probabilities"])
-    # The two samples differ, and so do the answers: the model looked at the image.
-    assert answers[0] != pytest.approx(answers[1], abs=0.02)
+
+
+def test_retina_answer_depends_on_the_photo(client, artifacts, api_token):
+    """A server that ignored the upload would answer the same for both photos. Only the retina
+    model can show it: the quick ECG model (two records per class, one epoch) answers about
+    0.25 per class for any image, so for ECG the graph check above is what applies."""
+    first, second = (post_image(client, "retina", image(), api_token).json()["probabilities"]
+                     for image in IMAGE_SAMPLES["retina"])
+    assert max(abs(first[label] - second[label]) for label in first) > 0.02, (first, second)
 
 
 def test_no_credentials_and_bad_token(client, artifacts):
