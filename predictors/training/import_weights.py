@@ -14,15 +14,15 @@ from predictors.imaging import ImageRejected, decode, model_input
 from predictors.inputs import TABULAR_SCHEMAS
 
 from . import cards, synth_ecg, synth_fundus
-from .export import export_onnx, quantize_int8
-from .vision import build_network, ecg_spec, onnx_probabilities, retina_spec
+from .export import ExportMismatch, export_onnx, quantize_int8
+from .vision import ECG_LABELS, RETINA_LABELS, build_network, ecg_spec, onnx_probabilities, retina_spec
 
 log = logging.getLogger(__name__)
 
 IMAGE_MODELS = {
-    "retina": ("efficientnet_b0", synth_fundus.GRADES, retina_spec,
+    "retina": ("efficientnet_lite0", RETINA_LABELS, retina_spec,
                "diabetic retinopathy grade (International Clinical DR scale, 0-4) from a colour fundus photo"),
-    "ecg": ("resnet50", synth_ecg.CLASSES, ecg_spec, "cardiac finding from a 12-lead ECG printout image"),
+    "ecg": ("resnet50", ECG_LABELS, ecg_spec, "cardiac finding from a 12-lead ECG printout image"),
 }
 CALIBRATION_LIMIT = 64
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -74,7 +74,7 @@ def import_image_model(name: str, state_dict: Path, out_dir: Path, calibration_d
     result = network.load_state_dict(_load_state_dict(state_dict), strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise ImportFailed(
-            f"the weights do not fit torchvision {architecture} with {len(labels)} outputs: "
+            f"the weights do not fit {architecture} with {len(labels)} outputs: "
             f"missing {result.missing_keys[:5]}{'…' if len(result.missing_keys) > 5 else ''}, "
             f"unexpected {result.unexpected_keys[:5]}{'…' if len(result.unexpected_keys) > 5 else ''}")
     calibration, calibration_source = _calibration_images(name, spec, calibration_dir)
@@ -84,8 +84,8 @@ def import_image_model(name: str, state_dict: Path, out_dir: Path, calibration_d
     staging.mkdir(parents=True)
     fp32_path, int8_path = staging / "model.fp32.onnx", staging / "model.onnx"
     try:
-        export_onnx(network, fp32_path, spec)
-    except RuntimeError as exc:
+        export_onnx(network, fp32_path, spec, calibration[:4].astype(np.float32))
+    except (RuntimeError, ExportMismatch) as exc:
         raise ImportFailed(f"the weights load but cannot be exported to ONNX: {str(exc).splitlines()[0]}") from exc
     quantize_int8(fp32_path, int8_path, calibration.astype(np.float32))
     agreement = float((onnx_probabilities(fp32_path, calibration).argmax(1) ==
@@ -107,7 +107,7 @@ def import_image_model(name: str, state_dict: Path, out_dir: Path, calibration_d
                          "calibration_source": calibration_source,
                          "method": "onnxruntime static quantization, QDQ, per-channel int8"},
         "data": {"source": f"imported state_dict {state_dict.name}", "synthetic": False},
-        "training": {"architecture": f"torchvision.models.{architecture}", "imported_from": state_dict.name},
+        "training": {"architecture": architecture, "imported_from": state_dict.name},
         "intended_use": "Imported model served by HealthOracle. Its fitness for any use is the responsibility "
                         "of whoever trained it; HealthOracle is not a medical device.",
         "plots": {},

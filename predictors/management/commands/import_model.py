@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 class Command(BaseCommand):
     help = ("Turn your own weights into a served artifact: a torchvision state_dict for retina "
-            "(efficientnet_b0) or ecg (resnet50), exported and int8-quantized; or an XGBoost model "
+            "(EfficientNet-Lite0, efficientnet-lite-pytorch) or ecg (torchvision resnet50), exported and int8-quantized; or an XGBoost model "
             "file for diabetes or heart, checked against the expected features.")
 
     def add_arguments(self, parser) -> None:
