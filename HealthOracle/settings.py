@@ -236,6 +236,14 @@ WARM_MODELS = env_list("WARM_MODELS")
 # Threads ONNX Runtime may use for one image; 1 keeps one request from starving the
 # other gunicorn threads (and /health/) on a fractional-CPU instance.
 ORT_INTRA_OP_THREADS = env_int("ORT_INTRA_OP_THREADS", 1)
+# Checked here so a typo stops the server at start-up instead of failing the first image
+# request; predictors/runtimes/onnx_image.py maps the name to ONNX Runtime's level.
+ORT_GRAPH_OPTIMIZATION = os.environ.get("ORT_GRAPH_OPTIMIZATION", "").strip().lower() or "all"
+if ORT_GRAPH_OPTIMIZATION not in {"disable", "basic", "extended", "all"}:
+    raise ImproperlyConfigured(
+        f"ORT_GRAPH_OPTIMIZATION={os.environ['ORT_GRAPH_OPTIMIZATION']!r} is not a graph optimisation level; "
+        "use disable, basic, extended or all."
+    )
 # kind=dotted.Class pairs replacing a runtime, e.g. the benchmark's torch baseline:
 # "onnx_image=bench.torch_runtime.TorchImage". Empty in production.
 MODEL_RUNTIME_OVERRIDES = dict(item.split("=", 1) for item in env_list("MODEL_RUNTIME_OVERRIDES") if "=" in item)

@@ -29,10 +29,10 @@ from predictors.artifacts import open_artifact
 from predictors.memory import rss_bytes
 from predictors.runtimes import RuntimeOptions
 from predictors.runtimes.onnx_image import OnnxImage
-name, runs = sys.argv[1], int(sys.argv[2])
+name, runs, level = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 artifact = open_artifact(name, Path("predictors/artifacts") / name)
 before = rss_bytes(); started = time.perf_counter()
-model = OnnxImage.load(artifact, RuntimeOptions(intra_op_threads=1))
+model = OnnxImage.load(artifact, RuntimeOptions(intra_op_threads=1, graph_optimization=level))
 load = time.perf_counter() - started; after_load = rss_bytes()
 spec = artifact.input_spec
 x = np.random.default_rng(0).standard_normal((1, 3, spec["height"], spec["width"])).astype(np.float32)
@@ -45,8 +45,8 @@ print(json.dumps({"load_s": load, "rss_mb": (rss_bytes() - before) / 2**20, "tim
 
 
 def measure(model: str, level: str, runs: int) -> dict:
-    env = {**os.environ, "ORT_GRAPH_OPTIMIZATION": level, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([str(RUNTIME_PYTHON), "-c", PROBE, model, str(runs)], cwd=ROOT, env=env,
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([str(RUNTIME_PYTHON), "-c", PROBE, model, str(runs), level], cwd=ROOT, env=env,
                          capture_output=True, text=True, check=True).stdout
     data = json.loads(out.strip().splitlines()[-1])
     return {"load_s": round(data["load_s"], 3), "rss_mb": round(data["rss_mb"], 1),

@@ -303,7 +303,9 @@ def get_loader() -> ModelLoader:
 
                 _loader = ModelLoader(
                     MODEL_SPECS, Path(settings.MODEL_ARTIFACTS_DIR), settings.MODEL_MEMORY_BUDGET_MB * MB,
-                    settings.MODEL_RETRY_SECONDS, RuntimeOptions(intra_op_threads=settings.ORT_INTRA_OP_THREADS),
+                    settings.MODEL_RETRY_SECONDS,
+                    RuntimeOptions(intra_op_threads=settings.ORT_INTRA_OP_THREADS,
+                                   graph_optimization=settings.ORT_GRAPH_OPTIMIZATION),
                     settings.MODEL_RUNTIME_OVERRIDES)
     return _loader
 

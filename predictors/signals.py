@@ -3,7 +3,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 MODEL_SETTINGS = {"MODEL_ARTIFACTS_DIR", "MODEL_MEMORY_BUDGET_MB", "MODEL_RETRY_SECONDS", "ORT_INTRA_OP_THREADS",
-                  "MODEL_RUNTIME_OVERRIDES"}
+                  "ORT_GRAPH_OPTIMIZATION", "MODEL_RUNTIME_OVERRIDES"}
 
 
 @receiver(setting_changed)

@@ -77,6 +77,17 @@ def test_limits_and_onnx_threads_come_from_the_environment(runtime_python):
     assert broken.returncode != 0 and "ORT_INTRA_OP_THREADS='two' is not a valid int" in broken.stderr
 
 
+def test_an_unknown_graph_optimisation_level_stops_start_up_with_a_clear_message(runtime_python):
+    """A typo must stop the server when it starts, not fail the first image request."""
+    chosen = settings_in_subprocess(runtime_python, {"ORT_GRAPH_OPTIMIZATION": "Basic"},
+                                    "settings.ORT_GRAPH_OPTIMIZATION")
+    assert chosen.returncode == 0, chosen.stderr
+    assert last_json_line(chosen.stdout) == "basic"
+    broken = settings_in_subprocess(runtime_python, {"ORT_GRAPH_OPTIMIZATION": "max"}, "1")
+    assert broken.returncode != 0
+    assert "ImproperlyConfigured: ORT_GRAPH_OPTIMIZATION='max' is not a graph optimisation level" in broken.stderr
+
+
 @pytest.mark.django_db
 def test_max_image_pixels_refuses_a_photo_over_the_limit(client, artifacts, api_token, settings):
     photo = sample("fundus", "retina.jpg").read_bytes()  # 1411 × 1411, about 2 megapixels
@@ -95,14 +106,14 @@ def test_max_image_pixels_refuses_a_photo_over_the_limit(client, artifacts, api_
     assert upload().status_code == 200
 
 
-def test_onnx_sessions_use_the_configured_threads_and_optimisation(artifacts, settings, monkeypatch):
+def test_onnx_sessions_use_the_configured_threads_and_optimisation(artifacts, settings):
     """The session options are ONNX Runtime's own record of what the runtime asked for."""
     import onnxruntime as ort
 
     from predictors.registry import get_loader
 
     settings.ORT_INTRA_OP_THREADS = 2
-    monkeypatch.setenv("ORT_GRAPH_OPTIMIZATION", "basic")
+    settings.ORT_GRAPH_OPTIMIZATION = "basic"
     options = get_loader().get("retina").runtime._session.get_session_options()
     assert options.intra_op_num_threads == 2
     assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC

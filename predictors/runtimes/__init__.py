@@ -24,6 +24,7 @@ RUNTIME_CLASSES = {
 @dataclass(frozen=True)
 class RuntimeOptions:
     intra_op_threads: int = 1
+    graph_optimization: str = "all"
 
 
 class ModelRuntime(Protocol):

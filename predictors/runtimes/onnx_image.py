@@ -1,8 +1,6 @@
 """ONNX Runtime for the image models: int8 (or fp32) graphs, lean session settings."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import onnxruntime as ort
 
@@ -34,7 +32,7 @@ class OnnxImage:
         so.intra_op_num_threads = options.intra_op_threads
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = GRAPH_OPTIMIZATION[os.environ.get("ORT_GRAPH_OPTIMIZATION", "all")]
+        so.graph_optimization_level = GRAPH_OPTIMIZATION[options.graph_optimization]
         so.log_severity_level = 3
         try:
             session = ort.InferenceSession(str(artifact.model_path), so, providers=["CPUExecutionProvider"])
