@@ -60,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     lines = [f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}, with "
              f"`.venv/bin/python bench/ort_settings.py`: one intra-op thread, arena off, {args.runs} runs "
-             f"of a 224×224 input after one warm-up.", "",
+             f"of each model's own input size (its card) after one warm-up.", "",
              "| model | level | load s | RSS after load + run MB | p50 ms | p95 ms |", "|---|---|---|---|---|---|"]
     for model in ("retina", "ecg"):
         for level in LEVELS:

@@ -1,19 +1,17 @@
 """The baseline the benchmark compares against: image models served by PyTorch in the worker.
 
 This is how the sites HealthOracle replaces serve their models. The shipped artifacts
-hold ONNX graphs, not torch weights, so the baseline builds the same torchvision
-architecture with freshly initialised weights: the same tensors, memory and arithmetic,
+hold ONNX graphs, not torch weights, so the baseline builds the same network
+(the card's training.network) with freshly initialised weights: the same tensors, memory and arithmetic,
 different numbers. Never used by the site itself.
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import torch
-import torchvision
 
 from predictors.artifacts import Artifact
+from predictors.training.vision import build_network
 
 
 class TorchImage:
@@ -23,8 +21,7 @@ class TorchImage:
 
     @classmethod
     def load(cls, artifact: Artifact, options) -> "TorchImage":
-        architecture = re.search(r"models\.(\w+)", artifact.card["training"]["architecture"]).group(1)
-        network = getattr(torchvision.models, architecture)(weights=None, num_classes=len(artifact.labels)).eval()
+        network = build_network(artifact.card["training"]["network"], len(artifact.labels)).eval()
         size = sum(p.numel() * p.element_size() for p in network.parameters())
         return cls(network, size)
 

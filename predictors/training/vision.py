@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 HALF_MEAN = [0.5, 0.5, 0.5]
 HALF_STD = [0.5, 0.5, 0.5]
 SEED = 20261123
+CALIBRATION_IMAGES = 128
+# Rare classes are drawn with weight count ** -SAMPLING_POWER: 0.5 gives them the square
+# root of the imbalance, 1.0 would balance the classes fully.
+SAMPLING_POWER = 0.75
 RETINA_LABELS = ["No DR", "Mild NPDR", "Moderate NPDR", "Severe NPDR", "Proliferative DR"]
 ECG_LABELS = ["Normal", "Abnormal heartbeat", "Myocardial Infarction", "History of MI"]
 
@@ -72,14 +76,14 @@ def recipe(name: str, quick: bool) -> Recipe:
     if name == "retina":
         return Recipe(
             name="retina", architecture="efficientnet_lite0", labels=RETINA_LABELS,
-            input_spec=retina_spec(96 if quick else 224),
-            epochs=1 if quick else 8, batch_size=8 if quick else 16, learning_rate=6e-4, quick=quick,
+            input_spec=retina_spec(96 if quick else 288),
+            epochs=1 if quick else 14, batch_size=8 if quick else 16, learning_rate=8e-4, quick=quick,
             task="diabetic retinopathy grade (International Clinical DR scale, 0-4) from a colour fundus photo")
     if name == "ecg":
         return Recipe(
             name="ecg", architecture="resnet50", labels=ECG_LABELS,
             input_spec=ecg_spec(64, 96) if quick else ecg_spec(160, 272),
-            epochs=1 if quick else 12, batch_size=8 if quick else 12, learning_rate=2e-3, quick=quick,
+            epochs=1 if quick else 24, batch_size=8 if quick else 12, learning_rate=2e-3, quick=quick,
             task="cardiac finding from a photo or scan of a 12-lead ECG printout")
     raise ValueError(f"no image recipe named {name!r}")
 
@@ -204,9 +208,9 @@ def _augment(r: Recipe, x: torch.Tensor, generator: torch.Generator) -> torch.Te
 
 
 def _epoch_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One epoch's draw with rare classes oversampled to the square root of the imbalance."""
+    """One epoch's draw with rare classes oversampled (SAMPLING_POWER of the way to balanced)."""
     counts = np.bincount(labels)
-    weights = 1.0 / np.sqrt(counts[labels])
+    weights = counts[labels].astype(np.float64) ** -SAMPLING_POWER
     return rng.choice(len(labels), size=len(labels), replace=True, p=weights / weights.sum())
 
 
@@ -303,7 +307,7 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
     (staging / "plots").mkdir(parents=True)
     fp32_path = staging / "model.fp32.onnx"
     export_check = export_onnx(model, fp32_path, r.input_spec, x_val[:4].astype(np.float32))
-    calibration = x_all[splits.train][np.random.default_rng(SEED).permutation(len(splits.train))[:64]]
+    calibration = x_all[splits.train][np.random.default_rng(SEED).permutation(len(splits.train))[:CALIBRATION_IMAGES]]
     served_path = staging / "model.onnx"
     quantization = quantize_with_fallback(
         fp32_path, served_path, calibration.astype(np.float32),
@@ -340,10 +344,10 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
         "quantization": {key: value for key, value in quantization.items() if key != "served_validation"},
         "export": export_check,
         "data": _data_section(r, items, y_all, groups, splits),
-        "training": {"architecture": _architecture_note(r), "epochs": r.epochs, "batch_size": r.batch_size,
+        "training": {"architecture": _architecture_note(r), "network": r.architecture, "epochs": r.epochs, "batch_size": r.batch_size,
                      "optimiser": "AdamW, weight decay 1e-4", "schedule": f"one-cycle, max lr {r.learning_rate}",
                      "loss": "cross-entropy, label smoothing 0.05",
-                     "sampling": "classes drawn in proportion to the square root of their counts",
+                     "sampling": f"images drawn with weight (class count) ** -{SAMPLING_POWER}",
                      "augmentation": _augmentation_note(r),
                      "epoch_losses": [round(v, 4) for v in losses], "seed": SEED, "device": "cpu, 2 threads",
                      "quick": quick, "wall_seconds": round(time.monotonic() - started)},
