@@ -7,8 +7,18 @@ import os
 
 
 def _env_int(name: str, default: int) -> int:
+    """An integer from the environment; a typo stops start-up naming the variable.
+
+    gunicorn prints the traceback of whatever this file raises and exits; int()'s own
+    message ("invalid literal for int()") would not say which variable was wrong.
+    """
     raw = os.environ.get(name, "")
-    return int(raw) if raw.strip() else default
+    if not raw.strip():
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a whole number (gunicorn_config.py).") from None
 
 
 # Render routes traffic to $PORT on all interfaces; the local run command narrows it.
@@ -26,12 +36,20 @@ workers = _env_int("WEB_CONCURRENCY", 1)
 # out; gevent survives them but stalls every request behind each inference. Figures:
 # docs/benchmarks.md ("Worker class"). GUNICORN_WORKER_CLASS=gthread or gevent exist
 # only so the benchmark can measure them; the worker class picks the entry point.
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "asgi")
+# The worker classes this file supports, each with the entry point it serves.
+ENTRY_POINTS = {
+    "asgi": "HealthOracle.asgi:application",
+    "gthread": "HealthOracle.wsgi:application",
+    "gevent": "HealthOracle.wsgi:application",
+}
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "").strip() or "asgi"
+if worker_class not in ENTRY_POINTS:
+    raise ValueError(f"GUNICORN_WORKER_CLASS={worker_class!r} is not supported (gunicorn_config.py); "
+                     f"use {', '.join(ENTRY_POINTS)}.")
 # GUNICORN_THREADS sizes HealthOracle/asgi.py's pool (settings.SERVER_THREADS); gunicorn's
 # own thread setting is for gthread only.
 threads = _env_int("GUNICORN_THREADS", 4) if worker_class == "gthread" else 1
-ENTRY_POINTS = {"asgi": "HealthOracle.asgi:application"}
-wsgi_app = ENTRY_POINTS.get(worker_class, "HealthOracle.wsgi:application")
+wsgi_app = ENTRY_POINTS[worker_class]
 # Connections one worker holds open at once, idle or slow ones included.
 worker_connections = _env_int("GUNICORN_WORKER_CONNECTIONS", 500)
 

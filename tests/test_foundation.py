@@ -105,6 +105,21 @@ def test_gunicorn_config_fits_one_small_instance():
     assert config["timeout"] > config["graceful_timeout"] > 0
 
 
+def test_gunicorn_config_refuses_a_typo_naming_the_variable():
+    """gunicorn prints what its config file raises and exits: the message must say which setting is wrong."""
+    code = "import runpy; runpy.run_path('gunicorn_config.py')"
+    env = {"PATH": os.environ["PATH"]}
+    chosen = run_python(sys.executable, code, {**env, "GUNICORN_WORKER_CLASS": "gevent", "GUNICORN_TIMEOUT": "90"})
+    assert chosen.returncode == 0, chosen.stderr
+    not_a_number = run_python(sys.executable, code, {**env, "GUNICORN_TIMEOUT": "2m"})
+    assert not_a_number.returncode != 0
+    assert "ValueError: GUNICORN_TIMEOUT='2m' is not a whole number" in not_a_number.stderr
+    unknown_class = run_python(sys.executable, code, {**env, "GUNICORN_WORKER_CLASS": "uvicorn"})
+    assert unknown_class.returncode != 0
+    assert "GUNICORN_WORKER_CLASS='uvicorn' is not supported" in unknown_class.stderr
+    assert "use asgi, gthread, gevent" in unknown_class.stderr
+
+
 def test_web_requirements_exclude_training_libraries():
     names = {line.split("==")[0].strip().lower() for line in (ROOT / "requirements.txt").read_text().splitlines()
              if line.strip() and not line.startswith("#")}
