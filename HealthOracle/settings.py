@@ -177,11 +177,25 @@ MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 # 400 dpi (16 MP) or a 24 MP phone photo; imaging.MAX_DECODED_BYTES bounds memory too.
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 25_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 64 * 1024
+# The body limits RequestLimitsMiddleware applies, owned here so the server's limit below
+# can never fall short of them: an API body may carry one upload, a page's form up to
+# FORM_BODY_FACTOR times as much, which the form reads to its end, discarding it, so it can
+# say the file is too large and keep what was typed (predictors/uploads.py). Both get
+# UPLOAD_BODY_ALLOWANCE for the multipart envelope and the other fields around one image.
+FORM_BODY_FACTOR = 4
+UPLOAD_BODY_ALLOWANCE = 256 * 1024
+_form_body_bytes = FORM_BODY_FACTOR * MAX_UPLOAD_BYTES + UPLOAD_BODY_ALLOWANCE
 # The server (HealthOracle/asgi.py) reads each request whole in its event loop before
-# a thread runs Django: bodies up to this size (room for the page form to read an
-# oversized file to its end and say so), within this many seconds (a 10 MB upload over
-# a 1.5 Mbit/s link), else 408; a body declared larger is left unread for Django to refuse.
-MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 4 * MAX_UPLOAD_BYTES + 256 * 1024)
+# a thread runs Django: bodies up to this size, within this many seconds (a 10 MB upload
+# over a 1.5 Mbit/s link), else 408; a body declared larger is left unread for Django to
+# refuse. Smaller than a page form's limit, the server itself would answer a bare 413
+# where the form should have kept what was typed, so that stops start-up instead.
+MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", _form_body_bytes)
+if MAX_REQUEST_BODY_BYTES < _form_body_bytes:
+    raise ImproperlyConfigured(
+        f"MAX_REQUEST_BODY_BYTES={MAX_REQUEST_BODY_BYTES} is below the {_form_body_bytes} bytes a page's form may "
+        f"send ({FORM_BODY_FACTOR} × MAX_UPLOAD_BYTES + {UPLOAD_BODY_ALLOWANCE}); raise it, or lower MAX_UPLOAD_BYTES."
+    )
 REQUEST_READ_TIMEOUT = env_float("REQUEST_READ_TIMEOUT", 60.0)
 # Threads running Django in the worker (gunicorn_config.py reads the same variable).
 SERVER_THREADS = env_int("GUNICORN_THREADS", 4)

@@ -15,15 +15,13 @@ from .http import error_response, wants_json
 
 log = logging.getLogger(__name__)
 
-# Room for the multipart envelope and the other form fields around one image.
-BODY_ALLOWANCE = 256 * 1024
-# A page's form reads a file this many times the upload limit to its end, discarding it,
-# so the form can say it is too large and keep what was typed (predictors/uploads.py).
-FORM_BODY_FACTOR = 4
-
 
 class RequestLimitsMiddleware:
-    """Refuse a body larger than an upload may be before a byte of it is read."""
+    """Refuse a body larger than an upload may be before a byte of it is read.
+
+    The limits (FORM_BODY_FACTOR, UPLOAD_BODY_ALLOWANCE) are settings, so the server's
+    MAX_REQUEST_BODY_BYTES is checked against the same figures at start-up.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
@@ -33,7 +31,8 @@ class RequestLimitsMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        limit = settings.MAX_UPLOAD_BYTES * (1 if wants_json(request) else FORM_BODY_FACTOR) + BODY_ALLOWANCE
+        factor = 1 if wants_json(request) else settings.FORM_BODY_FACTOR
+        limit = settings.MAX_UPLOAD_BYTES * factor + settings.UPLOAD_BODY_ALLOWANCE
         if length > limit:
             message = f"The request is {length / 1e6:.1f} MB; uploads are limited to {settings.MAX_UPLOAD_BYTES / 1e6:.0f} MB."
             if wants_json(request):

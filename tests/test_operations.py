@@ -88,6 +88,24 @@ def test_an_unknown_graph_optimisation_level_stops_start_up_with_a_clear_message
     assert "ImproperlyConfigured: ORT_GRAPH_OPTIMIZATION='max' is not a graph optimisation level" in broken.stderr
 
 
+def test_a_server_body_limit_below_what_page_forms_send_stops_start_up(runtime_python):
+    """Below the page form's limit the server would answer a bare 413 where the form keeps what was typed."""
+    form_limit = 4 * 1_000_000 + 256 * 1024
+    default = settings_in_subprocess(runtime_python, {"MAX_UPLOAD_BYTES": "1000000"},
+                                     "[settings.MAX_REQUEST_BODY_BYTES, settings.FORM_BODY_FACTOR, "
+                                     "settings.UPLOAD_BODY_ALLOWANCE]")
+    assert default.returncode == 0, default.stderr
+    assert last_json_line(default.stdout) == [form_limit, 4, 256 * 1024]
+    enough = settings_in_subprocess(runtime_python, {"MAX_UPLOAD_BYTES": "1000000",
+                                                     "MAX_REQUEST_BODY_BYTES": str(form_limit)}, "1")
+    assert enough.returncode == 0, enough.stderr
+    broken = settings_in_subprocess(runtime_python, {"MAX_UPLOAD_BYTES": "1000000",
+                                                     "MAX_REQUEST_BODY_BYTES": str(form_limit - 1)}, "1")
+    assert broken.returncode != 0
+    assert (f"ImproperlyConfigured: MAX_REQUEST_BODY_BYTES={form_limit - 1} is below the {form_limit} bytes "
+            "a page's form may send") in broken.stderr
+
+
 @pytest.mark.django_db
 def test_max_image_pixels_refuses_a_photo_over_the_limit(client, artifacts, api_token, settings):
     photo = sample("fundus", "retina.jpg").read_bytes()  # 1411 × 1411, about 2 megapixels
