@@ -88,32 +88,39 @@ class BufferedWSGIBridge:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _read_body(self, receive: Receive, declared: int | None) -> tuple[Any, int] | None:
-        """The whole body, or None if the client disconnected before sending all of it."""
+        """The whole body, or None if the client disconnected before sending all of it.
+
+        The spooled file is closed here on every way out but a complete body, including the
+        read timeout cancelling this coroutine (asyncio.wait_for), so an abandoned upload
+        frees its temporary file at once instead of whenever it is garbage-collected.
+        """
         spooled = declared is None or declared > SPOOL_MEMORY_BYTES
         if spooled:
             await self.large_bodies.acquire()
+        body = None
+        complete = False
         try:
             body = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)
             length = 0
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
-                    body.close()
                     return None
                 chunk = message.get("body", b"")
                 length += len(chunk)
                 if length > self.max_body_bytes:
-                    body.close()
                     raise BodyTooLarge
                 body.write(chunk)
                 if not message.get("more_body", False):
                     break
             if declared is not None and length != declared:
-                body.close()
                 return None
             body.seek(0)
+            complete = True
             return body, length
         finally:
+            if body is not None and not complete:
+                body.close()
             if spooled:
                 self.large_bodies.release()
 

@@ -108,6 +108,46 @@ def test_body_that_ends_short_of_its_content_length_is_never_processed(site):
     assert api_error(status, stalled.split(b"\r\n\r\n", 1)[1]) == (408, "request_timeout")
 
 
+def test_a_body_cut_off_by_the_read_timeout_closes_its_spooled_file(monkeypatch):
+    """The 408 frees the stalled upload's temporary file at once, not whenever it is garbage-collected."""
+    import asyncio
+    import tempfile
+
+    from HealthOracle import asgi
+
+    opened: list[tempfile.SpooledTemporaryFile] = []
+
+    class RecordedSpool(tempfile.SpooledTemporaryFile):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    monkeypatch.setattr(asgi.tempfile, "SpooledTemporaryFile", RecordedSpool)
+    sent: list[dict] = []
+    first = True
+
+    async def receive() -> dict:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b"x" * 100, "more_body": True}
+        await asyncio.Event().wait()  # the client stalls with 900 bytes still owed
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    bridge = asgi.BufferedWSGIBridge(lambda environ, start_response: [], threads=1, max_body_bytes=10_000,
+                                     read_timeout=0.2, json_paths=lambda path: True)
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/predict/diabetes",
+             "headers": [(b"content-length", b"1000")]}
+    try:
+        asyncio.run(bridge(scope, receive, send))
+    finally:
+        bridge.executor.shutdown()
+    assert sent[0]["status"] == 408
+    assert len(opened) == 1 and opened[0].closed
+
+
 def test_chunked_body_is_read_whole(site):
     payload = json.dumps({**DIABETES, "glucose": "high"}).encode()
     request = (f"POST /api/v1/predict/diabetes HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {site.token}\r\n"
