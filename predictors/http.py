@@ -19,10 +19,6 @@ def json_path(path: str) -> bool:
     return path.startswith("/api/") or path in ("/metrics", "/status/")
 
 
-def wants_json(request: HttpRequest) -> bool:
-    return json_path(request.path)
-
-
 def token_from_header(request: HttpRequest, scheme: str) -> str | None:
     """The credentials after `scheme` in Authorization; schemes are case-insensitive (RFC 9110)."""
     given, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")

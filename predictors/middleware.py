@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 
-from .http import error_response, wants_json
+from .http import error_response, json_path
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,12 @@ class RequestLimitsMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        factor = 1 if wants_json(request) else settings.FORM_BODY_FACTOR
+        api = json_path(request.path)
+        factor = 1 if api else settings.FORM_BODY_FACTOR
         limit = settings.MAX_UPLOAD_BYTES * factor + settings.UPLOAD_BODY_ALLOWANCE
         if length > limit:
             message = f"The request is {length / 1e6:.1f} MB; uploads are limited to {settings.MAX_UPLOAD_BYTES / 1e6:.0f} MB."
-            if wants_json(request):
+            if api:
                 return error_response(413, "request_too_large", message)
             return render(request, "error.html", {"title": "Upload too large", "message": message}, status=413)
         return self.get_response(request)
@@ -61,7 +62,7 @@ class DatabaseUnavailableMiddleware:
     def _unavailable(self, request: HttpRequest, exc: Exception) -> HttpResponse:
         log.error("database unavailable for %s: %s", request.path, exc)
         message = "The database is unavailable; nothing was recorded. Try again shortly."
-        if wants_json(request):
+        if json_path(request.path):
             response = error_response(503, "database_unavailable", message)
         else:
             response = HttpResponse(f"<!doctype html><title>Service unavailable</title><h1>Service unavailable</h1>"
@@ -101,7 +102,7 @@ class ErrorShapeMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if (response.status_code < 400 or not wants_json(request)
+        if (response.status_code < 400 or not json_path(request.path)
                 or response.get("Content-Type", "").startswith("application/json")):
             return response
         code, message = ERROR_CODES.get(response.status_code, ("error", "The request failed."))
