@@ -85,6 +85,16 @@ def test_ecg_crop_drops_the_report_header_and_grid_suppression_keeps_only_traces
     assert grey[trace_ink].mean() < 60, "the black traces must stay dark"
 
 
+def test_trace_thickening_is_pillows_minimum_filter_pixel_for_pixel():
+    from PIL import ImageFilter
+
+    for item in real_images.ecg_images()[::40]:
+        page = real_images.load_rgb(item.path)
+        brightest = Image.fromarray(np.asarray(page).max(axis=2), "L")
+        expected = np.asarray(brightest.filter(ImageFilter.MinFilter(3)))
+        np.testing.assert_array_equal(np.asarray(suppress_red_grid(page))[..., 0], expected)
+
+
 def test_a_page_without_a_red_grid_is_used_whole():
     page = Image.new("RGB", (600, 400), "white")
     assert crop_ecg_grid(page).size == page.size
