@@ -79,7 +79,8 @@ def structure_map(model_input: np.ndarray) -> np.ndarray:
     every pair look alike. Re-scans, re-encodes and repeat photos of one eye or one
     recording keep this fingerprint; different patients do not.
     """
-    grey = model_input.astype(np.float32).mean(axis=0)
+    # Rounded to float16 as training holds its inputs, so a map is the same whoever computes it.
+    grey = model_input.astype(np.float16).astype(np.float32).mean(axis=0)
     h, w = (grey.shape[0] // 4) * 4, (grey.shape[1] // 4) * 4
     small = grey[:h, :w].reshape(h // 4, 4, w // 4, 4).mean(axis=(1, 3))
     padded = np.pad(small, 2, mode="edge")

@@ -32,10 +32,6 @@ log = logging.getLogger(__name__)
 HALF_MEAN = [0.5, 0.5, 0.5]
 HALF_STD = [0.5, 0.5, 0.5]
 SEED = 20261123
-CALIBRATION_IMAGES = 128
-# Rare classes are drawn with weight count ** -SAMPLING_POWER: 0.5 gives them the square
-# root of the imbalance, 1.0 would balance the classes fully.
-SAMPLING_POWER = 0.75
 RETINA_LABELS = ["No DR", "Mild NPDR", "Moderate NPDR", "Severe NPDR", "Proliferative DR"]
 ECG_LABELS = ["Normal", "Abnormal heartbeat", "Myocardial Infarction", "History of MI"]
 
@@ -53,6 +49,13 @@ class Recipe:
     learning_rate: float
     task: str
     quick: bool
+    # Rare classes are drawn with weight count ** -sampling_power: 0.5 gives them the
+    # square root of the imbalance, 1.0 would balance the classes fully.
+    sampling_power: float = 0.5
+    # Activation calibration for int8 (predictors.training.export.CALIBRATIONS) and how
+    # many real training images it sees.
+    calibration: str = "minmax"
+    calibration_images: int = 64
     # ECG only: the share of images held out for validation and for testing.
     holdout: float = 0.2
 
@@ -78,12 +81,13 @@ def recipe(name: str, quick: bool) -> Recipe:
             name="retina", architecture="efficientnet_lite0", labels=RETINA_LABELS,
             input_spec=retina_spec(96 if quick else 288),
             epochs=1 if quick else 14, batch_size=8 if quick else 16, learning_rate=8e-4, quick=quick,
+            sampling_power=0.75, calibration="percentile", calibration_images=128,
             task="diabetic retinopathy grade (International Clinical DR scale, 0-4) from a colour fundus photo")
     if name == "ecg":
         return Recipe(
             name="ecg", architecture="resnet50", labels=ECG_LABELS,
             input_spec=ecg_spec(64, 96) if quick else ecg_spec(160, 272),
-            epochs=1 if quick else 24, batch_size=8 if quick else 12, learning_rate=2e-3, quick=quick,
+            epochs=1 if quick else 12, batch_size=8 if quick else 12, learning_rate=2e-3, quick=quick,
             task="cardiac finding from a photo or scan of a 12-lead ECG printout")
     raise ValueError(f"no image recipe named {name!r}")
 
@@ -207,10 +211,10 @@ def _augment(r: Recipe, x: torch.Tensor, generator: torch.Generator) -> torch.Te
     return (x * contrast + brightness).clamp(-1.5, 1.5)
 
 
-def _epoch_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One epoch's draw with rare classes oversampled (SAMPLING_POWER of the way to balanced)."""
+def _epoch_order(labels: np.ndarray, rng: np.random.Generator, power: float) -> np.ndarray:
+    """One epoch's draw with rare classes oversampled (`power` of the way to balanced)."""
     counts = np.bincount(labels)
-    weights = counts[labels].astype(np.float64) ** -SAMPLING_POWER
+    weights = counts[labels].astype(np.float64) ** -power
     return rng.choice(len(labels), size=len(labels), replace=True, p=weights / weights.sum())
 
 
@@ -235,7 +239,7 @@ def train_network(r: Recipe, x: np.ndarray, y: np.ndarray) -> tuple[torch.nn.Mod
     model.train()
     for epoch in range(r.epochs):
         total, count = 0.0, 0
-        bar = tqdm(_batches(x, _epoch_order(y, rng), r.batch_size), total=steps_per_epoch,
+        bar = tqdm(_batches(x, _epoch_order(y, rng, r.sampling_power), r.batch_size), total=steps_per_epoch,
                    desc=f"{r.name} epoch {epoch + 1}/{r.epochs}", mininterval=10)
         for xb, idx in bar:
             if len(idx) < 2:  # BatchNorm cannot train on a batch of one
@@ -307,11 +311,11 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
     (staging / "plots").mkdir(parents=True)
     fp32_path = staging / "model.fp32.onnx"
     export_check = export_onnx(model, fp32_path, r.input_spec, x_val[:4].astype(np.float32))
-    calibration = x_all[splits.train][np.random.default_rng(SEED).permutation(len(splits.train))[:CALIBRATION_IMAGES]]
+    calibration = x_all[splits.train][np.random.default_rng(SEED).permutation(len(splits.train))[:r.calibration_images]]
     served_path = staging / "model.onnx"
     quantization = quantize_with_fallback(
         fp32_path, served_path, calibration.astype(np.float32),
-        judge=lambda path: _judge(r, path, x_val, y_val), quick=quick)
+        judge=lambda path: _judge(r, path, x_val, y_val), method=r.calibration, quick=quick)
     fp32_path.unlink()
 
     test_probs = onnx_probabilities(served_path, x_test)
@@ -347,7 +351,7 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
         "training": {"architecture": _architecture_note(r), "network": r.architecture, "epochs": r.epochs, "batch_size": r.batch_size,
                      "optimiser": "AdamW, weight decay 1e-4", "schedule": f"one-cycle, max lr {r.learning_rate}",
                      "loss": "cross-entropy, label smoothing 0.05",
-                     "sampling": f"images drawn with weight (class count) ** -{SAMPLING_POWER}",
+                     "sampling": f"images drawn with weight (class count) ** -{r.sampling_power}",
                      "augmentation": _augmentation_note(r),
                      "epoch_losses": [round(v, 4) for v in losses], "seed": SEED, "device": "cpu, 2 threads",
                      "quick": quick, "wall_seconds": round(time.monotonic() - started)},
