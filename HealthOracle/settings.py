@@ -214,6 +214,10 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS_ONLY el
 # (preload for years, in browsers' built-in lists), which only the domain's owner can decide.
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Django's deploy check warns whenever these two are off; off is the deliberate default
+# above, so only those two warnings are silenced, and every other deploy warning stays.
+SILENCED_SYSTEM_CHECKS = [check for check, opted_in in (("security.W005", SECURE_HSTS_INCLUDE_SUBDOMAINS),
+                                                        ("security.W021", SECURE_HSTS_PRELOAD)) if not opted_in]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
