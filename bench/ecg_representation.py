@@ -90,7 +90,8 @@ def main() -> None:
 
     torch.set_num_threads(args.workers)
     lines = [f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}, with "
-             f"`.venv-dev/bin/python bench/ecg_representation.py --epochs {args.epochs}`: ResNet50 from scratch, "
+             f"`.venv-dev/bin/python bench/ecg_representation.py --epochs {args.epochs} --variants "
+             f"{' '.join(args.variants)}`: ResNet50 from scratch, "
              "the served recipe with only the input changed, pytorch fp32 figures on the same real test "
              "printouts; latency of the int8 graph, ONNX Runtime, one thread.", "",
              "| input | macro-F1 (95% CI) | accuracy | recall N / AHB / MI / HMI | int8 p50 / p95 ms | training s |",
