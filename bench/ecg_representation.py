@@ -61,8 +61,7 @@ def evaluate(name: str, epochs: int, workers: int) -> dict:
     x = vision.prepare_images([item.path for item in items], r.input_spec, workers, f"ecg {name}")
     # Group and split on the served representation, so every variant sees the same images.
     served = vision.prepare_images([item.path for item in items], VARIANTS["leads-160x272"], workers, "ecg groups")
-    maps = np.stack([real_images.structure_map(a) for a in served])
-    groups = real_images.duplicate_groups(maps, real_images.NEAR_DUPLICATE_CORRELATION["ecg"])
+    groups = real_images.near_duplicate_groups("ecg", served)
     y = np.array([item.label for item in items], dtype=np.int64)
     splits = vision.make_splits(r, items, groups)
     started = time.monotonic()

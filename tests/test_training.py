@@ -183,8 +183,7 @@ def _served_test_metrics(name: str) -> tuple[dict, dict]:
     recipe = vision.recipe(name, quick=False)
     items = real_images.fundus_images() if name == "retina" else real_images.ecg_images()
     x = np.stack([model_input(real_images.load_rgb(item.path), card["input"])[0] for item in items])
-    groups = real_images.duplicate_groups(np.stack([real_images.structure_map(a) for a in x]),
-                                          real_images.NEAR_DUPLICATE_CORRELATION[name])
+    groups = real_images.near_duplicate_groups(name, x)
     test = vision.make_splits(recipe, items, groups).test
     y = np.array([item.label for item in items])[test]
     probabilities = np.stack([model.predict(x[i:i + 1]) for i in test])

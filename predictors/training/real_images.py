@@ -109,6 +109,12 @@ def duplicate_groups(maps: np.ndarray, threshold: float) -> np.ndarray:
     return np.array([remap[root] for root in roots], dtype=np.int64)
 
 
+def near_duplicate_groups(name: str, inputs: np.ndarray) -> np.ndarray:
+    """Group ids for one data set's model inputs, joined at that data set's threshold."""
+    maps = np.stack([structure_map(a) for a in inputs])
+    return duplicate_groups(maps, NEAR_DUPLICATE_CORRELATION[name])
+
+
 def grouped_holdout(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Stratified split by group: about `fraction` of each class held out, no group split.
 

@@ -293,8 +293,7 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
     if quick:
         items = _quick_items(items)
     x_all = prepare_images([item.path for item in items], r.input_spec, workers, f"{name} real images")
-    maps = np.stack([real_images.structure_map(x) for x in x_all])
-    groups = real_images.duplicate_groups(maps, real_images.NEAR_DUPLICATE_CORRELATION[name])
+    groups = real_images.near_duplicate_groups(name, x_all)
     y_all = np.array([item.label for item in items], dtype=np.int64)
     splits = make_splits(r, items, groups)
     log.info("%s: %d images in %d duplicate groups; %d fitting, %d validation, %d test", name, len(items),
