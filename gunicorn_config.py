@@ -62,11 +62,13 @@ timeout = _env_int("GUNICORN_TIMEOUT", 120)
 graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _env_int("GUNICORN_KEEPALIVE", 5)
 
-# Recycle the worker now and then so slow fragmentation can never add up to an OOM
-# kill; the jitter keeps several instances from restarting in step. Models reload
-# lazily (or via WARM_MODELS) in the new worker.
-max_requests = _env_int("GUNICORN_MAX_REQUESTS", 1000)
-max_requests_jitter = _env_int("GUNICORN_MAX_REQUESTS_JITTER", 100)
+# gunicorn's own recycling is off: it counts Render's /health/ probes (alone they would
+# recycle an idle worker every ~1,000 probes) and stops the old worker before the new
+# one has booted, seconds without a listener on 0.1 CPU. HealthOracle/recycling.py
+# recycles instead, when the worker's memory grows past WORKER_MAX_RSS_MB or after
+# GUNICORN_MAX_REQUESTS requests other than probes, starting the replacement first.
+max_requests = 0
+max_requests_jitter = 0
 
 # The heartbeat file lives in RAM: on Render's disk a slow fsync can look like a hung
 # worker and get it killed.
@@ -109,8 +111,19 @@ def post_fork(server, worker) -> None:
         patch_psycopg()
 
 
-def post_worker_init(worker) -> None:
-    """Start warming the models named in WARM_MODELS without delaying the first probe."""
-    from predictors.warmup import start_background_warmup
+def when_ready(server) -> None:
+    """Let workers know their arbiter, so a worker can ask it for a replacement (recycling.py)."""
+    os.environ["HEALTHORACLE_ARBITER_PID"] = str(os.getpid())
 
-    start_background_warmup()
+
+def worker_exit(server, worker) -> None:
+    """Exit cleanly: no model load may still run on another thread when the process ends.
+
+    The lifespan shutdown does this on a graceful exit; a quick one (SIGINT, SIGQUIT)
+    skips it. Nothing is imported here that the worker has not imported already.
+    """
+    import sys
+
+    warmup = sys.modules.get("predictors.warmup")
+    if warmup is not None:
+        warmup.stop_warmup()

@@ -9,6 +9,17 @@ so Django, its per-thread database connections and ONNX Runtime (which releases 
 GIL) behave exactly as under gthread. A body that ends short of its Content-Length,
 or does not arrive within REQUEST_READ_TIMEOUT, is never processed. docs/benchmarks.md
 has the comparison that chose this over gthread and gevent.
+
+Three things happen in the event loop before any thread is involved, because on a
+tenth of a CPU a thread may wait seconds for its turn:
+- `/health/` is answered here, from the first moment the worker listens: Render's probe
+  never queues behind inference, a model load or Django's own start-up. Django is
+  imported in a background thread once the worker listens; other requests wait for it.
+- Image work (an upload to an image model) waits here for one of IMAGE_CONCURRENCY
+  slots (predictors/admission.py), so a queue of uploads holds no thread and forms and
+  pages keep running beside them.
+- The whole server-side time of each request, from its arrival to its response, is
+  sent as `Server-Timing: app;dur=<ms>` (bench/serve_bench.py reads it).
 """
 from __future__ import annotations
 
@@ -19,10 +30,10 @@ import logging
 import os
 import sys
 import tempfile
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable, Iterable
-
-from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "HealthOracle.settings")
 
@@ -37,18 +48,29 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 SPOOL_MEMORY_BYTES = 1024 * 1024
 # Larger bodies being read at once: each may spool tens of MB to disk.
 MAX_SPOOLED_BODIES = 8
+# The liveness probe. predictors/probes.health gives the same answer to anything that
+# reaches Django (the test client, the benchmark-only WSGI workers).
+HEALTH_PATH = "/health/"
+HEALTH_BODY = b'{"status": "ok"}'
+HEALTH_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(HEALTH_BODY)).encode()),
+                  (b"cache-control", b"max-age=0, no-cache, no-store, must-revalidate, private")]
+# The exit status gunicorn's arbiter reads as "this worker cannot boot": it stops instead
+# of restarting the worker forever on a broken configuration.
+WORKER_BOOT_ERROR = 3
 
 
 class BufferedWSGIBridge:
-    """Serve a WSGI application from an ASGI server, reading each request whole first."""
+    """Serve a WSGI application from an ASGI server, reading each request whole first.
 
-    def __init__(self, app: WSGIApp, *, threads: int, max_body_bytes: int, read_timeout: float,
-                 json_paths: Callable[[str], bool]):
-        self.app = app
-        self.threads = threads
-        self.max_body_bytes = max_body_bytes
-        self.read_timeout = read_timeout
-        self.json_paths = json_paths
+    `load` builds the WSGI application and the Django-side collaborators; it runs in a
+    thread of its own when the worker starts, so the worker listens (and answers
+    /health/) while Django imports.
+    """
+
+    def __init__(self, load: Callable[[], "Served"]):
+        self.load = load
+        self.served: Served | None = None
+        self.ready: asyncio.Future | None = None
         self.executor: ThreadPoolExecutor | None = None
         self.large_bodies: asyncio.Semaphore | None = None
 
@@ -58,36 +80,58 @@ class BufferedWSGIBridge:
             return
         if scope["type"] != "http":
             raise ValueError(f"unsupported ASGI scope {scope['type']!r}")
-        if self.executor is None:  # the first request of a worker started without lifespan
+        arrived = time.perf_counter()
+        if scope["path"] == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
+            body = HEALTH_BODY if scope["method"] == "GET" else b""
+            await send({"type": "http.response.start", "status": 200, "headers": HEALTH_HEADERS})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        if self.ready is None:  # the first request of a worker started without lifespan
             self._start()
+        served = self.served or await asyncio.shield(self.ready)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
+        if declared is not None and declared > served.max_body_bytes:
             # Django refuses it from the header alone (RequestLimitsMiddleware): read nothing.
             body, length = io.BytesIO(), declared
         else:
             try:
-                received = await asyncio.wait_for(self._read_body(receive, declared), self.read_timeout)
+                received = await asyncio.wait_for(self._read_body(receive, declared, served.max_body_bytes),
+                                                  served.read_timeout)
             except TimeoutError:
                 await self._refuse(scope, send, 408, "request_timeout",
-                                   f"The request did not arrive within {self.read_timeout:.0f} seconds.")
+                                   f"The request did not arrive within {served.read_timeout:.0f} seconds.")
                 return
             except BodyTooLarge:
                 await self._refuse(scope, send, 413, "request_too_large",
-                                   f"The request is over {self.max_body_bytes / 1e6:.0f} MB.")
+                                   f"The request is over {served.max_body_bytes / 1e6:.0f} MB.")
                 return
             if received is None:
                 log.info("client left before its request body was complete: %s %s", scope["method"], scope["path"])
                 return
             body, length = received
         environ = _environ(scope, body, length)
+        ticket = await served.admission.admit(scope["method"], scope["path"], body)
+        if ticket.refused:
+            if served.json_paths(scope["path"]):
+                body.close()
+                await self._refuse(scope, send, 503, "busy", ticket.message,
+                                   [(b"retry-after", str(ticket.retry_after).encode())])
+                return
+            environ.update(ticket.environ())  # the page says so, keeping what was typed and the file
         loop = asyncio.get_running_loop()
-        status, headers, chunks = await loop.run_in_executor(self.executor, self._run, environ)
+        try:
+            status, headers, chunks = await loop.run_in_executor(self.executor, self._run, served.app, environ)
+        finally:
+            ticket.release()
+        duration = (time.perf_counter() - arrived) * 1000
+        headers.append((b"server-timing", f"app;dur={duration:.1f}".encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         for chunk in chunks:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        served.recycler.after_request()
 
-    async def _read_body(self, receive: Receive, declared: int | None) -> tuple[Any, int] | None:
+    async def _read_body(self, receive: Receive, declared: int | None, max_body_bytes: int) -> tuple[Any, int] | None:
         """The whole body, or None if the client disconnected before sending all of it.
 
         The spooled file is closed here on every way out but a complete body, including the
@@ -108,7 +152,7 @@ class BufferedWSGIBridge:
                     return None
                 chunk = message.get("body", b"")
                 length += len(chunk)
-                if length > self.max_body_bytes:
+                if length > max_body_bytes:
                     raise BodyTooLarge
                 body.write(chunk)
                 if not message.get("more_body", False):
@@ -124,7 +168,8 @@ class BufferedWSGIBridge:
             if spooled:
                 self.large_bodies.release()
 
-    def _run(self, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], list[bytes]]:
+    @staticmethod
+    def _run(app: WSGIApp, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], list[bytes]]:
         """Run the WSGI application in a pool thread and collect its whole response."""
         started: dict[str, Any] = {}
         chunks: list[bytes] = []
@@ -134,7 +179,7 @@ class BufferedWSGIBridge:
             started["headers"] = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
             return chunks.append
 
-        result = self.app(environ, start_response)
+        result = app(environ, start_response)
         try:
             chunks.extend(chunk for chunk in result if chunk)
         finally:
@@ -143,9 +188,11 @@ class BufferedWSGIBridge:
             environ["wsgi.input"].close()
         return started["status"], started["headers"], chunks
 
-    async def _refuse(self, scope: Scope, send: Send, status: int, code: str, message: str) -> None:
+    async def _refuse(self, scope: Scope, send: Send, status: int, code: str, message: str,
+                      extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
         """A refusal made before Django saw the request, in the API's error shape on API paths."""
-        if self.json_paths(scope["path"]):
+        served = self.served
+        if served is not None and served.json_paths(scope["path"]):
             body = json.dumps({"error": {"code": code, "message": message, "fields": {}}}).encode()
             content_type = b"application/json"
         else:
@@ -153,7 +200,7 @@ class BufferedWSGIBridge:
             content_type = b"text/plain; charset=utf-8"
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+                                (b"connection", b"close"), *(extra_headers or [])]})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -165,12 +212,51 @@ class BufferedWSGIBridge:
             elif message["type"] == "lifespan.shutdown":
                 if self.executor is not None:
                     self.executor.shutdown(wait=True)
+                if self.served is not None:
+                    self.served.on_exit()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     def _start(self) -> None:
-        self.executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="django")
+        """Listen at once; import Django in a thread and let requests wait for it in the loop."""
+        loop = asyncio.get_running_loop()
+        self.ready = loop.create_future()
         self.large_bodies = asyncio.Semaphore(MAX_SPOOLED_BODIES)
+
+        def load() -> None:
+            try:
+                served = self.load()
+            except BaseException:  # a broken configuration: stop the worker as a failed boot would
+                log.critical("the application cannot start", exc_info=True)
+                logging.shutdown()
+                sys.stderr.flush()
+                os._exit(WORKER_BOOT_ERROR)
+            loop.call_soon_threadsafe(self._loaded, served)
+
+        threading.Thread(target=load, name="django-setup", daemon=True).start()
+
+    def _loaded(self, served: "Served") -> None:
+        self.executor = ThreadPoolExecutor(max_workers=served.threads, thread_name_prefix="django")
+        self.served = served
+        self.ready.set_result(served)
+        served.on_ready()
+
+
+class Served:
+    """What the bridge serves, built once Django is imported: the app and its limits."""
+
+    def __init__(self, app: WSGIApp, *, threads: int, max_body_bytes: int, read_timeout: float,
+                 json_paths: Callable[[str], bool], admission: Any, recycler: Any,
+                 on_ready: Callable[[], None] = lambda: None, on_exit: Callable[[], None] = lambda: None):
+        self.app = app
+        self.threads = threads
+        self.max_body_bytes = max_body_bytes
+        self.read_timeout = read_timeout
+        self.json_paths = json_paths
+        self.admission = admission
+        self.recycler = recycler
+        self.on_ready = on_ready
+        self.on_exit = on_exit
 
 
 class BodyTooLarge(Exception):
@@ -220,15 +306,27 @@ def _environ(scope: Scope, body: Any, length: int) -> dict[str, Any]:
     return environ
 
 
-def _build() -> BufferedWSGIBridge:
+def _load_django() -> Served:
+    """Import Django and the site; runs in the django-setup thread."""
+    from django.core.wsgi import get_wsgi_application
+
     wsgi = get_wsgi_application()
     from django.conf import settings
 
+    from HealthOracle.recycling import Recycler
+    from predictors.admission import ImageAdmission
     from predictors.http import json_path
+    from predictors.warmup import start_background_warmup, stop_warmup
 
-    return BufferedWSGIBridge(
-        wsgi, threads=settings.SERVER_THREADS, max_body_bytes=settings.MAX_REQUEST_BODY_BYTES,
-        read_timeout=settings.REQUEST_READ_TIMEOUT, json_paths=json_path)
+    recycler = Recycler.from_settings()
+
+    def on_ready() -> None:
+        recycler.on_ready()
+        start_background_warmup(after=recycler.predecessor_exited)
+
+    return Served(wsgi, threads=settings.SERVER_THREADS, max_body_bytes=settings.MAX_REQUEST_BODY_BYTES,
+                  read_timeout=settings.REQUEST_READ_TIMEOUT, json_paths=json_path,
+                  admission=ImageAdmission.from_settings(), recycler=recycler, on_ready=on_ready, on_exit=stop_warmup)
 
 
-application = _build()
+application = BufferedWSGIBridge(_load_django)

@@ -199,6 +199,15 @@ if MAX_REQUEST_BODY_BYTES < _form_body_bytes:
 REQUEST_READ_TIMEOUT = env_float("REQUEST_READ_TIMEOUT", 60.0)
 # Threads running Django in the worker (gunicorn_config.py reads the same variable).
 SERVER_THREADS = env_int("GUNICORN_THREADS", 4)
+# Image requests run at once; the rest wait in the event loop this long, then get a 503
+# with Retry-After (API) or the page again saying the site is busy (predictors/admission.py).
+IMAGE_CONCURRENCY = max(1, env_int("IMAGE_CONCURRENCY", 1))
+IMAGE_QUEUE_SECONDS = env_float("IMAGE_QUEUE_SECONDS", 30.0)
+# Worker recycling (HealthOracle/recycling.py): when resident memory passes this, or
+# after GUNICORN_MAX_REQUESTS requests other than /health/ (0: never by count).
+WORKER_MAX_RSS_MB = env_int("WORKER_MAX_RSS_MB", 360)
+WORKER_MAX_REQUESTS = env_int("GUNICORN_MAX_REQUESTS", 0)
+WORKER_MAX_REQUESTS_JITTER = env_int("GUNICORN_MAX_REQUESTS_JITTER", 0)
 FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 64 * 1024
 
 # Behind Render's TLS-terminating proxy. HTTPS_ONLY is on in production; the local
@@ -226,6 +235,8 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 60 * 60)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
+# Logs go to stderr: stdout is for what a command prints (`KEY=$(manage.py apitoken bob)`);
+# Render and gunicorn collect both.
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
@@ -234,11 +245,11 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [pid %(process)d] %(message)s"},
     },
     "handlers": {
-        "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "plain"},
+        "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "plain"},
     },
-    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     "loggers": {
-        "django": {"handlers": ["stdout"], "level": os.environ.get("DJANGO_LOG_LEVEL", "WARNING").upper(), "propagate": False},
+        "django": {"handlers": ["stderr"], "level": os.environ.get("DJANGO_LOG_LEVEL", "WARNING").upper(), "propagate": False},
     },
 }
 

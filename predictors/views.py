@@ -10,6 +10,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from . import cards, services
+from .admission import busy_page, files_with_held, refused
 from .forms import FORMS, HistoryFilterForm
 from .http import error_response
 from .models import Prediction
@@ -51,7 +52,9 @@ def _predict(request: HttpRequest, model: str) -> HttpResponse:
     status = 200
     error = None
     if request.method == "POST":
-        form = form_class(request.POST, request.FILES)
+        if refused(request):  # no image slot came free in time (predictors/admission.py)
+            return busy_page(request, form_class, spec)
+        form = form_class(request.POST, files_with_held(request))
         if form.is_valid():
             requests = form.prediction_requests()
             try:

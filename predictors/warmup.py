@@ -1,14 +1,30 @@
-"""Load the models named in WARM_MODELS in a background thread after a worker starts."""
+"""Load the models named in WARM_MODELS in a background thread once a worker can serve.
+
+Forms first, then images (MODEL_SPECS order): the two XGBoost models load in a fraction
+of a second and the first visitor after a spin-down most often opens a form, while the
+image models take seconds of a tenth of a CPU each.
+
+The thread is stopped between models when the worker exits, and its last load is
+waited for: a process that exits while ONNX Runtime builds a session on another thread
+dies of SIGABRT ("terminate called without an active exception") instead of exiting.
+"""
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Callable
 
 from django.conf import settings
 
 from .registry import MODEL_SPECS, ModelUnavailable, get_loader
 
 log = logging.getLogger(__name__)
+
+# How long a replacement worker waits for its predecessor to exit before loading anyway.
+PREDECESSOR_WAIT_SECONDS = 60
+
+_stop = threading.Event()
+_thread: threading.Thread | None = None
 
 
 def warm_model_names(requested: list[str]) -> list[str]:
@@ -18,14 +34,16 @@ def warm_model_names(requested: list[str]) -> list[str]:
     unknown = [item for item in requested if item not in names]
     if unknown:
         log.warning("WARM_MODELS names unknown model(s) %s; known: %s", unknown, names)
-    return [item for item in requested if item in names]
+    return [name for name in names if name in requested]
 
 
 def warm(names: list[str]) -> dict[str, str | None]:
-    """Load each model; returns name -> None on success or the reason it failed."""
+    """Load each model unless stopped; returns name -> None on success or the reason it failed."""
     loader = get_loader()
     results: dict[str, str | None] = {}
     for name in names:
+        if _stop.is_set():
+            break
         try:
             loader.get(name)
             results[name] = None
@@ -34,12 +52,30 @@ def warm(names: list[str]) -> dict[str, str | None]:
     return results
 
 
-def start_background_warmup() -> threading.Thread | None:
-    """Never blocks: the probe must answer while the models load."""
+def start_background_warmup(after: Callable[[float], None] = lambda timeout: None) -> threading.Thread | None:
+    """Never blocks: the probe must answer while the models load.
+
+    `after(timeout)` runs first in the thread: a replacement worker waits there for the
+    worker it replaces to exit, so two copies of the models never coexist.
+    """
+    global _thread
     names = warm_model_names(settings.WARM_MODELS)
     if not names:
         return None
-    thread = threading.Thread(target=warm, args=(names,), name="model-warmup", daemon=True)
-    thread.start()
+
+    def run() -> None:
+        after(PREDECESSOR_WAIT_SECONDS)
+        warm(names)
+
+    _stop.clear()
+    _thread = threading.Thread(target=run, name="model-warmup", daemon=True)
+    _thread.start()
     log.info("warming models in the background: %s", ", ".join(names))
-    return thread
+    return _thread
+
+
+def stop_warmup(timeout: float = 60.0) -> None:
+    """Load no further model and wait for the one loading now (the worker is exiting)."""
+    _stop.set()
+    if _thread is not None and _thread.is_alive():
+        _thread.join(timeout)

@@ -136,8 +136,9 @@ def test_a_body_cut_off_by_the_read_timeout_closes_its_spooled_file(monkeypatch)
     async def send(message: dict) -> None:
         sent.append(message)
 
-    bridge = asgi.BufferedWSGIBridge(lambda environ, start_response: [], threads=1, max_body_bytes=10_000,
-                                     read_timeout=0.2, json_paths=lambda path: True)
+    bridge = asgi.BufferedWSGIBridge(lambda: asgi.Served(
+        lambda environ, start_response: [], threads=1, max_body_bytes=10_000, read_timeout=0.2,
+        json_paths=lambda path: True, admission=None, recycler=None))
     scope = {"type": "http", "method": "POST", "path": "/api/v1/predict/diabetes",
              "headers": [(b"content-length", b"1000")]}
     try:
