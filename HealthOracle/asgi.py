@@ -224,6 +224,7 @@ class BufferedWSGIBridge:
         self.large_bodies = asyncio.Semaphore(MAX_SPOOLED_BODIES)
 
         def load() -> None:
+            yield_to_event_loop()
             try:
                 served = self.load()
             except BaseException:  # a broken configuration: stop the worker as a failed boot would
@@ -236,7 +237,8 @@ class BufferedWSGIBridge:
         threading.Thread(target=load, name="django-setup", daemon=True).start()
 
     def _loaded(self, served: "Served") -> None:
-        self.executor = ThreadPoolExecutor(max_workers=served.threads, thread_name_prefix="django")
+        self.executor = ThreadPoolExecutor(max_workers=served.threads, thread_name_prefix="django",
+                                           initializer=yield_to_event_loop)
         self.served = served
         self.ready.set_result(served)
         served.on_ready()
@@ -257,6 +259,20 @@ class Served:
         self.recycler = recycler
         self.on_ready = on_ready
         self.on_exit = on_exit
+
+
+# Niceness of the threads that run Django (and load models): on a throttled fraction of a
+# CPU the kernel then runs the event loop first whenever it has something to do, so a
+# probe is answered between two slices of inference instead of after them.
+WORK_THREAD_NICENESS = 10
+
+
+def yield_to_event_loop() -> None:
+    """Lower this thread's CPU priority below the event loop's (Linux schedules threads one by one)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORK_THREAD_NICENESS)
+    except (AttributeError, OSError):
+        pass
 
 
 class BodyTooLarge(Exception):
@@ -320,9 +336,13 @@ def _load_django() -> Served:
 
     recycler = Recycler.from_settings()
 
+    def before_warming(timeout: float) -> None:
+        yield_to_event_loop()
+        recycler.predecessor_exited(timeout)
+
     def on_ready() -> None:
         recycler.on_ready()
-        start_background_warmup(after=recycler.predecessor_exited)
+        start_background_warmup(after=before_warming)
 
     return Served(wsgi, threads=settings.SERVER_THREADS, max_body_bytes=settings.MAX_REQUEST_BODY_BYTES,
                   read_timeout=settings.REQUEST_READ_TIMEOUT, json_paths=json_path,

@@ -55,8 +55,9 @@ def warm(names: list[str]) -> dict[str, str | None]:
 def start_background_warmup(after: Callable[[float], None] = lambda timeout: None) -> threading.Thread | None:
     """Never blocks: the probe must answer while the models load.
 
-    `after(timeout)` runs first in the thread: a replacement worker waits there for the
-    worker it replaces to exit, so two copies of the models never coexist.
+    `after(timeout)` runs first in the thread: the server lowers the thread's priority
+    there, and a replacement worker waits for the worker it replaces to exit, so two
+    copies of the models never coexist.
     """
     global _thread
     names = warm_model_names(settings.WARM_MODELS)
