@@ -9,7 +9,7 @@ from django.http import HttpRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
-from . import services
+from . import presentation, services
 from .forms import FORMS
 from .http import api_user, error_response
 from .inputs import TABULAR_SCHEMAS, InputInvalid, InputMalformed
@@ -50,7 +50,7 @@ def api_endpoint(view: Callable[..., JsonResponse]) -> Callable[..., JsonRespons
 
 def _prediction_response(record: Prediction) -> JsonResponse:
     return JsonResponse({"prediction_id": record.pk, "model": record.model_name, "version": record.model_version,
-                         **record.outputs, "latency_ms": record.latency_ms, "disclaimer": services.DISCLAIMER})
+                         **record.outputs, "latency_ms": record.latency_ms, "disclaimer": presentation.DISCLAIMER})
 
 
 @api_endpoint

@@ -203,7 +203,7 @@ class HistoryFilterForm(forms.Form):
         return cleaned
 
     def criteria(self) -> dict[str, Any]:
-        """Keyword arguments for services.history from the fields that are valid."""
+        """Keyword arguments for selectors.history from the fields that are valid."""
         self.is_valid()
         data = getattr(self, "cleaned_data", {})
         return {"model": data.get("model") or None, "since": data.get("since"), "until": data.get("until"),

@@ -1,4 +1,4 @@
-"""HTML pages: thin views over the forms, the registry's status and the services."""
+"""HTML pages: thin views over the forms, the registry's status, the services, selectors and view models."""
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
@@ -9,7 +9,7 @@ from django.templatetags.static import static
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
-from . import cards, services
+from . import cards, presentation, selectors, services
 from .admission import busy_page, files_with_held, refused
 from .forms import FORMS, HistoryFilterForm
 from .http import error_response
@@ -18,6 +18,7 @@ from .registry import ModelUnavailable, get_loader
 from .uploads import CappedMemoryUploadHandler
 
 HISTORY_PAGE_SIZE = 20
+RECENT_COUNT = 5
 
 
 @login_required
@@ -26,8 +27,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     loader = get_loader()
     states = {m["name"]: m for m in loader.status()["models"]}
     models = [{"spec": spec, "status": states[name]} for name, spec in loader.specs.items()]
-    recent = Prediction.objects.filter(user=request.user, parent__isnull=True).prefetch_related("attachments")[:5]
-    return render(request, "dashboard.html", {"models": models, "recent": recent})
+    return render(request, "dashboard.html", {"models": models, "recent": selectors.recent(request.user, RECENT_COUNT)})
 
 
 @login_required
@@ -62,7 +62,7 @@ def _predict(request: HttpRequest, model: str) -> HttpResponse:
             except ModelUnavailable as exc:
                 error, status = f"The {exc.name} model is unavailable right now: {exc.reason}", 503
             else:
-                return _result_page(request, record, services.thumbnails_for(record, requests))
+                return _result_page(request, record, presentation.thumbnails_for(record, requests))
         else:
             status = 400
     else:
@@ -74,7 +74,7 @@ def _predict(request: HttpRequest, model: str) -> HttpResponse:
 @require_GET
 def history(request: HttpRequest) -> HttpResponse:
     filters = HistoryFilterForm(request.GET)
-    records = services.history(request.user, **filters.criteria())
+    records = selectors.history(request.user, **filters.criteria())
     page = Paginator(records, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
@@ -92,7 +92,7 @@ def prediction_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _result_page(request: HttpRequest, record: Prediction, thumbnails: dict[int, str]) -> HttpResponse:
-    context = {"record": record, "results": services.result_views(record, thumbnails),
+    context = {"record": record, "results": presentation.result_views(record, thumbnails),
                "just_made": request.method == "POST"}
     return render(request, "prediction_detail.html", context)
 

@@ -1,0 +1,139 @@
+"""What a clinician reads with a result: the caveats, and the result page's view models.
+
+Computed from the stored record, never from flags saved with it, so results recorded
+before a caveat existed get it too. Running a prediction is predictors.services.
+"""
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .inputs import TABULAR_SCHEMAS
+from .models import Prediction
+from .registry import get_loader
+from .services import CLOSE_CALL_MARGIN, LOW_CONFIDENCE, ImageRequest, TabularRequest, close_call, unknown_inputs
+
+if TYPE_CHECKING:
+    from .imaging import DecodedImage
+
+THUMBNAIL_SIDE = 320
+# Fewer than this share of a form's findings known: the estimate rests on too little to read plainly.
+MOSTLY_UNKNOWN = 0.5
+DISCLAIMER = ("Demonstration model, not a medical device: not for diagnosis, treatment or triage. "
+              "Image models were trained on synthetic images only.")
+
+
+@dataclass(frozen=True)
+class Note:
+    """A caveat printed with a result; `level` is "caution" or "warning" (the stronger)."""
+
+    level: str
+    text: str
+
+
+def result_notes(record: Prediction) -> list[Note]:
+    """What a clinician must read with this result before the number itself.
+
+    Computed from the stored inputs and probabilities rather than flags saved with the
+    record, so results recorded before a caveat existed get it too.
+    """
+    if record.model_name in TABULAR_SCHEMAS:
+        return _coverage_notes(record)
+    return _confidence_notes(record.outputs.get("probabilities") or {})
+
+
+def _coverage_notes(record: Prediction) -> list[Note]:
+    schema = TABULAR_SCHEMAS[record.model_name]
+    unknown = unknown_inputs(record.model_name, record.inputs)
+    if not unknown:
+        return []
+    total = len(schema.fields)
+    known = total - len(unknown)
+    names = ", ".join(schema.by_name[name].label.lower() for name in unknown)
+    if known < total * MOSTLY_UNKNOWN:
+        return [Note("warning", f"Based on only {known} of {total} findings. Most findings are unknown "
+                                f"({names}), so this estimate rests on little information: treat it as a rough "
+                                f"indication at most, and add the missing findings if you have them.")]
+    return [Note("caution", f"Based on {known} of {total} findings; unknown: {names}. Unknown findings "
+                            f"are never listed as reasons, and each one makes the estimate less certain.")]
+
+
+def _confidence_notes(probabilities: Mapping[str, float]) -> list[Note]:
+    notes = []
+    if probabilities and max(probabilities.values()) < LOW_CONFIDENCE:
+        notes.append(Note("warning", f"Low confidence: no class reached {LOW_CONFIDENCE:.0%}. "
+                                     "Treat this result as uncertain."))
+    pair = close_call(probabilities)
+    if pair:
+        first, second = pair
+        notes.append(Note("warning", f"Too close to call: {first} ({probabilities[first]:.0%}) and {second} "
+                                     f"({probabilities[second]:.0%}) are within {CLOSE_CALL_MARGIN:.0%} of each "
+                                     "other, so the model cannot tell them apart for this image."))
+    return notes
+
+
+def thumbnail(image: "DecodedImage") -> str:
+    """A small JPEG of the judged image as a data: URI, for the response that shows the result.
+
+    Images are never stored; the thumbnail lives only in that one page.
+    """
+    from PIL import Image  # Pillow loads with the first image, not at start-up
+
+    small = image.image.copy()
+    small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+@dataclass(frozen=True)
+class ResultView:
+    """One model's answer as the result page shows it."""
+
+    record: Prediction
+    title: str
+    notes: list[Note]
+    factors: list[dict[str, Any]]
+    inputs: list[tuple[str, str]]
+    close_call: tuple[str, str] | None
+    thumbnail: str | None
+
+
+def result_views(record: Prediction, thumbnails: Mapping[int, str] | None = None) -> list[ResultView]:
+    """A submission's results, the form's first and its attached image's after it.
+
+    `thumbnails` maps a record's id to the data: URI made while answering the upload;
+    a result opened later from the history has none, as the image was never kept.
+    """
+    views = []
+    for item in [record, *record.attachments.all()]:
+        schema = TABULAR_SCHEMAS.get(item.model_name)
+        if schema:
+            inputs = [(f.label, f.display(item.inputs.get(f.name))) for f in schema.fields]
+        else:
+            inputs = [("Image", _describe_image(item.inputs.get("image") or {}))]
+        views.append(ResultView(
+            record=item, title=get_loader().spec(item.model_name).title, notes=result_notes(item),
+            # Records made before unknown inputs were excluded may still name one as a factor.
+            factors=[f for f in item.outputs.get("factors", []) if f.get("value") is not None],
+            inputs=inputs, close_call=close_call(item.outputs.get("probabilities") or {}),
+            thumbnail=(thumbnails or {}).get(item.pk)))
+    return views
+
+
+def _describe_image(image: Mapping[str, Any]) -> str:
+    parts = [str(image["format"])] if image.get("format") else []
+    if image.get("width") and image.get("height"):
+        parts.append(f"{image['width']} × {image['height']} pixels")
+    if image.get("bytes"):
+        parts.append(f"{image['bytes'] / 1e6:.1f} MB")
+    return ", ".join(parts + ["not stored"])
+
+
+def thumbnails_for(record: Prediction, requests: list[TabularRequest | ImageRequest]) -> dict[int, str]:
+    """Thumbnails of a submission's images, by the id of the record that judged each one."""
+    images = {r.model: r.image for r in requests if isinstance(r, ImageRequest)}
+    return {item.pk: thumbnail(images[item.model_name])
+            for item in [record, *record.attachments.all()] if item.model_name in images}
