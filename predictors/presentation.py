@@ -21,8 +21,26 @@ if TYPE_CHECKING:
 THUMBNAIL_SIDE = 320
 # Fewer than this share of a form's findings known: the estimate rests on too little to read plainly.
 MOSTLY_UNKNOWN = 0.5
-DISCLAIMER = ("Demonstration model, not a medical device: not for diagnosis, treatment or triage. "
-              "Image models were trained on synthetic images only.")
+# Written once: the footer of every page shows it, every API answer carries it. It must stay
+# true of the served cards (tests/page_text.py checks it against their data fields).
+DISCLAIMER_HEAD = "Demonstration only: not a medical device."
+DISCLAIMER_BODY = ("Do not use these models for diagnosis, treatment or triage. The image models learnt from real "
+                   "photographs from a single public source each, so they may fail on other cameras, machines and "
+                   "patients; each model card gives its data, its figures and where it fails.")
+DISCLAIMER = f"{DISCLAIMER_HEAD} {DISCLAIMER_BODY}"
+
+
+def percent(probability: float) -> str:
+    """A probability as a clinician reads it: whole percent, never "100%" or "0%".
+
+    No model here is right every time, so a rounded certainty would overstate it;
+    beyond 99% and below 1% the page says so instead ("> 99%", "< 1%").
+    """
+    if probability > 0.99:
+        return "> 99%"
+    if probability < 0.01:
+        return "< 1%"
+    return f"{min(99, max(1, int(probability * 100 + 0.5)))}%"
 
 
 @dataclass(frozen=True)
@@ -68,8 +86,8 @@ def _confidence_notes(probabilities: Mapping[str, float]) -> list[Note]:
     pair = close_call(probabilities)
     if pair:
         first, second = pair
-        notes.append(Note("warning", f"Too close to call: {first} ({probabilities[first]:.0%}) and {second} "
-                                     f"({probabilities[second]:.0%}) are within {CLOSE_CALL_MARGIN:.0%} of each "
+        notes.append(Note("warning", f"Too close to call: {first} ({percent(probabilities[first])}) and {second} "
+                                     f"({percent(probabilities[second])}) are within {CLOSE_CALL_MARGIN:.0%} of each "
                                      "other, so the model cannot tell them apart for this image."))
     return notes
 
