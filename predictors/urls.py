@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, converters, openapi, probes, views  # noqa: F401 (converters registers)
+from . import api, converters, openapi, probes, token_views, views  # noqa: F401 (converters registers)
 
 
 urlpatterns = [
@@ -11,6 +11,8 @@ urlpatterns = [
     path("models/<any_model:model>/", views.model_card, name="model_card"),
     path("models/<any_model:model>/card.json", views.model_card_json, name="model_card_json"),
     path("models/<any_model:model>/plots/<slug:plot>.png", views.model_plot, name="model_plot"),
+    path("tokens/", token_views.api_tokens, name="api_tokens"),
+    path("tokens/<int:pk>/revoke/", token_views.revoke_api_token, name="revoke_api_token"),
     path("favicon.ico", views.favicon, name="favicon"),
     path("health/", probes.health, name="health"),
     path("ready/", probes.ready, name="ready"),
