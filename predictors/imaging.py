@@ -15,6 +15,8 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image
 
+from . import ecg_page
+
 # Formats a browser, a scanner or a phone produces. Anything else is refused before
 # Pillow's decoder for it ever runs.
 ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "BMP", "WEBP", "TIFF", "GIF"})
@@ -307,17 +309,24 @@ def gate(image: Image.Image, expected: str) -> SceneScores:
 def model_input(image: Image.Image, spec: Mapping[str, Any]) -> np.ndarray:
     """The model transform: the card's input spec applied to an RGB image.
 
-    Optional image-kind steps come first (``crop``: the fundus camera's circular field
-    of view; ``grid``: the ECG paper's red grid), then the resize rule, which matches
-    torchvision's Resize / CenterCrop / ToTensor / Normalize on PIL images pixel for
-    pixel (tests hold it to that). Training calls this same function, so served pixels
+    Optional image-kind steps come first (``page``: an ECG page rectified, evenly lit,
+    deskewed and turned upright; ``crop``: the fundus camera's circular field of view or
+    the ECG's lead area; ``grid``: the ECG paper's red grid), then the resize rule, which
+    matches torchvision's Resize / CenterCrop / ToTensor / Normalize on PIL images pixel
+    for pixel (tests hold it to that), then ``light``: a fundus photo's illumination and
+    colour normalised inside its field of view. Training calls this same function, so served pixels
     cannot drift from trained ones.
     """
+    page = spec.get("page")
+    if page == "straighten":
+        image = ecg_page.prepare_page(image)
+    elif page is not None:
+        raise ValueError(f"unknown page rule {page!r}")
     crop = spec.get("crop")
     if crop == "field_of_view":
         image = crop_field_of_view(image)
     elif crop == "ecg_grid":
-        image = crop_ecg_grid(image)
+        image = crop_ecg_grid(image, turn_upright=page == "straighten")
     elif crop is not None:
         raise ValueError(f"unknown crop rule {crop!r}")
     grid = spec.get("grid")
@@ -336,7 +345,13 @@ def model_input(image: Image.Image, spec: Mapping[str, Any]) -> np.ndarray:
         resized = image.resize((width, height), Image.Resampling.BILINEAR)
     else:
         raise ValueError(f"unknown resize rule {rule!r}")
-    array = np.asarray(resized.convert("RGB"), dtype=np.float32) / 255.0
+    light = spec.get("light")
+    if light == "field_of_view":
+        array = normalise_fundus(np.asarray(resized.convert("RGB"), dtype=np.float32)) / 255.0
+    elif light is None:
+        array = np.asarray(resized.convert("RGB"), dtype=np.float32) / 255.0
+    else:
+        raise ValueError(f"unknown light rule {light!r}")
     mean = np.asarray(spec["mean"], dtype=np.float32)
     std = np.asarray(spec["std"], dtype=np.float32)
     array = (array - mean) / std
@@ -344,10 +359,16 @@ def model_input(image: Image.Image, spec: Mapping[str, Any]) -> np.ndarray:
 
 
 # A fundus camera's mask is near black; the retina, even at its darkest edge, is not.
-FOV_THRESHOLD = 20
+# The threshold follows the photo's own exposure (a share of the way from its mask's black
+# to its brightest pixels), so a dim or washed-out photo keeps its whole disc, with a
+# floor above JPEG noise in the mask.
+FOV_THRESHOLD_SHARE = 0.08
+FOV_THRESHOLD_FLOOR = 6
 # A row or column belongs to the field of view when this share of it is lit: a stray
 # bright pixel (a label, a reflection) in the mask does not stretch the crop.
 FOV_MIN_SHARE = 0.02
+# The disc is looked for on a copy with about this many pixels on its shorter side.
+FOV_FIND_SIDE = 160
 
 
 def crop_field_of_view(image: Image.Image) -> Image.Image:
@@ -355,48 +376,123 @@ def crop_field_of_view(image: Image.Image) -> Image.Image:
 
     Cameras frame the retina differently (full circle, circle cut at top and bottom,
     wide black margins); cropping to the lit disc makes the optic disc and lesions the
-    same size in the model's input whatever the camera did.
+    same size in the model's input whatever the camera did. The disc is found on a copy
+    about FOV_FIND_SIDE pixels high; a square box around it is cut from the image itself,
+    padded with the mask's level where it reaches past the photo's edge.
     """
     rgb = image.convert("RGB")
-    lit = np.asarray(rgb, dtype=np.uint8).max(axis=2) > FOV_THRESHOLD
+    factor = max(1, min(rgb.size) // FOV_FIND_SIDE)
+    small = rgb.reduce(factor) if factor > 1 else rgb
+    brightest = np.asarray(small, dtype=np.uint8).max(axis=2)
+    lit = field_of_view_mask(brightest)
     rows = np.flatnonzero(lit.mean(axis=1) > FOV_MIN_SHARE)
     cols = np.flatnonzero(lit.mean(axis=0) > FOV_MIN_SHARE)
     if rows.size == 0 or cols.size == 0:
         return rgb
-    box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-    disc = rgb.crop(box)
-    side = max(disc.size)
-    square = Image.new("RGB", (side, side), (0, 0, 0))
-    square.paste(disc, ((side - disc.width) // 2, (side - disc.height) // 2))
-    return square
+    left, top = int(cols[0]) * factor, int(rows[0]) * factor
+    right, bottom = min(rgb.width, (int(cols[-1]) + 1) * factor), min(rgb.height, (int(rows[-1]) + 1) * factor)
+    side = max(right - left, bottom - top)
+    x0, y0 = left - (side - (right - left)) // 2, top - (side - (bottom - top)) // 2
+    square = rgb.crop((x0, y0, x0 + side, y0 + side))
+    if x0 >= 0 and y0 >= 0 and x0 + side <= rgb.width and y0 + side <= rgb.height:
+        return square
+    # Padded with the camera mask's own level, so a washed-out photo's grey mask and the
+    # padding are one background, never a lit ring around the disc.
+    mask_level = int(np.median(brightest[~lit])) if (~lit).any() else 0
+    padded = Image.new("RGB", (side, side), (mask_level,) * 3)
+    padded.paste(rgb.crop((max(0, x0), max(0, y0), min(rgb.width, x0 + side), min(rgb.height, y0 + side))),
+                 (max(0, -x0), max(0, -y0)))
+    return padded
 
 
-# Red or pink grid ink: clearly more red than green, on light paper.
-GRID_RED_EXCESS = 30
+def field_of_view_mask(brightest: np.ndarray) -> np.ndarray:
+    """Pixels inside the camera's lit disc, from the brightest channel of each pixel."""
+    counts = np.cumsum(np.bincount(brightest.astype(np.uint8).ravel(), minlength=256))
+    black, bright = (float(np.searchsorted(counts, share * counts[-1])) for share in (0.01, 0.99))
+    return brightest > black + max(FOV_THRESHOLD_FLOOR, FOV_THRESHOLD_SHARE * (bright - black))
+
+
+# Inside the field of view, each channel is divided by its own smooth illumination (the
+# channel averaged over a FUNDUS_LIGHT_GRID × FUNDUS_LIGHT_GRID grid of the disc, then
+# interpolated) and then given this mean and spread, per channel: a dim, tinted or
+# unevenly lit photo and a well-exposed one come out alike, while vessels, haemorrhages
+# and exudates keep their contrast against the retina around them.
+FUNDUS_LIGHT_GRID = 12
+FUNDUS_TARGET_MEAN = (150.0, 80.0, 40.0)
+FUNDUS_TARGET_STD = (28.0, 22.0, 14.0)
+
+
+def normalise_fundus(rgb: np.ndarray) -> np.ndarray:
+    """A fundus photo (H, W, 3 float32, 0-255) with illumination and colour normalised inside its field of view."""
+    mask = field_of_view_mask(rgb.max(axis=2))
+    if mask.mean() < 0.05:
+        return rgb
+    height, width = mask.shape
+    grid = (FUNDUS_LIGHT_GRID, FUNDUS_LIGHT_GRID)
+
+    def smooth(values: np.ndarray) -> np.ndarray:
+        small = Image.fromarray(values.astype(np.float32), "F").resize(grid, Image.Resampling.BOX)
+        return np.asarray(small.resize((width, height), Image.Resampling.BILINEAR))
+
+    weight = np.maximum(smooth(mask), 1e-3)
+    out = np.zeros_like(rgb)
+    for channel in range(3):
+        values = rgb[..., channel] * mask
+        ratio = values / np.maximum(smooth(values) / weight, 1.0)
+        inside = ratio[mask]
+        spread = max(float(inside.std()), 1e-3)
+        out[..., channel] = ((ratio - float(inside.mean())) / spread * FUNDUS_TARGET_STD[channel]
+                             + FUNDUS_TARGET_MEAN[channel]) * mask
+    return np.clip(out, 0, 255)
+
+
+# Red or pink grid ink: clearly more red than green and no bluer than red (a grey text
+# edge tinted by JPEG's colour subsampling often leans to blue; a page shot under a cool
+# light can lose the grid's blue dip to clipping, so blue is not asked to dip), on light paper.
+GRID_RED_EXCESS = 12
 GRID_MIN_RED = 150
 # A row or column is inside the grid when this share of it is grid ink; the grid box must
 # cover this share of the page, or the page is used whole (a photo with no clear grid).
 GRID_MIN_SHARE = 0.03
+# A row or column is a line of the grid's printed frame when grid ink covers this share of
+# the grid's extent along it.
+GRID_FRAME_SHARE = 0.6
+# ... and two such lines are the frame's opposite sides only when they enclose most of the grid.
+GRID_FRAME_SPAN = 0.5
 GRID_MIN_AREA = 0.3
 
 
-def crop_ecg_grid(image: Image.Image) -> Image.Image:
+def crop_ecg_grid(image: Image.Image, turn_upright: bool = False) -> Image.Image:
     """Crop an ECG page to its red grid, where the leads are drawn.
 
     Report headers, margins and footers carry no waveform; cutting them gives the
-    traces more of the model's few hundred pixels (about 1 px per mm of paper).
+    traces more of the model's few hundred pixels (about 1 px per mm of paper). With
+    `turn_upright`, a page whose printed header lies below the grid is turned round.
     """
     rgb = image.convert("RGB")
     array = np.asarray(rgb, dtype=np.int16)
-    grid = (array[..., 0] - array[..., 1] > GRID_RED_EXCESS) & (array[..., 0] > GRID_MIN_RED)
-    rows = np.flatnonzero(grid.mean(axis=1) > GRID_MIN_SHARE)
-    cols = np.flatnonzero(grid.mean(axis=0) > GRID_MIN_SHARE)
+    red = array[..., 0]
+    grid = (red - array[..., 1] > GRID_RED_EXCESS) & (red >= array[..., 2]) & (red > GRID_MIN_RED)
+    row_share, col_share = grid.mean(axis=1), grid.mean(axis=0)
+    rows = np.flatnonzero(row_share > GRID_MIN_SHARE)
+    cols = np.flatnonzero(col_share > GRID_MIN_SHARE)
     if rows.size == 0 or cols.size == 0:
         return rgb
+    # A printed frame round the grid, where there is one, is its edge: tinted text above or
+    # below the grid never forms a line across it.
+    frame_rows = np.flatnonzero(row_share > GRID_FRAME_SHARE * (cols[-1] + 1 - cols[0]) / rgb.width)
+    frame_cols = np.flatnonzero(col_share > GRID_FRAME_SHARE * (rows[-1] + 1 - rows[0]) / rgb.height)
+    if frame_rows.size >= 2 and frame_rows[-1] - frame_rows[0] > GRID_FRAME_SPAN * (rows[-1] - rows[0]):
+        rows = frame_rows
+    if frame_cols.size >= 2 and frame_cols[-1] - frame_cols[0] > GRID_FRAME_SPAN * (cols[-1] - cols[0]):
+        cols = frame_cols
     box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
     if (box[2] - box[0]) * (box[3] - box[1]) < GRID_MIN_AREA * rgb.width * rgb.height:
         return rgb
-    return rgb.crop(box)
+    lead_area = rgb.crop(box)
+    if turn_upright and ecg_page.is_upside_down(rgb, box):
+        return lead_area.transpose(Image.Transpose.ROTATE_180)
+    return lead_area
 
 
 def suppress_red_grid(image: Image.Image) -> Image.Image:

@@ -5,11 +5,13 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from torchvision import transforms
 
-from predictors.imaging import (FOV_THRESHOLD, ImageRejected, crop_ecg_grid, crop_field_of_view, decode, gate, model_input,
-                                scene_scores, suppress_red_grid)
+from predictors import ecg_page
+from predictors.imaging import (ImageRejected, crop_ecg_grid, crop_field_of_view, decode, field_of_view_mask, gate,
+                                model_input, normalise_fundus, scene_scores, suppress_red_grid)
 from predictors.training import real_images
 from predictors.training.vision import ecg_spec, retina_spec
 
@@ -27,19 +29,24 @@ def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
 
 
 def torchvision_reference(image: Image.Image, spec: dict) -> np.ndarray:
-    """What a model trained with standard torchvision transforms expects, after our image-kind steps."""
+    """What a model trained with standard torchvision transforms expects, around our image-kind steps."""
+    if spec.get("page") == "straighten":
+        image = ecg_page.prepare_page(image)
     if spec.get("crop") == "field_of_view":
         image = crop_field_of_view(image)
     if spec.get("crop") == "ecg_grid":
-        image = crop_ecg_grid(image)
+        image = crop_ecg_grid(image, turn_upright=spec.get("page") == "straighten")
     if spec.get("grid") == "suppress_red":
         image = suppress_red_grid(image)
     if spec["resize"] == "stretch":
         resize = [transforms.Resize((spec["height"], spec["width"]))]
     else:
         resize = [transforms.Resize(spec["resize_shorter_side"]), transforms.CenterCrop(spec["height"])]
-    pipeline = transforms.Compose([*resize, transforms.ToTensor(), transforms.Normalize(spec["mean"], spec["std"])])
-    return pipeline(image).unsqueeze(0).numpy()
+    tensor = transforms.Compose([*resize, transforms.ToTensor()])(image)
+    if spec.get("light") == "field_of_view":
+        lit = normalise_fundus(tensor.numpy().transpose(1, 2, 0) * 255) / 255
+        tensor = torch.from_numpy(np.ascontiguousarray(lit.transpose(2, 0, 1), dtype=np.float32))
+    return transforms.Normalize(spec["mean"], spec["std"])(tensor).unsqueeze(0).numpy()
 
 
 @pytest.mark.parametrize("name", FUNDUS_SAMPLES)
@@ -65,11 +72,12 @@ def test_fundus_crop_keeps_the_lit_disc_square_and_centred():
     cropped = crop_field_of_view(image)
     assert cropped.width == cropped.height and cropped.width < image.width
     pixels = np.asarray(cropped).max(axis=2)
-    centre = pixels[cropped.height // 2 - 20:cropped.height // 2 + 20, cropped.width // 2 - 20:cropped.width // 2 + 20]
-    assert centre.min() > FOV_THRESHOLD and pixels[0, 0] <= FOV_THRESHOLD
+    lit = field_of_view_mask(pixels)
+    centre = lit[cropped.height // 2 - 20:cropped.height // 2 + 20, cropped.width // 2 - 20:cropped.width // 2 + 20]
+    assert centre.all() and not lit[0, 0] and pixels[0, 0] < 15
     # The disc reaches the left and right edges of the crop: no black margin is left to waste pixels.
-    middle_row = pixels[cropped.height // 2]
-    assert middle_row[2] > FOV_THRESHOLD and middle_row[-3] > FOV_THRESHOLD
+    middle_row = lit[cropped.height // 2]
+    assert middle_row[5] and middle_row[-6]
 
 
 def test_ecg_crop_drops_the_report_header_and_grid_suppression_keeps_only_traces():

@@ -146,6 +146,22 @@ def plot_reliability(path: Path, labels: np.ndarray, scores: np.ndarray, title: 
     plt.close(fig)
 
 
+def plot_top_label_reliability(path: Path, calibration: dict[str, Any], title: str) -> None:
+    """Confidence against accuracy per bin, before and after temperature scaling."""
+    fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=110)
+    ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=0.8, label="perfect")
+    for key, label in (("reliability_before", f"before (ECE {calibration['ece_before']:.3f})"),
+                       ("reliability_after", f"after, T = {calibration['temperature']:.2f} "
+                                             f"(ECE {calibration['ece_after']:.3f})")):
+        points = calibration[key]
+        ax.plot([p["confidence"] for p in points], [p["accuracy"] for p in points], marker="o", label=label)
+    ax.set(xlabel="Top-class probability", ylabel="Share right", title=title, xlim=(0, 1), ylim=(0, 1.02))
+    ax.legend(loc="upper left", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def plot_confusion(path: Path, matrix: np.ndarray, labels: Sequence[str], title: str) -> None:
     fig, ax = plt.subplots(figsize=(4.8, 4.4), dpi=110)
     ax.imshow(matrix, cmap="Blues")

@@ -22,9 +22,11 @@ import torch.nn.functional as F
 import torchvision
 from tqdm import tqdm
 
-from predictors.imaging import model_input
+from PIL import Image
 
-from . import cards, evaluation, real_images
+from predictors.imaging import decode, model_input
+
+from . import calibration, captures, cards, evaluation, real_images
 from .export import export_onnx, quantize_with_fallback
 
 log = logging.getLogger(__name__)
@@ -58,18 +60,25 @@ class Recipe:
     calibration_images: int = 64
     # ECG only: the share of images held out for validation and for testing.
     holdout: float = 0.2
+    # Re-captured versions (predictors.training.captures) made of each fitting image; each
+    # draw of an image in an epoch takes its original or one of these.
+    captures_per_image: int = 3
+    original_share: float = 0.35
 
 
 def retina_spec(size: int) -> dict[str, Any]:
-    """Crop to the camera's field of view, square, then the EfficientNet-Lite normalisation."""
+    """Crop to the camera's field of view, square, light and colour normalised inside it,
+    then the EfficientNet-Lite normalisation."""
     return {"height": size, "width": size, "crop": "field_of_view", "resize": "stretch",
-            "interpolation": "bilinear", "mean": HALF_MEAN, "std": HALF_STD, "channel_order": "RGB",
+            "interpolation": "bilinear", "light": "field_of_view", "mean": HALF_MEAN, "std": HALF_STD, "channel_order": "RGB",
             "layout": "NCHW", "scale": "pixel / 255, then (x - mean) / std"}
 
 
 def ecg_spec(height: int, width: int | None = None) -> dict[str, Any]:
-    """The lead area (the red grid's box), grid suppressed, at about its aspect ratio."""
-    return {"height": height, "width": width or height, "crop": "ecg_grid", "grid": "suppress_red",
+    """The page straightened and evenly lit, then its lead area (the red grid's box), grid
+    suppressed, at about its aspect ratio."""
+    return {"height": height, "width": width or height, "page": "straighten", "crop": "ecg_grid",
+            "grid": "suppress_red",
             "resize": "stretch",
             "interpolation": "bilinear", "mean": HALF_MEAN, "std": HALF_STD, "channel_order": "RGB",
             "layout": "NCHW", "scale": "pixel / 255, then (x - mean) / std"}
@@ -82,12 +91,14 @@ def recipe(name: str, quick: bool) -> Recipe:
             input_spec=retina_spec(96 if quick else 288),
             epochs=1 if quick else 14, batch_size=8 if quick else 16, learning_rate=8e-4, quick=quick,
             sampling_power=0.75, calibration="percentile", calibration_images=128,
+            captures_per_image=1 if quick else 3,
             task="diabetic retinopathy grade (International Clinical DR scale, 0-4) from a colour fundus photo")
     if name == "ecg":
         return Recipe(
             name="ecg", architecture="resnet50", labels=ECG_LABELS,
             input_spec=ecg_spec(64, 96) if quick else ecg_spec(160, 272),
             epochs=1 if quick else 12, batch_size=8 if quick else 12, learning_rate=2e-3, quick=quick,
+            sampling_power=1.0, captures_per_image=1 if quick else 3,
             task="cardiac finding from a photo or scan of a 12-lead ECG printout")
     raise ValueError(f"no image recipe named {name!r}")
 
@@ -97,6 +108,26 @@ def recipe(name: str, quick: bool) -> Recipe:
 def _prepare(args: tuple[str, dict[str, Any]]) -> np.ndarray:
     path, spec = args
     return model_input(real_images.load_rgb(Path(path)), spec)[0].astype(np.float16)
+
+
+def _prepare_captures(args: tuple[str, dict[str, Any], str, int, int]) -> np.ndarray:
+    path, spec, kind, count, seed = args
+    original = Image.open(path)
+    original.load()
+    rng = np.random.default_rng(seed)
+    return np.stack([model_input(decode(captures.random_capture(original, kind, rng), **real_images.DECODE_LIMITS).image,
+                                 spec)[0].astype(np.float16) for _ in range(count)])
+
+
+def prepare_captures(paths: list[Path], r: "Recipe", workers: int) -> np.ndarray:
+    """(images, captures_per_image, 3, H, W): each fitting photo re-captured at random, mildly
+    (predictors.training.captures.MILD_RANGES), through the site's own decoder and transform."""
+    kind = "fundus" if r.name == "retina" else "ecg"
+    jobs = [(str(p), r.input_spec, kind, r.captures_per_image, SEED + n) for n, p in enumerate(paths)]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(max(1, workers)) as pool:
+        return np.stack(list(tqdm(pool.imap(_prepare_captures, jobs, chunksize=2), total=len(jobs),
+                                  desc=f"{r.name} re-captured fitting images", mininterval=5)))
 
 
 def prepare_images(paths: list[Path], spec: dict[str, Any], workers: int, desc: str) -> np.ndarray:
@@ -224,7 +255,18 @@ def _batches(x: np.ndarray, order: np.ndarray, size: int) -> Iterator[tuple[torc
         yield torch.from_numpy(x[idx].astype(np.float32)), idx
 
 
-def train_network(r: Recipe, x: np.ndarray, y: np.ndarray) -> tuple[torch.nn.Module, list[float]]:
+def _with_captures(r: Recipe, xb: torch.Tensor, idx: np.ndarray, recaptured: np.ndarray,
+                   rng: np.random.Generator) -> torch.Tensor:
+    """Each image of a batch replaced by one of its re-captured versions, except an original_share of them."""
+    take = rng.random(len(idx)) >= r.original_share
+    if take.any():
+        which = rng.integers(recaptured.shape[1], size=int(take.sum()))
+        xb[torch.from_numpy(take)] = torch.from_numpy(recaptured[idx[take], which].astype(np.float32))
+    return xb
+
+
+def train_network(r: Recipe, x: np.ndarray, y: np.ndarray,
+                  recaptured: np.ndarray) -> tuple[torch.nn.Module, list[float]]:
     torch.manual_seed(SEED)
     generator = torch.Generator().manual_seed(SEED)
     rng = np.random.default_rng(SEED)
@@ -244,6 +286,7 @@ def train_network(r: Recipe, x: np.ndarray, y: np.ndarray) -> tuple[torch.nn.Mod
         for xb, idx in bar:
             if len(idx) < 2:  # BatchNorm cannot train on a batch of one
                 continue
+            xb = _with_captures(r, xb, idx, recaptured, rng)
             xb = _augment(r, xb, generator).contiguous(memory_format=torch.channels_last)
             optimiser.zero_grad()
             loss = loss_fn(model(xb), labels[idx])
@@ -266,15 +309,18 @@ def torch_probabilities(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
-def onnx_probabilities(path: Path, x: np.ndarray) -> np.ndarray:
-    """Softmax outputs of an ONNX graph, one image per run as the web runtime calls it."""
+def onnx_logits(path: Path, x: np.ndarray) -> np.ndarray:
+    """Logits of an ONNX graph, one image per run as the web runtime calls it."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    logits = np.concatenate([session.run(None, {name: x[i:i + 1].astype(np.float32)})[0] for i in range(len(x))])
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
+    return np.concatenate([session.run(["logits"], {name: x[i:i + 1].astype(np.float32)})[0] for i in range(len(x))])
+
+
+def onnx_probabilities(path: Path, x: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Softmax outputs of an ONNX graph, logits divided by the card's temperature as the runtime does."""
+    return calibration.softmax(onnx_logits(path, x), temperature)
 
 
 def metrics_for(r: Recipe, y: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
@@ -299,8 +345,11 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
     log.info("%s: %d images in %d duplicate groups; %d fitting, %d validation, %d test", name, len(items),
              groups.max() + 1, len(splits.train), len(splits.validation), len(splits.test))
 
+    recaptured = prepare_captures([items[i].path for i in splits.train], r, workers)
     torch.set_num_threads(max(1, workers))
-    model, losses = train_network(r, x_all[splits.train], y_all[splits.train])
+    model, losses = train_network(r, x_all[splits.train], y_all[splits.train], recaptured)
+    del recaptured
+    _keep_weights(model, name, quick)
     x_val, y_val = x_all[splits.validation], y_all[splits.validation]
     x_test, y_test = x_all[splits.test], y_all[splits.test]
     pytorch_test = metrics_for(r, y_test, torch_probabilities(model, x_test))
@@ -310,16 +359,18 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
     (staging / "plots").mkdir(parents=True)
     fp32_path = staging / "model.fp32.onnx"
     export_check = export_onnx(model, fp32_path, r.input_spec, x_val[:4].astype(np.float32))
-    calibration = x_all[splits.train][np.random.default_rng(SEED).permutation(len(splits.train))[:r.calibration_images]]
+    int8_calibration = x_all[splits.train][np.random.default_rng(SEED).permutation(len(splits.train))[:r.calibration_images]]
     served_path = staging / "model.onnx"
     quantization = quantize_with_fallback(
-        fp32_path, served_path, calibration.astype(np.float32),
+        fp32_path, served_path, int8_calibration.astype(np.float32),
         judge=lambda path: _judge(r, path, x_val, y_val), method=r.calibration, quick=quick)
     fp32_path.unlink()
 
-    test_probs = onnx_probabilities(served_path, x_test)
+    plots = {"confusion": "plots/confusion.png", "reliability": "plots/reliability.png"}
+    calibrated = calibration.calibrate(name, onnx_logits(served_path, x_val), y_val, staging / plots["reliability"])
+    temperature = calibrated["calibration"]["temperature"]
+    test_probs = onnx_probabilities(served_path, x_test, temperature)
     served_test = metrics_for(r, y_test, test_probs)
-    plots = {"confusion": "plots/confusion.png"}
     cards.plot_confusion(staging / plots["confusion"], np.array(served_test["confusion_matrix"]), r.labels,
                          f"{name}: real held-out test images ({len(y_test)})")
     if name == "retina" and 0 < (y_test >= 2).sum() < len(y_test):
@@ -345,6 +396,7 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
             "validation": quantization["served_validation"],
         },
         "quantization": {key: value for key, value in quantization.items() if key != "served_validation"},
+        **calibrated,
         "export": export_check,
         "data": _data_section(r, items, y_all, groups, splits),
         "training": {"architecture": _architecture_note(r), "network": r.architecture, "epochs": r.epochs, "batch_size": r.batch_size,
@@ -363,6 +415,19 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.rename(out_dir)
     return card
+
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "var" / "weights"
+
+
+def _keep_weights(model: torch.nn.Module, name: str, quick: bool) -> None:
+    """The trained PyTorch weights, outside the artifact (the site never loads them), so a graph
+    can be re-exported without training again (import_model --state-dict)."""
+    if quick:
+        return
+    WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), WEIGHTS_DIR / f"{name}.pt")
+    log.info("kept the trained weights in %s", WEIGHTS_DIR / f"{name}.pt")
 
 
 def _judge(r: Recipe, path: Path, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, dict[str, Any], float]:
@@ -384,6 +449,7 @@ def _data_section(r: Recipe, items: list[real_images.LabelledImage], y: np.ndarr
                                "a group never straddles a split",
         "class_counts": {"train": counts(splits.train), "validation": counts(splits.validation),
                          "test": counts(splits.test)},
+        "test_files": [str(items[i].path.relative_to(real_images.data_root())) for i in splits.test],
         "train_images": int(len(splits.train)),
         "validation_images": int(len(splits.validation)),
         "test_images": int(len(splits.test)),
@@ -398,6 +464,12 @@ def _architecture_note(r: Recipe) -> str:
 
 
 def _augmentation_note(r: Recipe) -> str:
+    recaptured = (f"{r.captures_per_image} re-captured versions of each fitting image (one or two of: "
+                  + ", ".join(f"{family.replace('_', ' ')} {low:g}-{high:g}" for family, (low, high)
+                              in captures.MILD_RANGES.items() if r.name == "ecg" or family != "phone_photo")
+                  + "; then JPEG 60-95), drawn in place of the original "
+                  f"{1 - r.original_share:.0%} of the time")
     if r.name == "retina":
-        return "any rotation, mirror, ±10% scale, ±5% shift, ±15% contrast, ±10% brightness"
-    return "±2° tilt, ±6% scale, ±4% shift, ±15% contrast, ±10% brightness; never mirrored"
+        return recaptured + "; then any rotation, mirror, ±10% scale, ±5% shift, ±15% contrast, ±10% brightness"
+    return (recaptured + ", ECG pages also turned a quarter or half 15% of the time; then ±2° tilt, ±6% scale, "
+            "±4% shift, ±15% contrast, ±10% brightness; never mirrored")
