@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .presentation import percent
+
 # Metrics of an intermediate graph (pytorch_fp32, onnx_int8, ...), not the model the site serves.
 TECHNICAL_PREFIXES = ("pytorch_", "onnx_")
 # The served graph's figures first: a clinician is shown what the site runs.
@@ -76,6 +78,7 @@ class CardSummary:
     limitations: list[str]
     attribution: list[str]
     plots: list[tuple[str, str]]
+    decision: list[tuple[str, str]] = field(default_factory=list)
 
 
 def summarise(card: Mapping[str, Any]) -> CardSummary:
@@ -94,7 +97,31 @@ def summarise(card: Mapping[str, Any]) -> CardSummary:
         attribution=_texts(card.get("attribution")),
         plots=[(str(key), PLOT_CAPTIONS.get(str(key), _humanise(str(key)) + "."))
                for key in _mapping(card.get("plots"))],
+        decision=_decision_rows(_mapping(card.get("decision"))),
     )
+
+
+# The thresholds an image result is decided with (card key "decision", chosen on validation
+# images by training/calibration.py), in the words of the result page.
+DECISION_ROWS = (
+    ("referable_threshold", "Referable when the probability of grade 2 or worse reaches", "threshold"),
+    ("referable_sensitivity", "Referable eyes it refers at that threshold", "share"),
+    ("referable_specificity", "Other eyes it does not refer", "share"),
+    ("uncertain_below", "\u201cUncertain: needs a human read\u201d when its most likely answer is under", "threshold"),
+    ("coverage", "Images it answers (the rest are uncertain)", "share"),
+    ("accuracy_answered", "Right among the images it answers", "share"),
+)
+
+
+def _decision_rows(decision: Mapping[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for key, label, kind in DECISION_ROWS:
+        value = decision.get(key)
+        if key == "accuracy_answered" and key in decision and value is None:
+            rows.append((label, "none: it answered no validation image"))
+        elif _is_number(value):
+            rows.append((label, percent(value) if kind == "threshold" else f"{value:.0%}"))
+    return rows
 
 
 def format_metric(name: str, value: Any) -> str | None:

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET
 from .inputs import TABULAR_SCHEMAS
 from .inputs.fields import BooleanField, ChoiceField, NumberField, TabularSchema
 from .registry import MODEL_SPECS
+from .services import CLOSE_CALL_MARGIN
 
 IMAGE_CONTENT_TYPES = "image/jpeg, image/png, image/webp, image/bmp, image/tiff, image/gif"
 ERROR_STATUSES = {
@@ -73,24 +74,43 @@ def build_document() -> dict[str, Any]:
                           **errors}}}
     common = {"prediction_id": {"type": "integer"}, "model": {"type": "string"}, "version": {"type": "string"},
               "latency_ms": {"type": "number"}, "disclaimer": {"type": "string"}}
-    image_fields = {**common, "label": {"type": "string"}, "class_index": {"type": "integer"},
-                    "confidence": {"type": "number"}, "low_confidence": {"type": "boolean"},
-                    "probabilities": {"type": "object", "additionalProperties": {"type": "number"}}}
+    probability = {"type": "number", "minimum": 0, "maximum": 1}
+    image_fields = {
+        **common, "label": {"type": "string", "description": "The most likely class"},
+        "class_index": {"type": "integer"}, "confidence": {**probability, "description": "The most likely class's probability"},
+        "probabilities": {"type": "object", "additionalProperties": probability},
+        "uncertain": {"type": "boolean", "description": "Uncertain, needs a human read: `confidence` is under "
+                      "`uncertain_below`, a threshold chosen on the model's validation images (see its card). "
+                      "Do not act on `label` when true."},
+        "uncertain_below": {**probability, "description": "The threshold `uncertain` was decided with"},
+        "close_call": {"type": "boolean", "description": f"The two most likely classes are within "
+                       f"{CLOSE_CALL_MARGIN * 100:.0f} percentage points of each other: the model cannot tell them "
+                       "apart for this image"}}
+    tabular_fields = {
+        **common, "probability": probability,
+        "risk_band": {"enum": ["low", "moderate", "high"]}, "outcome": {"type": "string"},
+        "factors": {"type": "array", "items": {"type": "object", "required": ["feature", "direction", "text"], "properties": {
+            "feature": {"type": "string"}, "value": {}, "contribution": {"type": "number"},
+            "direction": {"enum": ["raised", "lowered"]}, "text": {"type": "string"}}}},
+        "inputs_known": {"type": "integer", "minimum": 0, "description": "Findings given (not unknown)"},
+        "inputs_total": {"type": "integer", "minimum": 1, "description": "Findings the model takes; the estimate "
+                         "rests on `inputs_known` of them"}}
+    retina_fields = {
+        **image_fields, "grade": {"type": "integer", "minimum": 0, "maximum": 4,
+                                  "description": "The most likely grade (= class_index)"},
+        "referable_probability": {**probability, "description": "P(grade >= 2): grades 2 to 4 together"},
+        "referable_threshold": {**probability, "description": "Referable from this `referable_probability`, a "
+                                "threshold chosen on validation images (see the model card)"},
+        "referable_dr": {"type": "boolean", "description": "`referable_probability` >= `referable_threshold`; "
+                         "it may disagree with `grade`, which is the single most likely grade"}}
     components = {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message", "fields"],
             "properties": {"code": {"type": "string"}, "message": {"type": "string"},
                            "fields": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}}}}},
-        "TabularResult": {"type": "object", "required": [*common, "probability", "risk_band", "factors"], "properties": {
-            **common, "probability": {"type": "number", "minimum": 0, "maximum": 1},
-            "risk_band": {"enum": ["low", "moderate", "high"]}, "outcome": {"type": "string"},
-            "factors": {"type": "array", "items": {"type": "object", "required": ["feature", "direction", "text"], "properties": {
-                "feature": {"type": "string"}, "value": {}, "contribution": {"type": "number"},
-                "direction": {"enum": ["raised", "lowered"]}, "text": {"type": "string"}}}}}},
-        "ImageResult": {"type": "object", "required": list(image_fields), "properties": image_fields},
-        "RetinaResult": {"type": "object", "required": [*image_fields, "grade", "referable_dr"], "properties": {
-            **image_fields, "grade": {"type": "integer", "minimum": 0, "maximum": 4},
-            "referable_dr": {"type": "boolean"}, "referable_probability": {"type": "number"}}},
+        **{name: {"type": "object", "required": list(fields), "properties": fields, "additionalProperties": False}
+           for name, fields in (("TabularResult", tabular_fields), ("ImageResult", image_fields),
+                                ("RetinaResult", retina_fields))},
         **{f"{name.title()}Input": _tabular_schema(schema) for name, schema in TABULAR_SCHEMAS.items()},
     }
     return {

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from .inputs import TABULAR_SCHEMAS
 from .models import Prediction
 from .registry import get_loader
-from .services import CLOSE_CALL_MARGIN, LOW_CONFIDENCE, ImageRequest, TabularRequest, close_call, unknown_inputs
+from .services import CLOSE_CALL_MARGIN, REFERABLE_GRADE, ImageRequest, TabularRequest, close_call, unknown_inputs
 
 if TYPE_CHECKING:
     from .imaging import DecodedImage
@@ -45,21 +45,35 @@ def percent(probability: float) -> str:
 
 @dataclass(frozen=True)
 class Note:
-    """A caveat printed with a result; `level` is "caution" or "warning" (the stronger)."""
+    """A caveat printed with a result; `level` is "caution" or "warning" (the stronger).
+
+    `short` is the same caveat in a few words, for the lists that show results in a line.
+    """
 
     level: str
     text: str
+    short: str
 
 
 def result_notes(record: Prediction) -> list[Note]:
     """What a clinician must read with this result before the number itself.
 
     Computed from the stored inputs and probabilities rather than flags saved with the
-    record, so results recorded before a caveat existed get it too.
+    record wherever it can be, so results recorded before a caveat existed get it too.
     """
     if record.model_name in TABULAR_SCHEMAS:
         return _coverage_notes(record)
-    return _confidence_notes(record.outputs.get("probabilities") or {})
+    return _image_notes(record.outputs)
+
+
+def is_uncertain(outputs: Mapping[str, Any]) -> bool:
+    """The image result's "uncertain — needs a human read" call, as made when it was recorded.
+
+    The threshold comes from the card of the model version that answered, so it is read
+    from the record, never recomputed; results recorded before the card carried one kept
+    the fixed rule of the day under the name `low_confidence`.
+    """
+    return bool(outputs.get("uncertain", outputs.get("low_confidence", False)))
 
 
 def _coverage_notes(record: Prediction) -> list[Note]:
@@ -73,23 +87,57 @@ def _coverage_notes(record: Prediction) -> list[Note]:
     if known < total * MOSTLY_UNKNOWN:
         return [Note("warning", f"Based on only {known} of {total} findings. Most findings are unknown "
                                 f"({names}), so this estimate rests on little information: treat it as a rough "
-                                f"indication at most, and add the missing findings if you have them.")]
+                                f"indication at most, and add the missing findings if you have them.",
+                     f"based on only {known} of {total} findings")]
     return [Note("caution", f"Based on {known} of {total} findings; unknown: {names}. Unknown findings "
-                            f"are never listed as reasons, and each one makes the estimate less certain.")]
+                            f"are never listed as reasons, and each one makes the estimate less certain.",
+                 f"based on {known} of {total} findings")]
 
 
-def _confidence_notes(probabilities: Mapping[str, float]) -> list[Note]:
+def _image_notes(outputs: Mapping[str, Any]) -> list[Note]:
+    probabilities = outputs.get("probabilities") or {}
     notes = []
-    if probabilities and max(probabilities.values()) < LOW_CONFIDENCE:
-        notes.append(Note("warning", f"Low confidence: no class reached {LOW_CONFIDENCE:.0%}. "
-                                     "Treat this result as uncertain."))
+    if is_uncertain(outputs) and probabilities:
+        below = outputs.get("uncertain_below")
+        rule = f", under the {percent(below)} it needs before it answers" if below is not None else ""
+        notes.append(Note("warning", f"Uncertain: needs a human read. The model is not sure enough of this image "
+                                     f"(its most likely answer has {percent(max(probabilities.values()))}{rule}). "
+                                     "Have the image read by a clinician; do not act on the model's answer.",
+                          "uncertain: needs a human read"))
     pair = close_call(probabilities)
     if pair:
         first, second = pair
         notes.append(Note("warning", f"Too close to call: {first} ({percent(probabilities[first])}) and {second} "
-                                     f"({percent(probabilities[second])}) are within {CLOSE_CALL_MARGIN:.0%} of each "
-                                     "other, so the model cannot tell them apart for this image."))
+                                     f"({percent(probabilities[second])}) are within {CLOSE_CALL_MARGIN * 100:.0f} "
+                                     "percentage points of each other, so the model cannot tell them apart for this image.",
+                          f"too close to call: {first} or {second}"))
+    disagreement = _referable_disagreement(outputs)
+    if disagreement:
+        notes.append(Note("caution", *disagreement))
     return notes
+
+
+def _referable_disagreement(outputs: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Plain words for a retina result whose most likely grade and referable call point different ways.
+
+    The grade is the single most likely one; referral weighs grades 2 to 4 together. A
+    photo split between several referable grades can be referable with a lower grade
+    on top, and a top grade of 2 or worse can fall short of the threshold.
+    """
+    threshold, probability = outputs.get("referable_threshold"), outputs.get("referable_probability")
+    grade, label = outputs.get("grade"), outputs.get("label")
+    if threshold is None or probability is None or grade is None:
+        return None
+    together = f"grades 2 to 4 together have {percent(probability)}"
+    if outputs.get("referable_dr") and grade < REFERABLE_GRADE:
+        return (f"Referable, although the most likely single grade is {label}: {together}, which reaches the "
+                f"{percent(threshold)} referral threshold. The referable grades share the probability between "
+                "them, so together they outweigh the top grade.", f"referable although the top grade is {label}")
+    if not outputs.get("referable_dr") and grade >= REFERABLE_GRADE:
+        return (f"Not referable by the model's rule, although the most likely single grade is {label}: "
+                f"{together}, under the {percent(threshold)} referral threshold.",
+                f"not referable although the top grade is {label}")
+    return None
 
 
 def thumbnail(image: "DecodedImage") -> str:
@@ -116,6 +164,7 @@ class ResultView:
     factors: list[dict[str, Any]]
     inputs: list[tuple[str, str]]
     close_call: tuple[str, str] | None
+    uncertain: bool
     thumbnail: str | None
 
 
@@ -137,6 +186,7 @@ def result_views(record: Prediction, thumbnails: Mapping[int, str] | None = None
             # Records made before unknown inputs were excluded may still name one as a factor.
             factors=[f for f in item.outputs.get("factors", []) if f.get("value") is not None],
             inputs=inputs, close_call=close_call(item.outputs.get("probabilities") or {}),
+            uncertain=item.model_name not in TABULAR_SCHEMAS and is_uncertain(item.outputs),
             thumbnail=(thumbnails or {}).get(item.pk)))
     return views
 
@@ -155,3 +205,30 @@ def thumbnails_for(record: Prediction, requests: list[TabularRequest | ImageRequ
     images = {r.model: r.image for r in requests if isinstance(r, ImageRequest)}
     return {item.pk: thumbnail(images[item.model_name])
             for item in [record, *record.attachments.all()] if item.model_name in images}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One model's answer in a line, with its caveats in a few words, for the history and dashboard."""
+
+    title: str
+    text: str
+    caveats: list[str]
+
+
+def summaries(record: Prediction) -> list[Summary]:
+    """A submission's answers in a line each ("72% · high risk", "Moderate NPDR · 64%"), the form's first.
+
+    The caveats are the result page's notes in short, so a list never shows a number
+    without what its page says must be read with it.
+    """
+    lines = []
+    for item in [record, *record.attachments.all()]:
+        outputs = item.outputs
+        if outputs.get("probability") is not None:
+            text = f"{percent(outputs['probability'])} · {outputs.get('risk_band')} risk"
+        else:
+            text = f"{outputs.get('label')} · {percent(outputs.get('confidence') or 0.0)}"
+        lines.append(Summary(title=item.get_model_name_display(), text=text,
+                             caveats=[note.short for note in result_notes(item)]))
+    return lines

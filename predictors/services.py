@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RISK_BANDS = ((0.20, "low"), (0.50, "moderate"), (1.01, "high"))
-LOW_CONFIDENCE = 0.5  # top-class probability under which the result is flagged as uncertain
 # Top two classes closer than this: a near coin-flip between them, however high the top one is.
 CLOSE_CALL_MARGIN = 0.15
 REFERABLE_GRADE = 2
@@ -91,10 +90,22 @@ def run_tabular(request: TabularRequest) -> tuple[dict[str, Any], str, float]:
 
 
 def run_image(request: ImageRequest) -> tuple[dict[str, Any], str, float]:
+    """Returns (result fields, model version, seconds).
+
+    The two decisions an image result carries come from the model's card, chosen on
+    its validation images (training/calibration.py): "uncertain" (needs a human read)
+    when the top probability is under `decision.uncertain_below`, and, for the retina,
+    referable when P(grade >= 2) reaches `decision.referable_threshold`. The grade shown
+    is the most likely single grade, so the two may point different ways; the result
+    page says so in words.
+    """
     from .imaging import model_input  # numpy + Pillow load with the first image, not at start-up
 
     started = time.perf_counter()
     model = get_loader().get(request.model)
+    decision = model.artifact.card.get("decision")
+    if not decision:  # a card from before the thresholds: no rule to answer by, so no answer
+        raise ModelUnavailable(request.model, "its card has no decision thresholds (card key 'decision')")
     probabilities = model.predict(model_input(request.image.image, model.artifact.input_spec))
     labels = model.labels
     top = int(probabilities.argmax())
@@ -104,13 +115,16 @@ def run_image(request: ImageRequest) -> tuple[dict[str, Any], str, float]:
         "class_index": top,
         "confidence": round(float(probabilities[top]), 4),
         "probabilities": rounded,
-        "low_confidence": bool(probabilities[top] < LOW_CONFIDENCE),
+        "uncertain": bool(probabilities[top] < decision["uncertain_below"]),
+        "uncertain_below": decision["uncertain_below"],
         "close_call": close_call(rounded) is not None,
     }
     if request.model == "retina":
+        referable_probability = float(probabilities[REFERABLE_GRADE:].sum())
         result["grade"] = top
-        result["referable_dr"] = top >= REFERABLE_GRADE
-        result["referable_probability"] = round(float(probabilities[REFERABLE_GRADE:].sum()), 4)
+        result["referable_probability"] = round(referable_probability, 4)
+        result["referable_threshold"] = decision["referable_threshold"]
+        result["referable_dr"] = referable_probability >= decision["referable_threshold"]
     return result, model.version, time.perf_counter() - started
 
 

@@ -27,7 +27,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     loader = get_loader()
     states = {m["name"]: m for m in loader.status()["models"]}
     models = [{"spec": spec, "status": states[name]} for name, spec in loader.specs.items()]
-    return render(request, "dashboard.html", {"models": models, "recent": selectors.recent(request.user, RECENT_COUNT)})
+    recent = [(r, presentation.summaries(r)) for r in selectors.recent(request.user, RECENT_COUNT)]
+    return render(request, "dashboard.html", {"models": models, "recent": recent})
 
 
 @login_required
@@ -78,7 +79,8 @@ def history(request: HttpRequest) -> HttpResponse:
     page = Paginator(records, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "history.html", {"page": page, "filters": filters, "query": query.urlencode(),
+    rows = [(r, presentation.summaries(r)) for r in page.object_list]
+    return render(request, "history.html", {"page": page, "rows": rows, "filters": filters, "query": query.urlencode(),
                                             "filtered": filters.is_filtering()})
 
 

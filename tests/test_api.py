@@ -149,9 +149,13 @@ def test_image_prediction_on_real_samples_is_the_models_answer(client, artifacts
         assert body["probabilities"] == pytest.approx(expected, abs=0.002)
         assert body["label"] == max(expected, key=expected.get) and body["class_index"] == list(expected).index(body["label"])
         assert body["confidence"] == pytest.approx(max(expected.values()), abs=0.002)
-        assert body["low_confidence"] == (body["confidence"] < 0.5)
+        decision = json.loads((artifacts / model / "card.json").read_text())["decision"]
+        assert body["uncertain"] == (max(expected.values()) < decision["uncertain_below"])
         if model == "retina":
-            assert body["grade"] == body["class_index"] and body["referable_dr"] == (body["grade"] >= 2)
+            referable = sum(list(expected.values())[2:])
+            assert body["grade"] == body["class_index"]
+            assert body["referable_probability"] == pytest.approx(referable, abs=0.002)
+            assert body["referable_dr"] == (referable >= decision["referable_threshold"])
         record = Prediction.objects.get(pk=body["prediction_id"])
         assert record.inputs["image"]["bytes"] == len(data) and len(record.inputs["image"]["sha256"]) == 64
 
@@ -330,6 +334,8 @@ def test_openapi_document_describes_the_real_responses(client, artifacts, api_to
 
     def check(instance, name):
         jsonschema.validate(instance, {**components[name], "components": {"schemas": components}})
+        # Every field an answer carries is documented, so generated clients see all of it.
+        assert set(instance) <= set(components[name]["properties"]), set(instance) - set(components[name]["properties"])
 
     check(DIABETES, "DiabetesInput")
     check(HEART, "HeartInput")

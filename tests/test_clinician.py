@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import html
 import io
 import json
 import re
@@ -75,7 +76,8 @@ def factors_on(page: str) -> list[str]:
 
 
 def notes_on(page: str) -> list[tuple[str, str]]:
-    return re.findall(r'<p class="note note-(\w+)"[^>]*data-testid="note">([^<]+)</p>', page)
+    return [(level, html.unescape(text))
+            for level, text in re.findall(r'<p class="note note-(\w+)"[^>]*data-testid="note">([^<]+)</p>', page)]
 
 
 # Item 2: missing inputs are never causes, and the result says what it rests on.
@@ -123,21 +125,93 @@ def test_records_made_before_the_fix_hide_their_blank_factors(logged_in, clinici
     assert notes_on(page)[0][1].startswith("Based on only 3 of 8 findings.")
 
 
-# Item 5: near coin-flips are called what they are.
+# Item 5: near coin-flips are called what they are; issue 15 item 5 and issue 16 item 2: an image
+# result is "uncertain" under its card's threshold, and referable by P(grade >= 2), never by the top grade.
 
-@pytest.mark.parametrize("probabilities, headline, notes", [
-    ([0.52, 0.45, 0.01, 0.01, 0.01], "No DR or Mild NPDR", ["Too close to call: No DR (52%) and Mild NPDR (45%)"]),
-    ([0.62, 0.50, 0.0, 0.0, 0.0], "No DR or Mild NPDR", ["Too close to call"]),
-    ([0.40, 0.20, 0.20, 0.10, 0.10], "No DR", ["Low confidence: no class reached 50%"]),
-    ([0.90, 0.05, 0.03, 0.01, 0.01], "No DR", []),
+DECISION = {"split": "validation", "uncertain_below": 0.6, "coverage": 0.7, "accuracy_answered": 0.85,
+            "referable_threshold": 0.5, "referable_sensitivity": 0.9, "referable_specificity": 0.8}
+
+
+@pytest.fixture
+def decided(scripted, artifacts):
+    rewrite_card(artifacts, "retina", lambda card: card.update(decision=DECISION))
+    return scripted
+
+
+def retina_page(client) -> str:
+    return client.post("/predict/retina/", {"image": sample("fundus", "retina.jpg").open("rb")}).content.decode()
+
+
+@pytest.mark.parametrize("probabilities, headline, notes, uncertain", [
+    ([0.52, 0.45, 0.01, 0.01, 0.01], "Uncertain", ["Uncertain: needs a human read",
+                                                   "Too close to call: No DR (52%) and Mild NPDR (45%) are within 15 "
+                                                   "percentage points"], True),
+    ([0.62, 0.50, 0.0, 0.0, 0.0], "No DR or Mild NPDR", ["Too close to call"], False),
+    ([0.40, 0.20, 0.20, 0.10, 0.10], "Uncertain", ["Uncertain: needs a human read. The model is not sure enough of "
+                                                   "this image (its most likely answer has 40%, under the 60% it needs "
+                                                   "before it answers)."], True),
+    ([0.90, 0.05, 0.03, 0.01, 0.01], "No DR", [], False),
 ])
-def test_close_calls_and_low_confidence_are_flagged(logged_in, scripted, probabilities, headline, notes):
-    scripted.setattr(ScriptedImage, "probabilities", probabilities)
-    page = logged_in.post("/predict/retina/", {"image": sample("fundus", "retina.jpg").open("rb")}).content.decode()
+def test_uncertain_answers_and_close_calls_are_flagged(logged_in, decided, api_token, client, probabilities,
+                                                       headline, notes, uncertain):
+    decided.setattr(ScriptedImage, "probabilities", probabilities)
+    page = retina_page(logged_in)
     assert re.search(r'data-testid="label">([^<]+)<', page).group(1) == headline
     shown = notes_on(page)
-    assert len(shown) == len(notes) and all(text.startswith(n) for (_, text), n in zip(shown, notes))
-    assert Prediction.objects.get().outputs["close_call"] is headline.endswith("NPDR")
+    assert len(shown) == len(notes) and all(text.startswith(n) for (_, text), n in zip(shown, notes)), shown
+    record = Prediction.objects.get()
+    assert record.outputs["close_call"] is headline.endswith("NPDR") or "Too close" in " ".join(notes)
+    assert record.outputs["uncertain"] is uncertain
+    history = page_text(logged_in.get("/history/").content.decode())
+    assert ("uncertain: needs a human read" in history) is uncertain
+    answer = client.post("/api/v1/predict/retina", {"image": sample("fundus", "retina.jpg").open("rb")},
+                         HTTP_AUTHORIZATION=f"Token {api_token}").json()
+    assert answer["uncertain"] is uncertain and answer["uncertain_below"] == 0.6
+
+
+@pytest.mark.parametrize("probabilities, referable, note", [
+    # IDRiD_train_026 in issue 16: the top grade is No DR, but grades 2-4 together pass the threshold.
+    ([0.44, 0.0, 0.20, 0.18, 0.18], True, "Referable, although the most likely single grade is No DR: grades 2 to 4 "
+                                          "together have 56%, which reaches the 50% referral threshold."),
+    ([0.58, 0.0, 0.42, 0.0, 0.0], False, None),
+    ([0.05, 0.05, 0.80, 0.05, 0.05], True, None),
+    ([0.10, 0.44, 0.46, 0.0, 0.0], False, "Not referable by the model's rule, although the most likely single grade "
+                                          "is Moderate NPDR: grades 2 to 4 together have 46%, under the 50% referral "
+                                          "threshold."),
+])
+def test_referable_follows_the_cards_threshold_and_says_when_the_grade_disagrees(logged_in, decided, probabilities,
+                                                                                referable, note):
+    decided.setattr(ScriptedImage, "probabilities", probabilities)
+    page = retina_page(logged_in)
+    line = " ".join(page_text(re.search(r'<p[^>]*data-testid="referable">.*?</p>', page, re.S).group(0)).split())
+    together = sum(probabilities[2:])
+    assert line == (f"Referable diabetic retinopathy (grade 2 or worse): {'yes' if referable else 'no'} "
+                    f"({presentation.percent(together)} probability of grade 2 or worse; referable from 50%, a "
+                    "threshold chosen on validation photos)")
+    assert Prediction.objects.get().outputs["referable_dr"] is referable
+    cautions = [text for level, text in notes_on(page) if level == "caution"]
+    assert len(cautions) == (1 if note else 0) and all(text.startswith(note) for text in cautions)
+
+
+def test_the_card_page_states_the_thresholds_results_are_decided_with(logged_in, decided):
+    page = page_text(logged_in.get("/models/retina/").content.decode())
+    text = " ".join(page.split())
+    assert "Referable when the probability of grade 2 or worse reaches 50%" in text
+    assert "\u201cUncertain: needs a human read\u201d when its most likely answer is under 60%" in text
+    assert "Images it answers (the rest are uncertain) 70%" in text
+    assert "Right among the images it answers 85%" in text
+
+
+def test_history_and_dashboard_carry_the_caveats_of_the_result_page(logged_in, decided):
+    decided.setattr(ScriptedImage, "probabilities", [0.52, 0.45, 0.01, 0.01, 0.01])
+    decided.setattr(ScriptedTabular, "contributions", {"age": 0.3})
+    assert logged_in.post("/predict/heart/", SPARSE_HEART).status_code == 200
+    assert logged_in.post("/predict/retina/", {"image": sample("fundus", "retina.jpg").open("rb")}).status_code == 200
+    for path in ("/history/", "/"):
+        text = " ".join(page_text(logged_in.get(path).content.decode()).split())
+        assert "Heart disease risk: 90% · high risk (based on only 4 of 13 findings)" in text, path
+        assert ("Diabetic retinopathy grade: No DR · 52% (uncertain: needs a human read; too close to call: "
+                "No DR or Mild NPDR)") in text, path
 
 
 # Item 6: the judged image, shown once and never kept; inputs without repeated labels.
