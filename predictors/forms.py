@@ -15,6 +15,7 @@ from .inputs import TABULAR_SCHEMAS, InputInvalid
 from .inputs.fields import BooleanField, ChoiceField, NumberField, TabularSchema
 from .models import MODEL_CHOICES, REFERENCE_MAX_LENGTH
 from .registry import MODEL_SPECS
+from .presentation import file_size
 from .services import ImageRequest, TabularRequest
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class ScanField(forms.FileField):
             return None
         if upload.size > settings.MAX_UPLOAD_BYTES:  # refuse before reading it into memory
             raise forms.ValidationError(
-                f"The file is {upload.size / 1e6:.1f} MB; the limit is {settings.MAX_UPLOAD_BYTES / 1e6:.1f} MB. "
+                f"The file is {file_size(upload.size)}; the limit is {file_size(settings.MAX_UPLOAD_BYTES)}. "
                 "Choose a smaller image, for example a phone photo at medium size.",
                 code="file_too_large", params={"status": 413})
         try:

@@ -12,6 +12,7 @@ from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 
 from .http import error_response, json_path
+from .presentation import file_size
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class RequestLimitsMiddleware:
         factor = 1 if api else settings.FORM_BODY_FACTOR
         limit = settings.MAX_UPLOAD_BYTES * factor + settings.UPLOAD_BODY_ALLOWANCE
         if length > limit:
-            message = f"The request is {length / 1e6:.1f} MB; uploads are limited to {settings.MAX_UPLOAD_BYTES / 1e6:.0f} MB."
+            message = f"The request is {file_size(length)}; uploads are limited to {file_size(settings.MAX_UPLOAD_BYTES)}."
             if api:
                 return error_response(413, "request_too_large", message)
             return render(request, "error.html", {"title": "Upload too large", "message": message}, status=413)

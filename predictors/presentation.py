@@ -43,6 +43,18 @@ def percent(probability: float) -> str:
     return f"{min(99, max(1, int(probability * 100 + 0.5)))}%"
 
 
+MIB = 1024 * 1024
+
+
+def file_size(size: int) -> str:
+    """A file's size as every message here gives it: kB below a megabyte, MB of 1,048,576 bytes
+    above ("37 kB", "12.6 MB"), the unit of the limits (MAX_UPLOAD_BYTES 10485760 is "10 MB").
+    static/healthoracle.js says sizes the same way."""
+    if size < MIB:
+        return f"{max(1, -(-size // 1024))} kB"
+    return f"{size / MIB:.1f}".removesuffix(".0") + " MB"
+
+
 @dataclass(frozen=True)
 class Note:
     """A caveat printed with a result; `level` is "caution" or "warning" (the stronger).
@@ -196,7 +208,7 @@ def _describe_image(image: Mapping[str, Any]) -> str:
     if image.get("width") and image.get("height"):
         parts.append(f"{image['width']} × {image['height']} pixels")
     if image.get("bytes"):
-        parts.append(f"{image['bytes'] / 1e6:.1f} MB")
+        parts.append(file_size(image["bytes"]))
     return ", ".join(parts + ["not stored"])
 
 

@@ -2,26 +2,46 @@
 (function () {
   "use strict";
 
-  function megabytes(bytes) { return (bytes / 1e6).toFixed(1); }
+  // The same units as the server's messages (presentation.file_size): MB of 1,048,576 bytes.
+  function fileSize(bytes) {
+    if (bytes < 1048576) { return Math.max(1, Math.ceil(bytes / 1024)) + " kB"; }
+    return (bytes / 1048576).toFixed(1).replace(/\.0$/, "") + " MB";
+  }
 
-  // Refuse a file over the upload limit before sending it: the message sits under the
-  // field, the file is cleared, and everything typed stays as it is.
+  function describedBy(input, id, add) {
+    var ids = (input.getAttribute("aria-describedby") || "").split(" ").filter(function (x) { return x && x !== id; });
+    if (add) { ids.push(id); }
+    if (ids.length) { input.setAttribute("aria-describedby", ids.join(" ")); } else { input.removeAttribute("aria-describedby"); }
+  }
+
+  // A file over the upload limit is named under its field as soon as it is chosen; it stays
+  // chosen, and the form is not sent while it is, so the page never submits without it.
+  // "Remove the file" lets an optional image go and the rest be sent.
   function fileFits(input) {
     var field = input.closest(".field") || input.parentElement;
-    var old = field.querySelector(".client-error");
+    var id = input.id + "_sizeerror";
+    var old = document.getElementById(id);
     if (old) { old.remove(); }
+    describedBy(input, id, false);
     field.classList.remove("invalid");
     var limit = Number(input.getAttribute("data-max-bytes"));
     var file = input.files && input.files[0];
     if (!file || !limit || file.size <= limit) { return true; }
-    var message = document.createElement("p");
+    var message = document.createElement("div");
+    message.id = id;
     message.className = "error client-error";
     message.setAttribute("role", "alert");
-    message.textContent = "The file is " + megabytes(file.size) + " MB; the limit is " + megabytes(limit) +
-      " MB. Choose a smaller image, for example a phone photo at medium size.";
-    input.value = "";
+    message.textContent = "The file is " + fileSize(file.size) + "; the limit is " + fileSize(limit) +
+      ". Choose a smaller image, for example a phone photo at medium size. ";
+    var remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "link";
+    remove.textContent = "Remove the file";
+    remove.addEventListener("click", function () { input.value = ""; fileFits(input); input.focus(); });
+    message.appendChild(remove);
     field.classList.add("invalid");
     field.appendChild(message);
+    describedBy(input, id, true);
     return false;
   }
 
@@ -46,8 +66,12 @@
   document.querySelectorAll("form[data-busy]").forEach(function (form) {
     form.addEventListener("submit", function (event) {
       var files = form.querySelectorAll("input[type=file][data-max-bytes]");
-      var fits = Array.prototype.every.call(files, fileFits);
-      if (form.submitting || !fits) { event.preventDefault(); return; }
+      var tooLarge = Array.prototype.filter.call(files, function (input) { return !fileFits(input); });
+      if (form.submitting || tooLarge.length) {
+        event.preventDefault();
+        if (tooLarge.length) { tooLarge[0].focus(); }
+        return;
+      }
       setBusy(form, true);
     });
   });

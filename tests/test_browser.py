@@ -139,16 +139,25 @@ def test_clinician_session(live_server, artifacts, django_user_model, chromium, 
     assert Prediction.objects.get(model_name="heart").inputs["st_depression"] == 0.5
     walk.check("heart-result-few-findings")
 
-    # A file over the limit: refused in the browser before upload, typed values untouched.
+    # A file over the limit: named in the browser before upload, typed values untouched, and
+    # Predict does not send the form without it (issue 16 item 5: it used to clear the file,
+    # submit, and answer "This field is required.").
     settings.MAX_UPLOAD_BYTES = 200_000
     walk.go("/predict/retina/")
     page.fill("#id_case_reference", "Bed 4")
     page.set_input_files("#id_image", files=[{"name": "phone.jpg", "mimeType": "image/jpeg",
                                               "buffer": b"\xff" * 300_000}])
-    assert page.locator(".client-error").inner_text().startswith("The file is 0.3 MB; the limit is 0.2 MB.")
+    assert page.locator(".client-error").inner_text().startswith("The file is 293 kB; the limit is 196 kB.")
+    assert "id_image_sizeerror" in page.get_attribute("#id_image", "aria-describedby")
+    page.click("button:has-text('Predict')")
+    assert page.url == f"{live_server.url}/predict/retina/" and "This field is required" not in page.inner_text("main")
+    assert page.evaluate("document.activeElement.id") == "id_image"
+    assert page.evaluate("document.querySelector('#id_image').files.length") == 1
     assert page.input_value("#id_case_reference") == "Bed 4"
-    assert page.evaluate("document.querySelector('#id_image').files.length") == 0
     walk.check("retina-file-too-large-in-browser")
+    page.click("text=Remove the file")
+    assert page.evaluate("document.querySelector('#id_image').files.length") == 0
+    assert page.locator(".client-error").count() == 0
 
     # The same without JavaScript: the server's form error, in the site's layout, keeps the values.
     plain = chromium.new_context(viewport=viewport, java_script_enabled=False, storage_state=context.storage_state())
@@ -163,7 +172,7 @@ def test_clinician_session(live_server, artifacts, django_user_model, chromium, 
     server_side.page.click("button:has-text('Predict')")
     server_side.page.wait_for_selector(".field.invalid")
     assert server_side.page.locator(".field.invalid").count() == 1
-    assert "The file is 0.3 MB; the limit is 0.2 MB." in server_side.page.inner_text(".field.invalid.file")
+    assert "The file is 293 kB; the limit is 196 kB." in server_side.page.inner_text(".field.invalid.file")
     assert server_side.page.input_value("#id_bmi") == "31,5" and server_side.page.input_value("#id_glucose") == "150"
     assert server_side.page.locator("nav >> text=History").is_visible()
     server_side.check("diabetes-file-too-large-on-server")

@@ -250,10 +250,26 @@ def test_too_large_upload_is_a_field_error_keeping_the_values(logged_in, artifac
                                                      "retina_image": big})
     assert response.status_code == 400
     page = response.content.decode()
-    assert "The file is 2.5 MB; the limit is 1.0 MB." in page and "choose it again" in page
+    assert "The file is 2.4 MB; the limit is 977 kB." in page and "choose it again" in page
     assert 'value="35.1"' in page and 'value="168"' in page and 'value="Bed 4"' in page
     assert "Log out" in page and "<nav" in page  # the site's own layout, not a bare error page
     assert Prediction.objects.count() == 0
+
+
+@pytest.mark.parametrize("size, words", [(10485760, "10 MB"), (13_200_000, "12.6 MB"), (37_000, "37 kB"),
+                                         (1_000_000, "977 kB"), (1, "1 kB")])
+def test_sizes_are_given_in_the_unit_of_the_limit(size, words):
+    assert presentation.file_size(size) == words
+
+
+def test_the_default_limit_reads_as_the_readme_gives_it(logged_in, artifacts, settings):
+    assert settings.MAX_UPLOAD_BYTES == 10 * 1024 * 1024
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert re.search(r"`MAX_UPLOAD_BYTES` \| 10485760 \|", readme)
+    big = io.BytesIO(b"\xff" * 13_200_000)
+    big.name = "phone-photo.jpg"
+    page = html.unescape(logged_in.post("/predict/retina/", {"image": big}).content.decode())
+    assert "The file is 12.6 MB; the limit is 10 MB." in page
 
 
 def test_a_body_far_over_the_limit_is_still_refused_unread(logged_in, settings):

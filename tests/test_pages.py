@@ -9,7 +9,7 @@ import pytest
 
 from predictors.models import Prediction
 
-from .conftest import sample
+from .conftest import ROOT, sample
 
 pytestmark = pytest.mark.django_db
 
@@ -192,3 +192,53 @@ def test_ready_checks_database_and_artifacts_without_loading(client, artifacts):
     (artifacts / "heart" / "model.ubj").write_bytes(b"tampered")
     body = client.get("/ready/").json()
     assert body["status"] == "not_ready" and "manifest" in body["checks"]["artifact:heart"]
+
+
+def described_by_ids(page: str) -> tuple[list[str], set[str]]:
+    wanted = [i for value in re.findall(r'aria-describedby="([^"]+)"', page) for i in value.split()]
+    return wanted, set(re.findall(r'\bid="([^"]+)"', page))
+
+
+@pytest.mark.parametrize("path, data", [
+    ("/predict/diabetes/", None), ("/predict/heart/", None), ("/predict/retina/", None), ("/predict/ecg/", None),
+    ("/predict/diabetes/", {**DIABETES_FORM, "glucose": "1000", "age": ""}),
+    ("/predict/heart/", {**HEART_FORM, "sex": ""}),
+    ("/predict/retina/", {}),
+])
+def test_screen_readers_find_every_fields_help_and_errors(logged_in, artifacts, path, data):
+    page = (logged_in.get(path) if data is None else logged_in.post(path, data)).content.decode()
+    wanted, ids = described_by_ids(page)
+    assert wanted, "no field is described"
+    assert [i for i in wanted if i not in ids] == []
+    if data is not None:  # each invalid field names its error
+        invalid = re.findall(r'<(?:input|select)[^>]*aria-invalid="true"[^>]*>', page)
+        assert invalid and all("_error" in tag for tag in invalid)
+
+
+def test_history_filter_errors_are_described(logged_in):
+    page = logged_in.get("/history/?since=2026-05-11&until=2026-05-01").content.decode()
+    wanted, ids = described_by_ids(page)
+    assert "id_until_error" in wanted and set(wanted) <= ids
+
+
+def relative_luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(first: str, second: str) -> float:
+    light, dark = sorted((relative_luminance(first), relative_luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_the_focus_ring_stands_out_from_every_background():
+    """WCAG 2.2 (1.4.11, 2.4.13): a focus indicator needs 3:1 against what is next to it."""
+    css = (ROOT / "static" / "healthoracle.css").read_text()
+    variables = dict(re.findall(r"(--[\w-]+):\s*(#[0-9a-fA-F]{6})", css))
+    rings = re.findall(r"[^{}]*:focus[^{]*\{[^}]*outline:\s*\d+px solid ([^;}]+)", css)
+    assert rings
+    for ring in rings:
+        colour = variables.get(ring.strip().removeprefix("var(").removesuffix(")"), ring.strip())
+        for background in ("#ffffff", variables["--paper"]):
+            assert contrast(colour, background) >= 3, (colour, background)
