@@ -84,6 +84,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "predictors.middleware.ErrorShapeMiddleware",
     "predictors.middleware.PrivateResponseMiddleware",
+    "predictors.middleware.PlainHttpAPIMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "predictors.middleware.RequestLimitsMiddleware",

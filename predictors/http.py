@@ -27,13 +27,21 @@ def token_from_header(request: HttpRequest, scheme: str) -> str | None:
     return credentials.strip() or None
 
 
+# The challenge a 401 carries (RFC 9110 11.6.1): the scheme the OpenAPI document declares.
+CHALLENGE = 'Bearer realm="HealthOracle API"'
+
+
 def api_user(request: HttpRequest) -> tuple[Any, JsonResponse | None]:
-    """Token auth (`Authorization: Token <key>`), else the session with its CSRF check."""
-    key = token_from_header(request, "Token")
+    """Token auth, else the session with its CSRF check.
+
+    `Authorization: Bearer <key>` is what the OpenAPI document declares and generated
+    clients send; `Token <key>`, the form this API first documented, works too.
+    """
+    key = token_from_header(request, "Bearer") or token_from_header(request, "Token")
     if key is not None:
         user = APIToken.user_for_key(key)
         if user is None:
-            return None, error_response(401, "invalid_token", "The API token is not valid.")
+            return None, _unauthorized("invalid_token", "The API token is not valid.")
         return user, None
     if request.user.is_authenticated:
         # A session is a cookie the browser sends by itself: require the CSRF token,
@@ -42,8 +50,14 @@ def api_user(request: HttpRequest) -> tuple[Any, JsonResponse | None]:
         if refusal is not None:
             return None, error_response(403, "csrf_failed", "Session requests need a CSRF token.")
         return request.user, None
-    return None, error_response(401, "not_authenticated",
-                                "Send `Authorization: Token <key>` (see `manage.py apitoken`) or log in.")
+    return None, _unauthorized("not_authenticated", "Send `Authorization: Bearer <key>` (see `manage.py apitoken`) "
+                                                    "or log in.")
+
+
+def _unauthorized(code: str, message: str) -> JsonResponse:
+    response = error_response(401, code, message)
+    response["WWW-Authenticate"] = CHALLENGE
+    return response
 
 
 _CSRF = CsrfViewMiddleware(lambda request: None)

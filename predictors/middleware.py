@@ -43,6 +43,26 @@ class RequestLimitsMiddleware:
         return self.get_response(request)
 
 
+class PlainHttpAPIMiddleware:
+    """With HTTPS_ONLY, an API call over plain http is refused in the API's shape, not redirected.
+
+    SecurityMiddleware would answer 301 to https://: the token has already crossed in
+    clear by then, and a client that follows the redirect hides the mistake (many re-send
+    the POST as a GET). A 403 that says why makes it visible at the first call. Placed
+    before SecurityMiddleware; pages keep their redirect.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if settings.SECURE_SSL_REDIRECT and json_path(request.path) and not request.is_secure():
+            return error_response(403, "https_required",
+                                  "Use https://. This API does not answer over plain http; treat a token sent "
+                                  "that way as exposed and replace it.")
+        return self.get_response(request)
+
+
 class DatabaseUnavailableMiddleware:
     """A database that is down answers 503 with a reason, never a 500 or a hung worker."""
 

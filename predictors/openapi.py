@@ -14,8 +14,8 @@ from .services import CLOSE_CALL_MARGIN
 IMAGE_CONTENT_TYPES = "image/jpeg, image/png, image/webp, image/bmp, image/tiff, image/gif"
 ERROR_STATUSES = {
     "400": "Malformed request: bad JSON, unknown, missing or wrongly typed fields, no image",
-    "401": "No or invalid credentials",
-    "403": "Session request without a CSRF token",
+    "401": "No or invalid credentials (with a WWW-Authenticate challenge)",
+    "403": "Session request without a CSRF token, or a call over plain http where the site is HTTPS-only",
     "405": "Method other than POST",
     "408": "The request did not arrive within REQUEST_READ_TIMEOUT",
     "413": "Body, file, pixel count or decoded size over the limit",
@@ -119,8 +119,9 @@ def build_document() -> dict[str, Any]:
                  "description": "Demonstration models; not a medical device."},
         "paths": paths,
         "components": {"schemas": components, "securitySchemes": {
-            "token": {"type": "apiKey", "in": "header", "name": "Authorization",
-                      "description": "`Token <key>`, from `python manage.py apitoken <username>`"},
+            "token": {"type": "http", "scheme": "bearer",
+                      "description": "`Authorization: Bearer <key>` (`Token <key>` is accepted too), a key from "
+                                     "`python manage.py apitoken <username>`. HTTPS only where the site is."},
             "session": {"type": "apiKey", "in": "cookie", "name": "sessionid"}}},
         "security": [{"token": []}, {"session": []}],
     }

@@ -47,7 +47,8 @@ def _operator(request: HttpRequest) -> bool:
     if settings.METRICS_TOKEN and token is not None:
         import hmac
 
-        return hmac.compare_digest(token, settings.METRICS_TOKEN)
+        # Bytes, not str: compare_digest refuses a str with non-ASCII characters (a 500 for "Bearer café").
+        return hmac.compare_digest(token.encode(), settings.METRICS_TOKEN.encode())
     return request.user.is_authenticated and request.user.is_staff
 
 

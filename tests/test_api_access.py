@@ -44,12 +44,49 @@ def test_token_revoked_in_the_admin_stops_working(client, artifacts, clinician, 
     assert post_json(client, "diabetes", DIABETES, other).status_code == 200
 
 
-def test_openapi_document_is_public_and_says_how_to_authenticate(artifacts):
+def test_openapi_document_is_public_and_says_how_to_authenticate(artifacts, api_token):
     response = Client().get("/api/v1/openapi.json")
     assert response.status_code == 200 and response["Content-Type"] == "application/json"
     document = response.json()
-    assert document["components"]["securitySchemes"]["token"]["name"] == "Authorization"
+    scheme = document["components"]["securitySchemes"]["token"]
     assert document["security"] == [{"token": []}, {"session": []}]
+    # What a generated client sends for that scheme is accepted (issue 16 item 9: apiKey made
+    # clients send the bare key, and "Bearer" got a 401).
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    client = Client()
+    assert client.post("/api/v1/predict/diabetes", DIABETES, content_type="application/json",
+                       HTTP_AUTHORIZATION=f"Bearer {api_token}").status_code == 200
+    assert client.post("/api/v1/predict/diabetes", DIABETES, content_type="application/json",
+                       HTTP_AUTHORIZATION=f"Token {api_token}").status_code == 200
+
+
+@pytest.mark.parametrize("header", [None, "Bearer not-a-key", "Token not-a-key"])
+def test_401_says_how_to_authenticate(artifacts, header):
+    extra = {"HTTP_AUTHORIZATION": header} if header else {}
+    response = Client().post("/api/v1/predict/diabetes", DIABETES, content_type="application/json", **extra)
+    assert_error(response, 401)
+    assert response["WWW-Authenticate"].startswith("Bearer realm=")
+
+
+def test_an_http_api_call_to_an_https_only_site_is_refused_not_redirected(artifacts, api_token, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    client = Client()
+    refused = client.post("/api/v1/predict/diabetes", DIABETES, content_type="application/json",
+                          HTTP_AUTHORIZATION=f"Bearer {api_token}")
+    assert "Location" not in refused
+    assert "https://" in assert_error(refused, 403, "https_required")["message"]
+    assert Prediction.objects.count() == 0
+    assert client.post("/api/v1/predict/diabetes", DIABETES, content_type="application/json", secure=True,
+                       HTTP_AUTHORIZATION=f"Bearer {api_token}").status_code == 200
+    assert client.get("/accounts/login/").status_code == 301  # pages still redirect
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/status/"])
+def test_a_non_ascii_operator_token_is_refused_not_a_500(client, settings, path):
+    settings.METRICS_TOKEN = "scrape-me"
+    assert_error(client.get(path, HTTP_AUTHORIZATION="Bearer café"), 403, "forbidden")
+    settings.METRICS_TOKEN = "café-au-lait"
+    assert client.get(path, HTTP_AUTHORIZATION="Bearer café-au-lait").status_code == 200
 
 
 def test_unexpected_error_is_a_json_500_in_the_api_error_shape(artifacts, api_token, monkeypatch):
