@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -11,6 +12,8 @@ from django.utils import timezone
 MODEL_CHOICES = [("diabetes", "Diabetes risk"), ("heart", "Heart disease risk"),
                  ("retina", "Diabetic retinopathy grade"), ("ecg", "ECG finding")]
 REFERENCE_MAX_LENGTH = 40
+# How precisely an API token's last use is recorded (the tokens page shows it to the minute).
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class Prediction(models.Model):
@@ -74,8 +77,14 @@ class APIToken(models.Model):
 
     @classmethod
     def user_for_key(cls, key: str):
+        """The token's active user, or None; `last_used` is written at most once a LAST_USED_RESOLUTION.
+
+        A write on every request was a second database transaction (and flush) per prediction.
+        """
         token = cls.objects.select_related("user").filter(key_hash=cls.hash_key(key)).first()
         if token is None or not token.user.is_active:
             return None
-        cls.objects.filter(pk=token.pk).update(last_used=timezone.now())
+        now = timezone.now()
+        if token.last_used is None or now - token.last_used >= LAST_USED_RESOLUTION:
+            cls.objects.filter(pk=token.pk).update(last_used=now)
         return token.user

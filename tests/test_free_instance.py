@@ -22,6 +22,7 @@ from bench.harness import DIABETES, Site, multipart, payloads
 pytestmark = pytest.mark.slow
 
 THREADS = 2
+RECYCLE_TRAFFIC = 32  # requests sent while the worker is recycled every 5
 
 
 def test_health_answers_within_100_ms_while_every_thread_is_busy():
@@ -140,19 +141,21 @@ def test_worker_is_replaced_without_a_gap_and_probes_do_not_count():
         statuses = []
         inputs = payloads()
         try:
-            for index in range(24):
+            for index in range(RECYCLE_TRAFFIC):
                 model = ("diabetes", "retina", "heart", "ecg")[index % 4]
                 statuses.append(site.predict(model, inputs[model])[0])
                 pids.update(site.workers())
             deadline = time.monotonic() + 30
             while len(site.workers()) != 1 and time.monotonic() < deadline:  # the last replacement settles
+                pids.update(site.workers())
                 time.sleep(0.2)
         finally:
             stop.set()
             prober.join()
         log = site.log_tail(200_000)
-        assert statuses == [200] * 24, statuses
-        assert len(pids) >= 4, f"the worker was not recycled: {pids}\n{log[-3000:]}"
+        assert statuses == [200] * RECYCLE_TRAFFIC, statuses
+        # A worker serves its 5 and whatever arrives until its replacement has booted.
+        assert len(pids) >= 3, f"the worker was not recycled twice: {pids}\n{log[-3000:]}"
         assert len(site.workers()) == 1, site.workers()
         assert probes and all(seconds is not None and seconds < 1.0 for seconds in probes), probes
         assert "asks for its replacement" in log and "replaces worker" in log
