@@ -6,6 +6,7 @@ value is accepted or refused the same way on both.
 """
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from django import forms
@@ -93,20 +94,51 @@ def _form_field(field) -> forms.Field:
     raise TypeError(f"no form field for {type(field).__name__}")
 
 
+# What makes a case reference look like it identifies a patient: a date (of birth), a long
+# run of digits (a record, insurance or phone number), or the words that introduce one.
+# A name alone cannot be told from "Clinic B"; with a date or number beside it, it is caught.
+IDENTIFIER_SIGNS = (
+    (re.compile(r"\b\d{1,4}\s*[/.-]\s*\d{1,2}\s*[/.-]\s*\d{2,4}\b"), "a date"),
+    (re.compile(r"(?:\d[\s-]?){6,}"), "a long number"),
+    (re.compile(r"\b(?:DOB|D\.O\.B|MRN|NHS|SSN|born|birth|record no|hospital no)\b", re.I), "words such as DOB or MRN"),
+)
+
+
+def identifier_signs(text: str) -> list[str]:
+    """Why `text` may identify a patient, in words; empty when nothing suggests it."""
+    return [words for pattern, words in IDENTIFIER_SIGNS if pattern.search(text)]
+
+
 class PredictionForm(forms.Form):
-    """What every prediction page asks besides the model's inputs: an optional case reference."""
+    """What every prediction page asks besides the model's inputs: an optional case reference.
+
+    A reference that looks like a patient identifier is held back with a warning until the
+    clinician edits it or confirms it identifies no one (`keep_reference`, shown only then).
+    """
 
     case_reference = forms.CharField(
         required=False, max_length=REFERENCE_MAX_LENGTH, label="Case reference (optional)",
         help_text="Your own note to find this result again, such as a bed or clinic slot. "
                   "Never a patient's name, date of birth or record number.",
         widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    keep_reference = forms.BooleanField(required=False, label="Keep this reference: it does not identify a patient")
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        if not (self.is_bound and identifier_signs(str(self.data.get("case_reference", "")))):
+            del self.fields["keep_reference"]
         for field in self.fields.values():
             if isinstance(field, ScanField):  # the browser checks the size before uploading
                 field.widget.attrs["data-max-bytes"] = str(settings.MAX_UPLOAD_BYTES)
+
+    def clean_case_reference(self) -> str:
+        reference = self.cleaned_data.get("case_reference", "").strip()
+        signs = identifier_signs(reference)
+        if signs and not self.data.get("keep_reference"):
+            raise forms.ValidationError(
+                f"This may identify a patient: it contains {' and '.join(signs)}. Use your own reference, such as "
+                "a bed or clinic slot, or tick the box below if it identifies no one.", code="identifier")
+        return reference
 
     @property
     def reference(self) -> str:

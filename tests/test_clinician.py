@@ -349,6 +349,37 @@ def test_history_pages_keep_the_filters(logged_in, clinician):
     assert len(rows_on(logged_in.get("/history/?model=ecg&page=2").content.decode())) == 5
 
 
+# Issue 16 item 7: a case reference that looks like a patient identifier is held back until confirmed.
+
+@pytest.mark.parametrize("reference, signs", [
+    ("Jane Smith DOB 01/02/1960 MRN 1234567", "a date and a long number and words such as DOB or MRN"),
+    ("Smith 12.03.1961", "a date"),
+    ("943 476 5919", "a long number"),
+    ("mrn 55", "words such as DOB or MRN"),
+])
+def test_a_reference_that_may_identify_a_patient_is_held_until_edited_or_confirmed(logged_in, artifacts, reference,
+                                                                                   signs):
+    response = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "case_reference": reference})
+    assert response.status_code == 400 and Prediction.objects.count() == 0
+    page = html.unescape(response.content.decode())
+    assert f"This may identify a patient: it contains {signs}." in page
+    assert f'value="{reference}"' in page and 'value="35.1"' in page  # nothing typed is lost
+    assert 'name="keep_reference"' in page
+    edited = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "case_reference": "Bed 4"})
+    assert edited.status_code == 200 and Prediction.objects.get().reference == "Bed 4"
+    confirmed = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "case_reference": reference,
+                                                      "keep_reference": "on"})
+    assert confirmed.status_code == 200
+    assert Prediction.objects.filter(reference=reference).count() == 1
+
+
+@pytest.mark.parametrize("reference", ["Bed 4", "Clinic B, slot 3", "ward 7 bay 2", "Rm 101 review"])
+def test_ordinary_references_pass_without_a_question(logged_in, artifacts, reference):
+    assert 'name="keep_reference"' not in logged_in.get("/predict/diabetes/").content.decode()
+    response = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "case_reference": reference})
+    assert response.status_code == 200 and Prediction.objects.get().reference == reference
+
+
 # Item 10: the small things.
 
 def test_login_keeps_the_username_after_a_failed_attempt(client, clinician):
