@@ -16,7 +16,6 @@ from .inputs import TABULAR_SCHEMAS, InputInvalid, InputMalformed
 from .models import Prediction
 from .registry import ModelUnavailable
 
-IMAGE_MODELS = ("retina", "ecg")
 # A form's fields as JSON are a few hundred bytes; anything this big is not one.
 MAX_JSON_BYTES = 1024 * 1024
 

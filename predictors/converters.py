@@ -1,7 +1,7 @@
 """URL converters: only declared model names resolve, so views never see another."""
 from django.urls import register_converter
 
-from .registry import MODEL_SPECS
+from .catalogue import IMAGE, NAMES, TABULAR
 
 
 def _converter(names: list[str]) -> type:
@@ -17,6 +17,6 @@ def _converter(names: list[str]) -> type:
     return Converter
 
 
-register_converter(_converter([s.name for s in MODEL_SPECS]), "any_model")
-register_converter(_converter([s.name for s in MODEL_SPECS if s.input == "tabular"]), "tabular_model")
-register_converter(_converter([s.name for s in MODEL_SPECS if s.input != "tabular"]), "image_model")
+register_converter(_converter(list(NAMES)), "any_model")
+register_converter(_converter(list(TABULAR)), "tabular_model")
+register_converter(_converter(list(IMAGE)), "image_model")

@@ -14,8 +14,8 @@ from django.conf import settings
 
 from .inputs import TABULAR_SCHEMAS, InputInvalid
 from .inputs.fields import BooleanField, ChoiceField, NumberField, TabularSchema
-from .models import MODEL_CHOICES, REFERENCE_MAX_LENGTH
-from .registry import MODEL_SPECS
+from .catalogue import CHOICES, SPECS
+from .models import REFERENCE_MAX_LENGTH
 from .presentation import file_size
 from .services import ImageRequest, TabularRequest
 
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from .imaging import DecodedImage
 
 UNKNOWN = ("", "Unknown")
-GATE = {spec.name: spec.input for spec in MODEL_SPECS}
 
 
 class ScanField(forms.FileField):
@@ -191,7 +190,7 @@ class DiabetesForm(TabularForm):
     schema = TABULAR_SCHEMAS["diabetes"]
     image_field = "retina_image"
     image_model = "retina"
-    retina_image = ScanField(kind=GATE["retina"], required=False, label="Retinal fundus photo (optional)",
+    retina_image = ScanField(kind=SPECS["retina"].input, required=False, label="Retinal fundus photo (optional)",
                              help_text="Adds a diabetic-retinopathy grade to the same result.")
 
 
@@ -199,19 +198,19 @@ class HeartForm(TabularForm):
     schema = TABULAR_SCHEMAS["heart"]
     image_field = "ecg_image"
     image_model = "ecg"
-    ecg_image = ScanField(kind=GATE["ecg"], required=False, label="12-lead ECG printout (optional)",
+    ecg_image = ScanField(kind=SPECS["ecg"].input, required=False, label="12-lead ECG printout (optional)",
                           help_text="Adds an ECG reading to the same result.")
 
 
 class RetinaForm(ImageForm):
     model = "retina"
-    image = ScanField(kind=GATE["retina"], label="Retinal fundus photo",
+    image = ScanField(kind=SPECS["retina"].input, label="Retinal fundus photo",
                       help_text="A colour photo of the back of the eye; JPEG, PNG, BMP, WebP or TIFF.")
 
 
 class EcgForm(ImageForm):
     model = "ecg"
-    image = ScanField(kind=GATE["ecg"], label="12-lead ECG printout",
+    image = ScanField(kind=SPECS["ecg"].input, label="12-lead ECG printout",
                       help_text="A scan, screenshot or phone photo of the printout.")
 
 
@@ -221,7 +220,7 @@ FORMS = {"diabetes": DiabetesForm, "heart": HeartForm, "retina": RetinaForm, "ec
 class HistoryFilterForm(forms.Form):
     """The history page's filters; anything that does not validate is simply not applied."""
 
-    model = forms.ChoiceField(required=False, choices=[("", "All models"), *MODEL_CHOICES], label="Model")
+    model = forms.ChoiceField(required=False, choices=[("", "All models"), *CHOICES], label="Model")
     since = forms.DateField(required=False, label="From",
                             widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     until = forms.DateField(required=False, label="To",

@@ -9,8 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-MODEL_CHOICES = [("diabetes", "Diabetes risk"), ("heart", "Heart disease risk"),
-                 ("retina", "Diabetic retinopathy grade"), ("ecg", "ECG finding")]
+from .catalogue import CHOICES
+
 REFERENCE_MAX_LENGTH = 40
 # How precisely an API token's last use is recorded (the tokens page shows it to the minute).
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -25,7 +25,7 @@ class Prediction(models.Model):
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="predictions")
-    model_name = models.CharField(max_length=20, choices=MODEL_CHOICES)
+    model_name = models.CharField(max_length=20, choices=CHOICES)
     model_version = models.CharField(max_length=64)
     inputs = models.JSONField()
     outputs = models.JSONField()

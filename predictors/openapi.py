@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 
 from .inputs import TABULAR_SCHEMAS
 from .inputs.fields import BooleanField, ChoiceField, NumberField, TabularSchema
-from .registry import MODEL_SPECS
+from .catalogue import MODEL_SPECS
 from .services import CLOSE_CALL_MARGIN
 
 IMAGE_CONTENT_TYPES = "image/jpeg, image/png, image/webp, image/bmp, image/tiff, image/gif"
@@ -53,7 +53,7 @@ def build_document() -> dict[str, Any]:
               for code, text in ERROR_STATUSES.items()}
     paths: dict[str, Any] = {}
     for spec in MODEL_SPECS:
-        if spec.input == "tabular":
+        if spec.tabular:
             body = {"required": True, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{spec.name.title()}Input"}}}}
             result = "TabularResult"

@@ -1,6 +1,6 @@
 """ModelLoader: the one place that loads, caches, evicts and reports models.
 
-The four models are declared once here. Nothing loads at import or start-up: a model
+The four models are declared in predictors.catalogue. Nothing loads at import or start-up: a model
 loads on its first request (or from the warm-up thread), is verified against its
 manifest first, and stays cached until the memory budget needs its room, least
 recently used first. A model that cannot load is reported unavailable with a reason;
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .artifacts import CARD, Artifact, ArtifactError, open_artifact
+from .catalogue import MODEL_SPECS, ModelSpec
 from .memory import release_freed_memory, rss_bytes
 from .runtimes import ModelRuntime, RuntimeOptions, runtime_class
 
@@ -27,27 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    title: str
-    kind: str  # which runtime serves it (predictors.runtimes.RUNTIME_CLASSES)
-    needs: str  # one line for the dashboard
-    input: str  # "tabular" (schema in predictors.inputs), or the image gate: "fundus" / "ecg"
-
-
-MODEL_SPECS: tuple[ModelSpec, ...] = (
-    ModelSpec("diabetes", "Diabetes risk", "xgboost_tabular",
-              "Eight routine measurements (glucose, BMI, age…); five may be unknown.", "tabular"),
-    ModelSpec("heart", "Heart disease risk", "xgboost_tabular",
-              "Thirteen cardiology findings (chest pain type, ECG, stress test…); most may be unknown.", "tabular"),
-    ModelSpec("retina", "Diabetic retinopathy grade", "onnx_image",
-              "A colour retinal fundus photograph.", "fundus"),
-    ModelSpec("ecg", "ECG finding", "onnx_image",
-              "A scan or photo of a 12-lead ECG printout.", "ecg"),
-)
 
 
 class UnknownModel(KeyError):

@@ -6,6 +6,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from .. import presentation
+from ..catalogue import MODEL_SPECS, ModelSpec
 
 register = template.Library()
 
@@ -21,3 +22,9 @@ def percent(probability: float | None) -> str:
 @register.simple_tag
 def disclaimer() -> SafeString:
     return format_html("<strong>{}</strong> {}", presentation.DISCLAIMER_HEAD, presentation.DISCLAIMER_BODY)
+
+
+@register.simple_tag
+def model_specs() -> tuple[ModelSpec, ...]:
+    """`{% model_specs as specs %}`: the catalogue, for the navigation."""
+    return MODEL_SPECS

@@ -5,13 +5,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..catalogue import IMAGE, TABULAR
 from .tabular import train_tabular
 from .vision import train_image_model
 
 log = logging.getLogger(__name__)
 
-TABULAR = ("diabetes", "heart")
-IMAGE = ("retina", "ecg")
 ALL = TABULAR + IMAGE
 
 

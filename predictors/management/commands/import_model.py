@@ -7,6 +7,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from predictors.catalogue import IMAGE, NAMES
+
 
 class Command(BaseCommand):
     help = ("Turn your own weights into a served artifact: a torchvision state_dict for retina "
@@ -14,7 +16,7 @@ class Command(BaseCommand):
             "file for diabetes or heart, checked against the expected features.")
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("name", choices=["retina", "ecg", "diabetes", "heart"])
+        parser.add_argument("name", choices=NAMES)
         parser.add_argument("--state-dict", type=Path, help="PyTorch state_dict (.pt) for retina/ecg")
         parser.add_argument("--xgboost", type=Path, help="XGBoost model (.json/.ubj) for diabetes/heart")
         parser.add_argument("--calibration", type=Path, help="folder of real images to calibrate int8 on")
@@ -28,7 +30,7 @@ class Command(BaseCommand):
         except ImportError as exc:
             raise CommandError(f"importing needs requirements-train.txt installed ({exc})") from exc
         out_dir = (output or Path(settings.MODEL_ARTIFACTS_DIR)) / name
-        image = name in ("retina", "ecg")
+        image = name in IMAGE
         source = state_dict if image else xgboost
         flag = "--state-dict" if image else "--xgboost"
         if source is None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-MODELS = ("diabetes", "heart", "retina", "ecg")
+from predictors.catalogue import NAMES
 
 
 class Command(BaseCommand):
@@ -15,7 +15,7 @@ class Command(BaseCommand):
             "--quick makes tiny versions in about a minute, for tests and CI.")
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("names", nargs="*", help=f"models to train: {', '.join(MODELS)} (default: all)")
+        parser.add_argument("names", nargs="*", help=f"models to train: {', '.join(NAMES)} (default: all)")
         parser.add_argument("--quick", action="store_true", help="tiny data and one epoch")
         parser.add_argument("--output", type=Path, default=None,
                             help="artifacts root (default: MODEL_ARTIFACTS_DIR)")
@@ -26,7 +26,7 @@ class Command(BaseCommand):
             from predictors.training.pipeline import train_models
         except ImportError as exc:
             raise CommandError(f"training needs requirements-train.txt installed ({exc})") from exc
-        names = options["names"] or list(MODELS)
+        names = options["names"] or list(NAMES)
         out_root = options["output"] or Path(settings.MODEL_ARTIFACTS_DIR)
         try:
             cards = train_models(names, out_root, quick=options["quick"], workers=options["workers"])

@@ -1,0 +1,44 @@
+"""The four models, declared once: what each is called, which runtime serves it, what it takes.
+
+Everything that lists the models reads this tuple: the registry, the history's model
+choices, the URL converters, the API and its OpenAPI document, the forms' image gates,
+the training and import commands, the site's navigation. Plain Python, so training
+imports it without Django.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    title: str
+    nav: str  # its link in the site's navigation
+    kind: str  # which runtime serves it (predictors.runtimes.RUNTIME_CLASSES)
+    needs: str  # one line for the dashboard and the API document
+    input: str  # "tabular" (schema in predictors.inputs), or the image gate: "fundus" / "ecg"
+    population: str = ""  # who the training data were, where a result is easily read beyond them
+
+    @property
+    def tabular(self) -> bool:
+        return self.input == "tabular"
+
+
+MODEL_SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec("diabetes", "Diabetes risk", "Diabetes", "xgboost_tabular",
+              "Eight routine measurements (glucose, BMI, age…); five may be unknown.", "tabular",
+              population="Pima Indian women aged 21 or older, not known to have diabetes (the Pima Indians "
+                         "Diabetes Database)"),
+    ModelSpec("heart", "Heart disease risk", "Heart", "xgboost_tabular",
+              "Thirteen cardiology findings (chest pain type, ECG, stress test…); most may be unknown.", "tabular"),
+    ModelSpec("retina", "Diabetic retinopathy grade", "Retina", "onnx_image",
+              "A colour retinal fundus photograph.", "fundus"),
+    ModelSpec("ecg", "ECG finding", "ECG", "onnx_image",
+              "A scan or photo of a 12-lead ECG printout.", "ecg"),
+)
+SPECS = {spec.name: spec for spec in MODEL_SPECS}
+NAMES = tuple(SPECS)
+TABULAR = tuple(spec.name for spec in MODEL_SPECS if spec.tabular)
+IMAGE = tuple(spec.name for spec in MODEL_SPECS if not spec.tabular)
+CHOICES = [(spec.name, spec.title) for spec in MODEL_SPECS]
