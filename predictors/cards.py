@@ -36,10 +36,12 @@ METRIC_NAMES = {
     "referable_dr_auc": "Referable retinopathy: AUC",
     "sensitivity_at_80_specificity": "Sensitivity at 80% specificity",
     "images": "Images",
+    "recall": "Found (recall)",
+    "support": "Images",
 }
 PERCENT_METRICS = frozenset({"accuracy", "sensitivity", "specificity", "prevalence", "ppv", "npv",
-                             "sensitivity_at_80_specificity"})
-COUNT_METRICS = frozenset({"images", "rows", "positives"})
+                             "sensitivity_at_80_specificity", "recall"})
+COUNT_METRICS = frozenset({"images", "rows", "positives", "support"})
 # Read with the key they qualify, or too fine-grained for the summary (the JSON has them).
 FOLDED_METRICS = frozenset({"auc_std", "brier_out_of_fold", "auc_per_fold", "split", "confusion_matrix",
                             "definition"})
@@ -81,7 +83,9 @@ class CardSummary:
     decision: list[tuple[str, str]] = field(default_factory=list)
 
 
-def summarise(card: Mapping[str, Any]) -> CardSummary:
+def summarise(card: Mapping[str, Any], known_limitations: list[str] | None = None) -> CardSummary:
+    """The card in a clinician's words; `known_limitations` are the catalogue's own (who the data were),
+    listed first under "where it fails"."""
     metrics = _mapping(card.get("metrics"))
     labels = [str(label) for label in _list(card.get("labels"))]
     return CardSummary(
@@ -93,7 +97,8 @@ def summarise(card: Mapping[str, Any]) -> CardSummary:
         data=_data_rows(_mapping(card.get("data"))),
         sections=_metric_sections(metrics),
         sites=_sites(_mapping(metrics.get("external_validation"))),
-        limitations=_texts(card.get("limitations")) + _derived_limitations(card, metrics, labels),
+        limitations=[*(known_limitations or []), *_texts(card.get("limitations")),
+                     *_derived_limitations(card, metrics, labels)],
         attribution=_texts(card.get("attribution")),
         plots=[(str(key), PLOT_CAPTIONS.get(str(key), _humanise(str(key)) + "."))
                for key in _mapping(card.get("plots"))],
@@ -167,16 +172,19 @@ def _metric_sections(metrics: Mapping[str, Any]) -> list[MetricSection]:
     return sections
 
 
-def _metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _metric_rows(metrics: Mapping[str, Any], parent: str | None = None) -> list[tuple[str, str]]:
+    """Rows of a metrics mapping; under a `parent` such as "recall" or "support", keys are
+    class names and the parent says how their figures read."""
     rows = []
     for key, value in metrics.items():
         if key in FOLDED_METRICS or key.endswith("_point") and key.removesuffix("_point") in metrics:
             continue
         if isinstance(value, Mapping) and _point_and_interval(value)[0] is None:
             prefix = ", ".join(filter(None, [METRIC_NAMES.get(key, _humanise(key)), _text(value.get("definition"))]))
-            rows += [(f"{prefix}: {name[0].lower()}{name[1:]}", text) for name, text in _metric_rows(value)]
+            # A metric's name reads on in lower case ("…: sensitivity"); a class name keeps its own.
+            rows += [(f"{prefix}: {_lower_metric(name)}", text) for name, text in _metric_rows(value, parent=key)]
             continue
-        text = format_metric(key, value)
+        text = format_metric(key if parent is None or key in METRIC_NAMES else parent, value)
         if text is None:
             continue
         spread = metrics.get(key.replace("_mean", "_std")) if key.endswith("_mean") else None
@@ -184,6 +192,10 @@ def _metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
             text += f" ± {_number(key, spread)} across folds"
         rows.append((METRIC_NAMES.get(key, _humanise(key)), text))
     return rows
+
+
+def _lower_metric(name: str) -> str:
+    return name[:1].lower() + name[1:] if name in METRIC_NAMES.values() else name
 
 
 def _sites(external: Mapping[str, Any]) -> list[dict[str, str]]:

@@ -18,7 +18,7 @@ class ModelSpec:
     kind: str  # which runtime serves it (predictors.runtimes.RUNTIME_CLASSES)
     needs: str  # one line for the dashboard and the API document
     input: str  # "tabular" (schema in predictors.inputs), or the image gate: "fundus" / "ecg"
-    population: str = ""  # who the training data were, where a result is easily read beyond them
+    population: str = ""  # who the training data were, in a sentence said with every result and on the card
 
     @property
     def tabular(self) -> bool:
@@ -28,8 +28,8 @@ class ModelSpec:
 MODEL_SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("diabetes", "Diabetes risk", "Diabetes", "xgboost_tabular",
               "Eight routine measurements (glucose, BMI, age…); five may be unknown.", "tabular",
-              population="Pima Indian women aged 21 or older, not known to have diabetes (the Pima Indians "
-                         "Diabetes Database)"),
+              population="It learnt from Pima Indian women aged 21 or older who were not known to have "
+                         "diabetes: for men, younger people and other populations its estimate is untested."),
     ModelSpec("heart", "Heart disease risk", "Heart", "xgboost_tabular",
               "Thirteen cardiology findings (chest pain type, ECG, stress test…); most may be unknown.", "tabular"),
     ModelSpec("retina", "Diabetic retinopathy grade", "Retina", "onnx_image",

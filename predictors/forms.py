@@ -218,7 +218,8 @@ FORMS = {"diabetes": DiabetesForm, "heart": HeartForm, "retina": RetinaForm, "ec
 
 
 class HistoryFilterForm(forms.Form):
-    """The history page's filters; anything that does not validate is simply not applied."""
+    """The history page's filters. Filters that do not validate list nothing (the view shows the
+    error instead of an unfiltered history that would read as filtered)."""
 
     model = forms.ChoiceField(required=False, choices=[("", "All models"), *CHOICES], label="Model")
     since = forms.DateField(required=False, label="From",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from .inputs import TABULAR_SCHEMAS
 from .models import Prediction
-from .registry import get_loader
+from .catalogue import SPECS
 from .services import CLOSE_CALL_MARGIN, REFERABLE_GRADE, ImageRequest, TabularRequest, close_call, unknown_inputs
 
 if TYPE_CHECKING:
@@ -74,8 +74,57 @@ def result_notes(record: Prediction) -> list[Note]:
     record wherever it can be, so results recorded before a caveat existed get it too.
     """
     if record.model_name in TABULAR_SCHEMAS:
-        return _coverage_notes(record)
+        return _population_notes(record) + _retinopathy_notes(record) + _coverage_notes(record)
     return _image_notes(record.outputs)
+
+
+# The diabetes data's youngest patients were 21; an age under it is outside what the model saw.
+PIMA_MIN_AGE = 21
+
+
+def _population_notes(record: Prediction) -> list[Note]:
+    """Who the model learnt from, where a result is easily read beyond them (the catalogue's `population`).
+
+    Said with every result, so lists leave it out (no short form) unless the patient is
+    plainly outside it.
+    """
+    population = SPECS[record.model_name].population
+    if not population:
+        return []
+    age = record.inputs.get("age")
+    if record.model_name == "diabetes" and isinstance(age, int) and age < PIMA_MIN_AGE:
+        return [Note("warning", f"{population} At {age}, this patient is younger than anyone it learnt from.",
+                     f"age {age}: younger than the training data")]
+    return [Note("caution", population, "")]
+
+
+def _retinopathy_notes(record: Prediction) -> list[Note]:
+    """A diabetes risk beside a fundus photo that shows retinopathy: the risk question no longer applies.
+
+    Diabetic retinopathy develops in people who already have diabetes, and the risk model
+    is for people not known to have it; a five-year risk printed beside "Moderate NPDR"
+    would read as a contradiction.
+    """
+    if record.model_name != "diabetes":
+        return []
+    for image in record.attachments.all():
+        outputs = image.outputs
+        if image.model_name == "retina" and (outputs.get("grade") or 0) >= 1 and not is_uncertain(outputs):
+            return [Note("warning", f"The fundus photo reads as {outputs.get('label')}. Diabetic retinopathy occurs in "
+                                    "people who already have diabetes, and this risk estimate is for people not "
+                                    "known to have it: test for diabetes now (for example HbA1c or fasting glucose) "
+                                    "rather than reading a five-year risk.",
+                         "retinopathy on the photo: test for diabetes now")]
+    return []
+
+
+def in_sentence(label: str) -> str:
+    """A field's label inside a sentence: "Serum cholesterol" -> "serum cholesterol", while "BMI",
+    "ECG finding" and "mg/dL" keep their capitals."""
+    first = label.split(" ", 1)[0]
+    if len(first) > 1 and any(c.isupper() for c in first[1:]):
+        return label
+    return label[:1].lower() + label[1:]
 
 
 def is_uncertain(outputs: Mapping[str, Any]) -> bool:
@@ -95,7 +144,7 @@ def _coverage_notes(record: Prediction) -> list[Note]:
         return []
     total = len(schema.fields)
     known = total - len(unknown)
-    names = ", ".join(schema.by_name[name].label.lower() for name in unknown)
+    names = ", ".join(in_sentence(schema.by_name[name].label) for name in unknown)
     if known < total * MOSTLY_UNKNOWN:
         return [Note("warning", f"Based on only {known} of {total} findings. Most findings are unknown "
                                 f"({names}), so this estimate rests on little information: treat it as a rough "
@@ -166,6 +215,14 @@ def thumbnail(image: "DecodedImage") -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+# What the model learnt that a clinician would not expect, said beside the factor it explains.
+_CHEST_PAIN = ("Why chest pain can lower this estimate: the Cleveland patients were all referred for angiography, "
+               "and among them those without chest pain (asymptomatic) had more coronary disease than those with "
+               "anginal or other pain. The factors are what the model learnt from that group, not causes.")
+FACTOR_CONTEXT = {("heart", "chest_pain_type", value, "lowered"): _CHEST_PAIN
+                  for value in ("typical_angina", "atypical_angina", "non_anginal")}
+
+
 @dataclass(frozen=True)
 class ResultView:
     """One model's answer as the result page shows it."""
@@ -177,6 +234,7 @@ class ResultView:
     inputs: list[tuple[str, str]]
     close_call: tuple[str, str] | None
     uncertain: bool
+    factor_context: list[str]
     thumbnail: str | None
 
 
@@ -193,10 +251,13 @@ def result_views(record: Prediction, thumbnails: Mapping[int, str] | None = None
             inputs = [(f.label, f.display(item.inputs.get(f.name))) for f in schema.fields]
         else:
             inputs = [("Image", _describe_image(item.inputs.get("image") or {}))]
+        # Records made before unknown inputs were excluded may still name one as a factor.
+        factors = [f for f in item.outputs.get("factors", []) if f.get("value") is not None]
+        context = {FACTOR_CONTEXT.get((item.model_name, f.get("feature"), f.get("value"), f.get("direction")))
+                   for f in factors}
         views.append(ResultView(
-            record=item, title=get_loader().spec(item.model_name).title, notes=result_notes(item),
-            # Records made before unknown inputs were excluded may still name one as a factor.
-            factors=[f for f in item.outputs.get("factors", []) if f.get("value") is not None],
+            record=item, title=SPECS[item.model_name].title, notes=result_notes(item), factors=factors,
+            factor_context=sorted(text for text in context if text),
             inputs=inputs, close_call=close_call(item.outputs.get("probabilities") or {}),
             uncertain=item.model_name not in TABULAR_SCHEMAS and is_uncertain(item.outputs),
             thumbnail=(thumbnails or {}).get(item.pk)))
@@ -242,5 +303,5 @@ def summaries(record: Prediction) -> list[Summary]:
         else:
             text = f"{outputs.get('label')} · {percent(outputs.get('confidence') or 0.0)}"
         lines.append(Summary(title=item.get_model_name_display(), text=text,
-                             caveats=[note.short for note in result_notes(item)]))
+                             caveats=[note.short for note in result_notes(item) if note.short]))
     return lines

@@ -1,4 +1,6 @@
-"""Rebuild the registry when a test or an operator changes its settings."""
+"""Rebuild the registry when a test or an operator changes its settings; confirm a log-out."""
+from django.contrib import messages
+from django.contrib.auth.signals import user_logged_out
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
@@ -12,3 +14,10 @@ def rebuild_registry(setting: str, **kwargs) -> None:
         from .registry import reset_loader
 
         reset_loader()
+
+
+@receiver(user_logged_out)
+def confirm_log_out(sender, request, user, **kwargs) -> None:
+    """The log-in page a log-out lands on says it happened (the session, with its messages, is new)."""
+    if request is not None:
+        messages.success(request, "You have logged out.")

@@ -75,7 +75,8 @@ def _predict(request: HttpRequest, model: str) -> HttpResponse:
 @require_GET
 def history(request: HttpRequest) -> HttpResponse:
     filters = HistoryFilterForm(request.GET)
-    records = selectors.history(request.user, **filters.criteria())
+    # Filters that do not validate list nothing: the whole history under an error reads as filtered.
+    records = selectors.history(request.user, **filters.criteria()) if filters.is_valid() else Prediction.objects.none()
     page = Paginator(records, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
@@ -109,7 +110,8 @@ def model_card(request: HttpRequest, model: str) -> HttpResponse:
     except ModelUnavailable as exc:
         return render(request, "error.html", {"title": f"{spec.title}: model unavailable", "message": exc.reason},
                       status=503)
-    return render(request, "model_card.html", {"spec": spec, "summary": cards.summarise(card)})
+    summary = cards.summarise(card, known_limitations=[spec.population] if spec.population else [])
+    return render(request, "model_card.html", {"spec": spec, "summary": summary})
 
 
 @login_required

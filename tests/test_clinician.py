@@ -20,6 +20,7 @@ from django.core.files.uploadedfile import InMemoryUploadedFile
 from PIL import Image
 
 from predictors import presentation
+from predictors.catalogue import SPECS
 from predictors.artifacts import write_manifest
 from predictors.models import Prediction
 from predictors.uploads import CappedMemoryUploadHandler, OversizedUpload
@@ -61,7 +62,8 @@ class ScriptedImage:
         return cls()
 
     def predict(self, features):
-        return np.asarray(self.probabilities, dtype=np.float32)
+        return SimpleNamespace(probabilities=np.asarray(self.probabilities, dtype=np.float32),
+                               activation_map=np.zeros((7, 7), dtype=np.float32))
 
 
 @pytest.fixture
@@ -75,9 +77,11 @@ def factors_on(page: str) -> list[str]:
     return re.findall(r'<li class="(?:raised|lowered)">([^<]+)</li>', page)
 
 
-def notes_on(page: str) -> list[tuple[str, str]]:
-    return [(level, html.unescape(text))
-            for level, text in re.findall(r'<p class="note note-(\w+)"[^>]*data-testid="note">([^<]+)</p>', page)]
+def notes_on(page: str, population: bool = False) -> list[tuple[str, str]]:
+    """The caveats on a result page; the diabetes model's who-it-learnt-from note only when asked for."""
+    notes = [(level, html.unescape(text))
+             for level, text in re.findall(r'<p class="note note-(\w+)"[^>]*data-testid="note">([^<]+)</p>', page)]
+    return [note for note in notes if population or not note[1].startswith(SPECS["diabetes"].population)]
 
 
 # Item 2: missing inputs are never causes, and the result says what it rests on.
@@ -347,6 +351,74 @@ def test_history_pages_keep_the_filters(logged_in, clinician):
     assert 'href="?model=ecg&amp;since=&amp;until=&amp;reference=&amp;page=2"' in page or \
         re.search(r'href="\?[^"]*model=ecg[^"]*page=2"', page)
     assert len(rows_on(logged_in.get("/history/?model=ecg&page=2").content.decode())) == 5
+
+
+# Issue 16 item 8: statements that jarred clinically.
+
+def test_retinopathy_beside_a_diabetes_risk_says_diabetes_is_likely_already_there(logged_in, decided):
+    decided.setattr(ScriptedImage, "probabilities", [0.01, 0.01, 0.96, 0.01, 0.01])
+    data = {**DIABETES_FORM, "retina_image": sample("fundus", "retina.jpg").open("rb")}
+    page = logged_in.post("/predict/diabetes/", data).content.decode()
+    diabetes = page[:page.index("Diabetic retinopathy grade</h2>")]
+    assert ("warning", "The fundus photo reads as Moderate NPDR. Diabetic retinopathy occurs in people who already "
+            "have diabetes, and this risk estimate is for people not known to have it: test for diabetes now (for "
+            "example HbA1c or fasting glucose) rather than reading a five-year risk.") in notes_on(diabetes)
+    assert "retinopathy on the photo: test for diabetes now" in page_text(logged_in.get("/history/").content.decode())
+    decided.setattr(ScriptedImage, "probabilities", [0.96, 0.01, 0.01, 0.01, 0.01])
+    data = {**DIABETES_FORM, "retina_image": sample("fundus", "retina.jpg").open("rb")}
+    assert "already have diabetes" not in logged_in.post("/predict/diabetes/", data).content.decode()
+
+
+@pytest.mark.parametrize("age, level, ending", [("45", "caution", "its estimate is untested."),
+                                                ("19", "warning", "At 19, this patient is younger than anyone it "
+                                                                  "learnt from.")])
+def test_diabetes_results_and_card_say_who_the_model_learnt_from(logged_in, artifacts, age, level, ending):
+    page = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "age": age}).content.decode()
+    [(shown_level, text)] = [n for n in notes_on(page, population=True) if "Pima" in n[1]]
+    assert shown_level == level and text.startswith("It learnt from Pima Indian women aged 21 or older")
+    assert text.endswith(ending)
+    card = page_text(logged_in.get("/models/diabetes/").content.decode())
+    assert SPECS["diabetes"].population in " ".join(card.split())
+
+
+def test_unknown_findings_are_named_as_the_form_writes_them(logged_in, scripted):
+    page = logged_in.post("/predict/heart/", SPARSE_HEART).content.decode()
+    [(_, text)] = notes_on(page)
+    assert "fasting blood sugar > 120 mg/dL" in text and "resting ECG" in text and "mg/dl" not in text
+    page = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "bmi": ""}).content.decode()
+    assert "unknown: triceps skinfold, insulin, BMI." in notes_on(page)[0][1]
+
+
+@pytest.mark.parametrize("pain, contribution, explained", [("typical_angina", -0.8, True),
+                                                           ("non_anginal", -0.5, True),
+                                                           ("asymptomatic", 0.9, False)])
+def test_chest_pain_that_lowers_the_estimate_is_explained(logged_in, scripted, pain, contribution, explained):
+    scripted.setattr(ScriptedTabular, "contributions", {"chest_pain_type": contribution, "age": 0.1})
+    page = logged_in.post("/predict/heart/", {**SPARSE_HEART, "chest_pain_type": pain}).content.decode()
+    assert ('data-testid="factor-context">Why chest pain can lower this estimate' in page) is explained
+
+
+def test_card_figures_read_as_counts_and_shares(logged_in, settings):
+    settings.MODEL_ARTIFACTS_DIR = SHIPPED
+    card = json.loads((SHIPPED / "ecg" / "card.json").read_text())
+    text = " ".join(page_text(logged_in.get("/models/ecg/").content.decode()).split())
+    normal = card["metrics"]["served"]["support"]["Normal"]
+    assert f"Images: Normal {normal} " in text and f"{normal}.00" not in text
+    assert "Found (recall): Myocardial Infarction" in text and "myocardial Infarction" not in text
+
+
+def test_a_reversed_date_filter_lists_nothing_under_its_error(logged_in, clinician):
+    make(clinician, "ecg", datetime.datetime(2026, 5, 5, tzinfo=datetime.timezone.utc))
+    page = logged_in.get("/history/?since=2026-05-11&until=2026-05-01").content.decode()
+    assert "The end date is before the start date." in page and rows_on(page) == []
+    assert "Correct the filters above" in page
+    assert len(rows_on(logged_in.get("/history/").content.decode())) == 1
+
+
+def test_logging_out_says_so(logged_in):
+    response = logged_in.post("/accounts/logout/", follow=True)
+    assert "You have logged out." in page_text(response.content.decode())
+    assert "You have logged out." not in logged_in.get("/accounts/login/").content.decode()
 
 
 # Issue 16 item 7: a case reference that looks like a patient identifier is held back until confirmed.
