@@ -8,9 +8,9 @@ rest in its event loop, where waiting holds no thread: forms, pages and /health/
 running beside them. A request that waits longer than IMAGE_QUEUE_SECONDS is refused:
 the API answers 503 with Retry-After, and a page shows the same form with what was
 typed and says the site is busy. The page keeps the chosen file too: a browser cannot
-refill a file input, so the upload is held on the server (HELD_UPLOADS at most, for
-HELD_UPLOAD_SECONDS, for the clinician who sent it alone) and the page's next submit
-uses it when no other file is chosen.
+refill a file input, so the upload is held in the worker's memory, never on disk
+(HELD_UPLOADS and HELD_UPLOAD_BYTES at most, for HELD_UPLOAD_SECONDS, for the clinician
+who sent it alone), and the page's next submit uses it when no other file is chosen.
 
 The event-loop half (ImageAdmission) is called by HealthOracle/asgi.py; the page half
 (busy_page, files_with_held) by the prediction page.
@@ -18,16 +18,14 @@ The event-loop half (ImageAdmission) is called by HealthOracle/asgi.py; the page
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import re
 import secrets
-import shutil
-import tempfile
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from django import forms
@@ -47,7 +45,8 @@ BUSY_KEY = "healthoracle.busy_retry_after"
 FILE_PART = re.compile(rb'filename="[^"]')
 HEAD_BYTES = 64 * 1024
 HELD_FIELD = "held_upload"
-HELD_UPLOADS = 16
+HELD_UPLOADS = 8
+HELD_UPLOAD_BYTES = 32 * 1024 * 1024
 HELD_UPLOAD_SECONDS = 15 * 60
 
 
@@ -165,46 +164,70 @@ def files_with_held(request: HttpRequest) -> MultiValueDict:
     return files
 
 
-def _held_dir() -> Path:
-    path = Path(tempfile.gettempdir()) / "healthoracle-held"
-    path.mkdir(mode=0o700, exist_ok=True)
-    return path
+@dataclass
+class _Held:
+    user: int
+    files: dict[str, tuple[str, bytes, str]]  # field -> (file name, content, content type)
+    at: float
+
+    @property
+    def size(self) -> int:
+        return sum(len(content) for _, content, _ in self.files.values())
+
+
+class HeldUploads:
+    """Uploads kept in this worker's memory for a busy page's next submit, never on disk.
+
+    Bounded in count and bytes, oldest dropped first, each for HELD_UPLOAD_SECONDS at most
+    and claimed once. A page resubmitted to another worker or after a restart finds
+    nothing and asks for the file again.
+    """
+
+    def __init__(self, count: int, max_bytes: int, seconds: float):
+        self.count, self.max_bytes, self.seconds = count, max_bytes, seconds
+        self.items: OrderedDict[str, _Held] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def hold(self, user: int, files: dict[str, tuple[str, bytes, str]]) -> str | None:
+        held = _Held(user, files, time.monotonic())
+        if held.size > self.max_bytes:
+            return None
+        token = secrets.token_urlsafe(18)
+        with self.lock:
+            self._expire()
+            self.items[token] = held
+            while len(self.items) > self.count or sum(h.size for h in self.items.values()) > self.max_bytes:
+                self.items.popitem(last=False)
+        return token
+
+    def claim(self, user: int, token: str) -> dict[str, tuple[str, bytes, str]]:
+        with self.lock:
+            self._expire()
+            held = self.items.get(token)
+            if held is None or held.user != user:
+                return {}
+            del self.items[token]
+        return held.files
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for token in [t for t, held in self.items.items() if now - held.at > self.seconds]:
+            del self.items[token]
+
+
+_held = HeldUploads(HELD_UPLOADS, HELD_UPLOAD_BYTES, HELD_UPLOAD_SECONDS)
 
 
 def _hold(request: HttpRequest, names: list[str]) -> str | None:
-    """Keep these uploads for this user; the oldest held beyond HELD_UPLOADS, and all expired ones, go."""
-    root = _held_dir()
-    entries = sorted(root.iterdir(), key=lambda p: p.stat().st_mtime)
-    now = time.time()
-    for stale in [p for p in entries if now - p.stat().st_mtime > HELD_UPLOAD_SECONDS] + entries[:-HELD_UPLOADS + 1]:
-        shutil.rmtree(stale, ignore_errors=True)
-    token = secrets.token_urlsafe(18)
-    folder = root / token
-    folder.mkdir(mode=0o700)
-    meta = {"user": request.user.pk, "files": {}}
-    for index, name in enumerate(names):
+    files = {}
+    for name in names:
         upload = request.FILES[name]
         upload.seek(0)
-        with open(folder / str(index), "wb") as out:
-            shutil.copyfileobj(upload, out)
-        meta["files"][name] = {"index": index, "filename": upload.name, "content_type": upload.content_type}
-    (folder / "meta.json").write_text(json.dumps(meta))
-    return token
+        files[name] = (upload.name, upload.read(), upload.content_type)
+    return _held.hold(request.user.pk, files)
 
 
 def _claim(request: HttpRequest, token: str) -> dict[str, SimpleUploadedFile]:
     """The uploads held under this token for this user, removed from the store; none if gone or not theirs."""
-    if not re.fullmatch(r"[A-Za-z0-9_-]{24}", token):
-        return {}
-    folder = _held_dir() / token
-    try:
-        meta = json.loads((folder / "meta.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    if meta.get("user") != request.user.pk:
-        return {}
-    uploads = {name: SimpleUploadedFile(item["filename"], (folder / str(item["index"])).read_bytes(),
-                                        item["content_type"])
-               for name, item in meta["files"].items()}
-    shutil.rmtree(folder, ignore_errors=True)
-    return uploads
+    return {name: SimpleUploadedFile(filename, content, content_type)
+            for name, (filename, content, content_type) in _held.claim(request.user.pk, token).items()}

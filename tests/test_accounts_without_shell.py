@@ -13,6 +13,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
 
 from predictors.admission import BUSY_KEY, HELD_FIELD
 from predictors.models import APIToken, Prediction
@@ -117,7 +118,7 @@ def test_export_history_writes_every_record_as_json_lines_and_csv(clinician, tmp
     assert len(rows) == 2 and json.loads(rows[1]["outputs"]) == {"grade": 2}
 
 
-def test_busy_page_keeps_what_was_typed_and_the_file(logged_in):
+def test_busy_page_keeps_what_was_typed_and_the_file(logged_in, django_user_model):
     """Refused for lack of an image slot, the page shows the form as typed and keeps the upload
     on the server: the next Predict, with no file chosen again, uses it (the shipped retina model answers)."""
     photo = sample("fundus", "retina.jpg")
@@ -128,6 +129,9 @@ def test_busy_page_keeps_what_was_typed_and_the_file(logged_in):
     assert "busy" in page and 'value="bay 7"' in page and "retina.jpg is kept" in page
     assert not Prediction.objects.exists()
     token = re.search(rf'name="{HELD_FIELD}" value="([^"]+)"', page).group(1)
+    other = Client()
+    other.force_login(django_user_model.objects.create_user(username="dr_bo", password="x" * 20))
+    assert other.post("/predict/retina/", {HELD_FIELD: token}).status_code == 400  # held for its sender alone
     answer = logged_in.post("/predict/retina/", {"case_reference": "bay 7", HELD_FIELD: token})
     assert answer.status_code == 200, answer.content.decode()[:2000]
     record = Prediction.objects.get()
