@@ -10,6 +10,7 @@ from PIL import Image
 
 from bench.harness import DIABETES, HEART
 from predictors.models import Prediction
+from predictors.presentation import file_size
 from predictors.services import risk_band
 
 from .conftest import sample
@@ -294,8 +295,11 @@ def test_bad_image_input_is_refused_clearly_and_records_nothing(client, artifact
 
 def test_oversized_image_file_is_413(client, artifacts, api_token, settings):
     settings.MAX_UPLOAD_BYTES = 100_000
-    response = post_image(client, "retina", sample("fundus", "retina.jpg").read_bytes(), api_token)
-    assert_error(response, 413)
+    data = sample("fundus", "retina.jpg").read_bytes()
+    error = assert_error(post_image(client, "retina", data, api_token), 413, "file_too_large")
+    assert error["message"].startswith(f"The file is {file_size(len(data))}; the limit is 98 kB.")
+    assert error["fields"]["image"] == [error["message"]]
+    assert Prediction.objects.count() == 0
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "P", "L", "CMYK", "I;16"])
@@ -310,10 +314,11 @@ def test_unusual_modes_of_a_real_photo_are_accepted(client, artifacts, api_token
     buffer = io.BytesIO()
     image.save(buffer, "TIFF" if mode == "CMYK" else "PNG")
     response = post_image(client, "retina", buffer.getvalue(), api_token)
-    if grey_ok:  # a grey fundus has no red disc; the gate may pass it as red-free or refuse it, never crash
-        assert response.status_code in (200, 422)
+    if grey_ok:  # grey (red-free) fundus photos are refused: the model learnt from colour photos only
+        assert_error(response, 422, "not_fundus")
     else:
         assert response.status_code == 200, response.content
+        assert Prediction.objects.get().inputs["image"]["bytes"] == len(buffer.getvalue())
 
 
 def test_model_unavailable_is_503_and_others_keep_working(client, artifacts, api_token):

@@ -276,12 +276,27 @@ def test_the_default_limit_reads_as_the_readme_gives_it(logged_in, artifacts, se
     assert "The file is 12.6 MB; the limit is 10 MB." in page
 
 
-def test_a_body_far_over_the_limit_is_still_refused_unread(logged_in, settings):
+def test_a_body_far_over_the_limit_is_still_refused_unread(logged_in, settings, rf):
     settings.MAX_UPLOAD_BYTES = 100_000
     huge = io.BytesIO(b"\xff" * 1_000_000)
     huge.name = "scan.png"
     response = logged_in.post("/predict/retina/", {"image": huge})
-    assert response.status_code == 413
+    assert response.status_code == 413 and "Upload too large" in response.content.decode()
+    assert Prediction.objects.count() == 0
+
+    class Untouchable(io.BytesIO):
+        def read(self, *args):
+            raise AssertionError("the body was read")
+
+        readline = read
+
+    from predictors.middleware import RequestLimitsMiddleware
+
+    request = rf.post("/predict/retina/", data=b"", content_type="multipart/form-data; boundary=x")
+    request.META["CONTENT_LENGTH"] = str(4 * 1_000_000)
+    request._stream = Untouchable()
+    refusal = RequestLimitsMiddleware(lambda r: pytest.fail("the view ran"))(request)
+    assert refusal.status_code == 413
 
 
 def test_upload_handler_keeps_small_files_and_drops_the_bytes_of_large_ones(settings, rf):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import html
 import json
 import re
 
@@ -117,11 +118,20 @@ def test_image_pages_refuse_non_images(logged_in, artifacts, tmp_path):
 
 
 def test_ecg_page_result(logged_in, artifacts):
+    """The page shows the recorded answer: each class with its own probability, the headline its top class."""
+    from predictors.presentation import percent
+
     response = logged_in.post("/predict/ecg/", {"image": sample("ecg", "stemi_printout.png").open("rb")})
     assert response.status_code == 200
     page = response.content.decode()
-    for label in ("Normal", "Abnormal heartbeat", "Myocardial Infarction", "History of MI"):
-        assert label in page
+    outputs = Prediction.objects.get(model_name="ecg").outputs
+    rows = re.findall(r"<tr[^>]*><td>([^<]+)</td><td>([^<]+)</td></tr>", page)
+    assert [(label, html.unescape(shown)) for label, shown in rows] == \
+        [(label, percent(p)) for label, p in outputs["probabilities"].items()]
+    assert list(outputs["probabilities"]) == ["Normal", "Abnormal heartbeat", "Myocardial Infarction", "History of MI"]
+    headline = re.search(r'data-testid="label">([^<]+)<', page).group(1)
+    assert headline == ("Uncertain" if outputs["uncertain"] else outputs["label"])
+    assert f'<tr class="leading"><td>{outputs["label"]}</td>' in page
 
 
 def test_model_unavailable_page_says_why(logged_in, artifacts):

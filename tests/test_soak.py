@@ -27,10 +27,11 @@ def run_bounded(command: list[str], timeout: float) -> subprocess.CompletedProce
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
-def test_short_soak_survives_recycling_without_a_failed_request(quick_artifacts, runtime_python, server_env,
-                                                                tmp_path):
+def test_short_soak_survives_recycling_without_a_failed_request(runtime_python, server_env, tmp_path):
+    """On the shipped models (soak.py's default): the 512 MB a Render instance has is a claim about
+    them, and the quick test builds are a fraction of their size."""
     plot = tmp_path / "soak.png"
-    command = [sys.executable, "bench/soak.py", "--short", "--artifacts", str(quick_artifacts), "--plot", str(plot)]
+    command = [sys.executable, "bench/soak.py", "--short", "--plot", str(plot)]
     if "DATABASE_URL" in server_env:
         command += ["--database-url", server_env["DATABASE_URL"]]
     result = run_bounded(command, timeout=400)
