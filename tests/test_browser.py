@@ -1,10 +1,13 @@
 """A clinician's session in headless Debian Chromium against a live server, on a phone and a desktop.
 
-Every page is checked for sideways scrolling and photographed into
-var/test-artifacts/screenshots/<width>/ (gitignored), to be looked at.
+Every page is checked for sideways scrolling, for sentences the model cards' data fields
+contradict (tests/page_text.py), and by axe-core (installed by bin/test from
+tests/browser/package-lock.json) for serious or critical accessibility violations, and
+photographed into var/test-artifacts/screenshots/<width>/ (gitignored), to be looked at.
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -13,7 +16,8 @@ import pytest
 
 from predictors.models import Prediction
 
-from .conftest import TEST_ARTIFACTS, sample
+from .conftest import ROOT, TEST_ARTIFACTS, sample
+from .page_text import contradictions
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -25,6 +29,19 @@ ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-us
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 PASSWORD = "a long enough password 1"
+AXE = ROOT / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
+SHIPPED = ROOT / "predictors" / "artifacts"
+MODELS = ("diabetes", "heart", "retina", "ecg")
+# Run in the page by the DevTools protocol, which the Content-Security-Policy does not govern.
+AXE_RUN = """async () => {
+    const result = await axe.run(document, {resultTypes: ["violations"]});
+    return result.violations.filter(v => v.impact === "serious" || v.impact === "critical")
+        .map(v => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map(n => n.target.join(" ")).join(", ")}`);
+}"""
+
+
+def cards_in(directory: Path) -> dict[str, dict]:
+    return {name: json.loads((directory / name / "card.json").read_text()) for name in MODELS}
 
 
 @pytest.fixture
@@ -33,6 +50,8 @@ def chromium(monkeypatch):
 
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian chromium is not installed; bin/test installs it")
+    if not AXE.exists():
+        pytest.fail("axe-core is not installed; bin/test installs it (npm ci --prefix tests/browser)")
     # Playwright drives its event loop on this thread; the ORM calls below happen around it.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
@@ -42,11 +61,13 @@ def chromium(monkeypatch):
 
 
 class Walk:
-    """One viewport's pages: each visit checks the width and keeps a screenshot."""
+    """One viewport's pages: each visit checks the width, the words and accessibility, and keeps a screenshot."""
 
-    def __init__(self, page, base_url: str, viewport: dict[str, int]):
+    def __init__(self, page, base_url: str, viewport: dict[str, int], cards: dict[str, dict], scripts: bool = True):
         self.page = page
+        self.scripts = scripts
         self.base_url = base_url
+        self.cards = cards  # what the pages' sentences are held to
         self.folder = SCREENSHOTS / str(viewport["width"])
         self.folder.mkdir(parents=True, exist_ok=True)
         self.count = 0
@@ -55,6 +76,11 @@ class Walk:
         overflow = self.page.evaluate(
             "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
         assert overflow[0] <= overflow[1], f"{name}: the page scrolls sideways ({overflow[0]} > {overflow[1]} px)"
+        assert contradictions(self.page.inner_text("body"), self.cards) == [], name
+        if self.scripts:  # axe-core needs the page's timers, which do not run with JavaScript off
+            if not self.page.evaluate("typeof axe !== 'undefined'"):
+                self.page.evaluate(AXE.read_text())
+            assert self.page.evaluate(AXE_RUN) == [], name
         self.count += 1
         path = self.folder / f"{self.count:02d}-{name}.png"
         self.page.screenshot(path=str(path), full_page=True)
@@ -68,7 +94,7 @@ class Walk:
 def test_clinician_session(live_server, artifacts, django_user_model, chromium, settings, viewport):
     django_user_model.objects.create_user(username="dr_grace", password=PASSWORD)
     context = chromium.new_context(viewport=viewport)
-    walk = Walk(context.new_page(), live_server.url, viewport)
+    walk = Walk(context.new_page(), live_server.url, viewport, cards_in(artifacts))
     page = walk.page
     # Console errors include anything the Content-Security-Policy blocks (scripts, the data: thumbnail).
     errors: list[str] = []
@@ -161,7 +187,7 @@ def test_clinician_session(live_server, artifacts, django_user_model, chromium, 
 
     # The same without JavaScript: the server's form error, in the site's layout, keeps the values.
     plain = chromium.new_context(viewport=viewport, java_script_enabled=False, storage_state=context.storage_state())
-    server_side = Walk(plain.new_page(), live_server.url, viewport)
+    server_side = Walk(plain.new_page(), live_server.url, viewport, walk.cards, scripts=False)
     server_side.count = walk.count
     server_side.go("/predict/diabetes/")
     for field, value in (("pregnancies", "1"), ("glucose", "150"), ("bmi", "31,5"), ("diabetes_pedigree", "0.4"),
@@ -209,13 +235,17 @@ def test_clinician_session(live_server, artifacts, django_user_model, chromium, 
     assert page.locator("table.history tbody tr").count() == 2
     walk.check("history-filtered")
 
-    for name in ("heart", "retina"):
+    # The cards as shipped: their pages are what a clinician reads (the quick test builds carry
+    # the shipped cards' prose without their figures).
+    settings.MODEL_ARTIFACTS_DIR = SHIPPED
+    walk.cards = cards_in(SHIPPED)
+    for name in MODELS:
         walk.go(f"/models/{name}/")
         assert page.locator("h2", has_text="Where it fails").is_visible()
         assert page.evaluate("[...document.querySelectorAll('.plots img')].every(i => i.complete && i.naturalWidth)")
         walk.check(f"model-card-{name}")
     if viewport is PHONE:  # the narrowest phones in use are 360 px wide
-        narrow = Walk(page, live_server.url, {"width": 360})
+        narrow = Walk(page, live_server.url, {"width": 360}, walk.cards)
         page.set_viewport_size({"width": 360, "height": 740})
         record = Prediction.objects.get(parent__isnull=True, model_name="diabetes")
         for name, path in (("dashboard", "/"), ("diabetes-form", "/predict/diabetes/"), ("history", "/history/"),
