@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from .inputs import TABULAR_SCHEMAS
 from .models import Prediction
+from .registry import ModelUnavailable, get_loader
 from .catalogue import SPECS
 from .services import CLOSE_CALL_MARGIN, REFERABLE_GRADE, ImageRequest, TabularRequest, close_call, unknown_inputs
 
@@ -235,6 +236,7 @@ class ResultView:
     close_call: tuple[str, str] | None
     uncertain: bool
     factor_context: list[str]
+    probabilities: list[tuple[str, float]]  # in the model's label order
     thumbnail: str | None
 
 
@@ -258,10 +260,27 @@ def result_views(record: Prediction, thumbnails: Mapping[int, str] | None = None
         views.append(ResultView(
             record=item, title=SPECS[item.model_name].title, notes=result_notes(item), factors=factors,
             factor_context=sorted(text for text in context if text),
+            probabilities=_in_label_order(item.model_name, item.outputs.get("probabilities") or {}),
             inputs=inputs, close_call=close_call(item.outputs.get("probabilities") or {}),
             uncertain=item.model_name not in TABULAR_SCHEMAS and is_uncertain(item.outputs),
             thumbnail=(thumbnails or {}).get(item.pk)))
     return views
+
+
+def _in_label_order(model: str, probabilities: Mapping[str, float]) -> list[tuple[str, float]]:
+    """A result's class probabilities in its model's label order (grade 0 to 4, say).
+
+    The stored mapping cannot give the order: PostgreSQL's jsonb keeps keys sorted its own
+    way. The card's labels can; if the card cannot be read, or no longer names these
+    classes, the most probable comes first.
+    """
+    try:
+        labels = [str(label) for label in get_loader().card(model).get("labels", [])]
+    except ModelUnavailable:
+        labels = []
+    if set(labels) != set(probabilities):
+        labels = sorted(probabilities, key=probabilities.get, reverse=True)
+    return [(label, probabilities[label]) for label in labels]
 
 
 def _describe_image(image: Mapping[str, Any]) -> str:
