@@ -1,6 +1,6 @@
 """Memory and latency of the real site: gunicorn_config.py, HTTP, the four models.
 
-    .venv/bin/python bench/serve_bench.py [--requests 50] [--artifacts DIR] [--write]
+    .venv/bin/python bench/serve_bench.py [--requests 50] [--artifacts DIR] [--database-url URL] [--write]
 
 Prints PSS of master + worker idle, after each model's first prediction and with all
 four resident; cold first-prediction time per model; warm p50/p95 per model over
@@ -76,11 +76,12 @@ def ort_alone_ms(model: str, artifacts: Path | None, runs: int) -> float:
     return percentile(times, 50)
 
 
-def run(requests: int, artifacts: Path | None) -> dict:
-    site = Site(artifacts=artifacts).start()
+def run(requests: int, artifacts: Path | None, database_url: str | None = None) -> dict:
+    site = Site(artifacts=artifacts, extra_env={"DATABASE_URL": database_url} if database_url else {}).start()
     try:
+        site.request("GET", "/ready/")  # /health/ answers before Django is imported; idle means Django is up
         results: dict = {"startup_seconds": round(site.started_seconds, 2), "pss_mb": {"idle": site.pss_mb()},
-                         "cold_seconds": {}, "warm": {}}
+                         "cold_seconds": {}, "warm": {}, "database": "PostgreSQL" if database_url else "SQLite"}
         inputs = payloads()
         for model in MODELS:
             status, body, seconds = site.predict(model, inputs[model])
@@ -112,7 +113,8 @@ def run(requests: int, artifacts: Path | None) -> dict:
 
 
 def render(results: dict, requests: int, command: str) -> str:
-    lines = [f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}, with `{command}`.",
+    lines = [f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}, with `{command}` "
+             f"({results['database']}).",
              "", f"Start-up to first `/health/` 200: {results['startup_seconds']} s.", "",
              "| moment | master PSS MB | worker PSS MB | total PSS MB |", "|---|---|---|---|"]
     for moment, pss in results["pss_mb"].items():
@@ -164,10 +166,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--artifacts", type=Path, default=None, help="default: the shipped demo models")
+    parser.add_argument("--database-url", help="default: a SQLite file of the run's own; a PostgreSQL URL "
+                                               "measures the database Render runs (its tables are created)")
     parser.add_argument("--write", action="store_true", help="record the figures in docs/benchmarks.md")
     args = parser.parse_args()
-    results = run(args.requests, args.artifacts)
+    results = run(args.requests, args.artifacts, args.database_url)
     command = ".venv/bin/python bench/serve_bench.py" + (f" --requests {args.requests}" if args.requests != 50 else "")
+    if args.database_url:
+        command += " --database-url postgres://…"
     text = render(results, args.requests, command)
     print(text)
     print(json.dumps(results))
