@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image
 
-from . import ecg_page
+from . import ecg_page, image_quality
 
 # Formats a browser, a scanner or a phone produces. Anything else is refused before
 # Pillow's decoder for it ever runs.
@@ -24,10 +24,13 @@ ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "BMP", "WEBP", "TIFF", "GIF"}
 SINGLE_PRIMARY_FRAME_FORMATS = frozenset({"MPO"})
 
 GATE_SIZE = 256
+# The gate brightens a dim picture by up to this factor before judging what it shows.
+GATE_MAX_GAIN = 4.0
 # JPEGs decode straight to a reduced scale no smaller than this, and other formats are
-# box-reduced to it right after decoding: every consumer (the gate, a 224-pixel model
-# input) downsamples further, so nothing is lost, and every later step (EXIF rotation,
-# alpha, 16-bit scaling, mode conversion) works on a small image instead of a full one.
+# box-reduced to it right after decoding: every consumer (the gate, the quality check,
+# the models' inputs of at most 288 pixels) downsamples further, so nothing is lost, and
+# every later step (EXIF rotation, alpha, 16-bit scaling, mode conversion) works on a
+# small image instead of a full one.
 DRAFT_MIN_SIDE = 512
 # The largest decoded image, in bytes as Pillow stores it (4 bytes a pixel for any
 # multi-band mode, 2 for 16-bit grey, 4 for 32-bit int or float grey), checked from the
@@ -239,10 +242,19 @@ class SceneScores:
             return "fundus"
         return "other"
 
-    def _looks_like_ecg(self) -> bool:
+    def could_be(self, expected: str) -> bool:
+        """The kind's tone and layout without its sharp detail: a blurred printout or a soft fundus
+        photo is still the right kind of picture, and is then judged on its quality instead."""
+        if expected == "ecg":
+            return self._ecg_tones()
+        return self.border_luma < 45 and self.centre_luma > self.border_luma + 15 and self.red_dominance > 1.2
+
+    def _ecg_tones(self) -> bool:
         return (self.median_luma >= 110 and self.near_median >= 0.5
-                and 0.005 <= self.ink_fraction <= 0.15 and self.edge_fraction >= 0.02
-                and self.flat_fraction >= 0.25 and self.colourfulness < 80)
+                and 0.005 <= self.ink_fraction <= 0.15 and self.colourfulness < 80)
+
+    def _looks_like_ecg(self) -> bool:
+        return self._ecg_tones() and self.edge_fraction >= 0.02 and self.flat_fraction >= 0.25
 
     def _looks_like_fundus(self) -> bool:
         # A colour fundus photo: a lit red-orange disc inside a dark camera mask. Grey
@@ -252,8 +264,16 @@ class SceneScores:
 
 
 def scene_scores(image: Image.Image) -> SceneScores:
-    small = image.convert("RGB").resize((GATE_SIZE, GATE_SIZE), Image.Resampling.BILINEAR)
+    """The scores of the picture as the model will see its subject: a page photographed on a
+    table judged on the page (rectified), and the exposure stretched so that a dim photo
+    is told apart by what it shows; whether it is too dark to read is image_quality's call."""
+    small = image.convert("RGB")
+    factor = min(small.size) // (2 * GATE_SIZE)
+    small = ecg_page.rectify_paper(small.reduce(factor) if factor > 1 else small)
+    small = small.resize((GATE_SIZE, GATE_SIZE), Image.Resampling.BILINEAR)
     rgb = np.asarray(small, dtype=np.float32)
+    bright = float(np.percentile(rgb.max(axis=2), 99))
+    rgb = np.minimum(rgb * min(GATE_MAX_GAIN, 255.0 / max(bright, 1.0)), 255.0)
     luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     median = float(np.median(luma))
     yy, xx = np.mgrid[0:GATE_SIZE, 0:GATE_SIZE]
@@ -289,7 +309,8 @@ MIN_SHORTER_SIDE = 256
 
 
 def gate(image: Image.Image, expected: str) -> SceneScores:
-    """Refuse an image that is not the kind of picture the model was trained on.
+    """Refuse an image that is not the kind of picture the model was trained on, or that it
+    cannot read (too dark, burnt out, blurred, too faint: "ungradable", with what to fix).
 
     Draft decoding never takes a JPEG below DRAFT_MIN_SIDE, so the decoded size is a
     fair stand-in for the upload's own.
@@ -301,6 +322,11 @@ def gate(image: Image.Image, expected: str) -> SceneScores:
             f"The image is only {side} pixels on its shorter side; upload the original photo or "
             f"scan (at least {MIN_SHORTER_SIDE} pixels).", 422)
     scores = scene_scores(image)
+    if scores.kind != expected and not scores.could_be(expected):
+        raise ImageRejected(f"not_{expected}", GATE_MESSAGES[expected], 422)
+    quality = image_quality.assess(image, expected)
+    if not quality.readable:
+        raise ImageRejected("ungradable", quality.message(expected), 422)
     if scores.kind != expected:
         raise ImageRejected(f"not_{expected}", GATE_MESSAGES[expected], 422)
     return scores
