@@ -11,6 +11,8 @@ import numpy as np
 import torch
 
 from predictors.artifacts import Artifact
+from predictors.runtimes.onnx_image import ImageOutput
+from predictors.training.export import with_activation_map
 from predictors.training.vision import build_network
 
 
@@ -21,11 +23,12 @@ class TorchImage:
 
     @classmethod
     def load(cls, artifact: Artifact, options) -> "TorchImage":
-        network = build_network(artifact.card["training"]["network"], len(artifact.labels)).eval()
+        architecture = artifact.card["training"]["network"]
+        network = with_activation_map(build_network(architecture, len(artifact.labels)), architecture).eval()
         size = sum(p.numel() * p.element_size() for p in network.parameters())
         return cls(network, size)
 
     @torch.no_grad()
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        logits = self._network(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)))
-        return torch.softmax(logits, dim=1)[0].numpy()
+    def predict(self, features: np.ndarray) -> ImageOutput:
+        logits, cam = self._network(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)))
+        return ImageOutput(probabilities=torch.softmax(logits, dim=1)[0].numpy(), activation_map=cam[0].numpy())

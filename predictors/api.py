@@ -1,6 +1,7 @@
 """JSON API: thin views over the schemas, the forms' image field and the services."""
 from __future__ import annotations
 
+import base64
 import json
 from functools import wraps
 from typing import Any, Callable
@@ -47,9 +48,10 @@ def api_endpoint(view: Callable[..., JsonResponse]) -> Callable[..., JsonRespons
     return wrapper
 
 
-def _prediction_response(record: Prediction) -> JsonResponse:
+def _prediction_response(record: Prediction, **extra: Any) -> JsonResponse:
     return JsonResponse({"prediction_id": record.pk, "model": record.model_name, "version": record.model_version,
-                         **record.outputs, "latency_ms": record.latency_ms, "disclaimer": presentation.DISCLAIMER})
+                         **record.outputs, "latency_ms": record.latency_ms, "disclaimer": presentation.DISCLAIMER,
+                         **extra})
 
 
 @api_endpoint
@@ -93,4 +95,7 @@ def predict_image(request: HttpRequest, user: Any, model: str) -> JsonResponse:
         return error_response(status, problem.code or "invalid_image", problem.messages[0],
                               {"image": problem.messages})
     record = services.predict(user, form.prediction_requests(), source="api")
-    return _prediction_response(record)
+    extra = {}
+    if request.GET.get("activation_map") in ("1", "true"):  # asked for: drawing it costs a few milliseconds
+        extra["activation_map_png"] = base64.b64encode(record.where_it_looked[model].png()).decode("ascii")
+    return _prediction_response(record, **extra)

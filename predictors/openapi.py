@@ -66,9 +66,12 @@ def build_document() -> dict[str, Any]:
                                                     "description": "The image file"}}},
                 "encoding": {"image": {"contentType": IMAGE_CONTENT_TYPES}}}}}
             result = "RetinaResult" if spec.name == "retina" else "ImageResult"
+        parameters = [] if spec.tabular else [{
+            "name": "activation_map", "in": "query", "required": False, "schema": {"enum": ["1", "true"]},
+            "description": "Also return `activation_map_png`: where the model looked, drawn over its input"}]
         paths[f"/api/v1/predict/{spec.name}"] = {"post": {
             "operationId": f"predict_{spec.name}", "summary": spec.title, "description": spec.needs,
-            "requestBody": body,
+            "parameters": parameters, "requestBody": body,
             "responses": {"200": {"description": "The prediction, recorded in the clinician's history",
                                   "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{result}"}}}},
                           **errors}}}
@@ -85,7 +88,12 @@ def build_document() -> dict[str, Any]:
         "uncertain_below": {**probability, "description": "The threshold `uncertain` was decided with"},
         "close_call": {"type": "boolean", "description": f"The two most likely classes are within "
                        f"{CLOSE_CALL_MARGIN * 100:.0f} percentage points of each other: the model cannot tell them "
-                       "apart for this image"}}
+                       "apart for this image"},
+        "activation_map_png": {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png",
+                               "description": "Only when asked (`?activation_map=1`): the top class's activation map "
+                                             "drawn over the image as the model was given it (cropped, straightened, "
+                                             "normalised), warm where its evidence was"}}
+    optional = {"activation_map_png"}
     tabular_fields = {
         **common, "probability": probability,
         "risk_band": {"enum": ["low", "moderate", "high"]}, "outcome": {"type": "string"},
@@ -108,7 +116,8 @@ def build_document() -> dict[str, Any]:
             "type": "object", "required": ["code", "message", "fields"],
             "properties": {"code": {"type": "string"}, "message": {"type": "string"},
                            "fields": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}}}}},
-        **{name: {"type": "object", "required": list(fields), "properties": fields, "additionalProperties": False}
+        **{name: {"type": "object", "required": [key for key in fields if key not in optional], "properties": fields,
+                  "additionalProperties": False}
            for name, fields in (("TabularResult", tabular_fields), ("ImageResult", image_fields),
                                 ("RetinaResult", retina_fields))},
         **{f"{name.title()}Input": _tabular_schema(schema) for name, schema in TABULAR_SCHEMAS.items()},

@@ -238,13 +238,16 @@ class ResultView:
     factor_context: list[str]
     probabilities: list[tuple[str, float]]  # in the model's label order
     thumbnail: str | None
+    activation_map: str | None = None
 
 
-def result_views(record: Prediction, thumbnails: Mapping[int, str] | None = None) -> list[ResultView]:
+def result_views(record: Prediction, thumbnails: Mapping[int, str] | None = None,
+                 activation_maps: Mapping[int, str] | None = None) -> list[ResultView]:
     """A submission's results, the form's first and its attached image's after it.
 
-    `thumbnails` maps a record's id to the data: URI made while answering the upload;
-    a result opened later from the history has none, as the image was never kept.
+    `thumbnails` and `activation_maps` map a record's id to the data: URIs made while
+    answering the upload; a result opened later from the history has neither, as the
+    image was never kept.
     """
     views = []
     for item in [record, *record.attachments.all()]:
@@ -263,7 +266,7 @@ def result_views(record: Prediction, thumbnails: Mapping[int, str] | None = None
             probabilities=_in_label_order(item.model_name, item.outputs.get("probabilities") or {}),
             inputs=inputs, close_call=close_call(item.outputs.get("probabilities") or {}),
             uncertain=item.model_name not in TABULAR_SCHEMAS and is_uncertain(item.outputs),
-            thumbnail=(thumbnails or {}).get(item.pk)))
+            thumbnail=(thumbnails or {}).get(item.pk), activation_map=(activation_maps or {}).get(item.pk)))
     return views
 
 
@@ -297,6 +300,16 @@ def thumbnails_for(record: Prediction, requests: list[TabularRequest | ImageRequ
     images = {r.model: r.image for r in requests if isinstance(r, ImageRequest)}
     return {item.pk: thumbnail(images[item.model_name])
             for item in [record, *record.attachments.all()] if item.model_name in images}
+
+
+def activation_maps_for(record: Prediction) -> dict[int, str]:
+    """Where each image model of a just-answered submission looked, drawn over what it was given,
+    by the id of the record that judged the image."""
+    from .activation_maps import data_uri
+
+    looked = getattr(record, "where_it_looked", {})
+    return {item.pk: data_uri(looked[item.model_name].png())
+            for item in [record, *record.attachments.all()] if item.model_name in looked}
 
 
 @dataclass(frozen=True)

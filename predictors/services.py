@@ -20,6 +20,8 @@ from .models import Prediction
 from .registry import ModelUnavailable, get_loader
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .imaging import DecodedImage
 
 log = logging.getLogger(__name__)
@@ -106,7 +108,9 @@ def run_image(request: ImageRequest) -> tuple[dict[str, Any], str, float]:
     decision = model.artifact.card.get("decision")
     if not decision:  # a card from before the thresholds: no rule to answer by, so no answer
         raise ModelUnavailable(request.model, "its card has no decision thresholds (card key 'decision')")
-    probabilities = model.predict(model_input(request.image.image, model.artifact.input_spec))
+    features = model_input(request.image.image, model.artifact.input_spec)
+    output = model.predict(features)
+    probabilities = output.probabilities
     labels = model.labels
     top = int(probabilities.argmax())
     rounded = {label: round(float(p), 4) for label, p in zip(labels, probabilities, strict=True)}
@@ -125,7 +129,23 @@ def run_image(request: ImageRequest) -> tuple[dict[str, Any], str, float]:
         result["referable_probability"] = round(referable_probability, 4)
         result["referable_threshold"] = decision["referable_threshold"]
         result["referable_dr"] = referable_probability >= decision["referable_threshold"]
-    return result, model.version, time.perf_counter() - started
+    looked = WhereItLooked(features, output.activation_map, model.artifact.input_spec)
+    return result, model.version, time.perf_counter() - started, looked
+
+
+@dataclass(frozen=True)
+class WhereItLooked:
+    """An image model's activation map with the input it was computed on, kept in memory only for
+    the response that answers the upload, and drawn (a few milliseconds) only when shown."""
+
+    features: "np.ndarray"
+    activation_map: "np.ndarray"
+    spec: Mapping[str, Any]
+
+    def png(self) -> bytes:
+        from .activation_maps import overlay_png
+
+        return overlay_png(self.features, self.activation_map, self.spec)
 
 
 def predict(user, requests: list[TabularRequest | ImageRequest], source: str, reference: str = "") -> Prediction:
@@ -135,12 +155,17 @@ def predict(user, requests: list[TabularRequest | ImageRequest], source: str, re
     the diabetes and heart forms) are attached to it. Inference happens before the
     transaction opens, so a slow model never holds a database connection in a transaction.
     `reference` is the clinician's own case reference, kept on the primary record.
+    The returned record carries `where_it_looked` (image model name -> WhereItLooked) for
+    the response that answers this submission; it is never stored.
     """
     answers = []
+    where_it_looked: dict[str, WhereItLooked] = {}
     for request in requests:
-        runner = run_tabular if isinstance(request, TabularRequest) else run_image
         try:
-            result, version, seconds = runner(request)
+            if isinstance(request, TabularRequest):
+                result, version, seconds = run_tabular(request)
+            else:
+                result, version, seconds, where_it_looked[request.model] = run_image(request)
         except ModelUnavailable:
             metrics.observe(request.model, "unavailable")
             raise
@@ -156,4 +181,5 @@ def predict(user, requests: list[TabularRequest | ImageRequest], source: str, re
                 reference="" if parent else reference)
             parent = parent or record
     log.info("prediction %s by %s: %s", parent.pk, user, ", ".join(a[0] for a in answers))
+    parent.where_it_looked = where_it_looked
     return parent

@@ -63,7 +63,8 @@ def _predict(request: HttpRequest, model: str) -> HttpResponse:
             except ModelUnavailable as exc:
                 error, status = f"The {exc.name} model is unavailable right now: {exc.reason}", 503
             else:
-                return _result_page(request, record, presentation.thumbnails_for(record, requests))
+                return _result_page(request, record, presentation.thumbnails_for(record, requests),
+                                    presentation.activation_maps_for(record))
         else:
             status = 400
     else:
@@ -94,8 +95,9 @@ def prediction_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _result_page(request, record, {})
 
 
-def _result_page(request: HttpRequest, record: Prediction, thumbnails: dict[int, str]) -> HttpResponse:
-    context = {"record": record, "results": presentation.result_views(record, thumbnails),
+def _result_page(request: HttpRequest, record: Prediction, thumbnails: dict[int, str],
+                 activation_maps: dict[int, str] | None = None) -> HttpResponse:
+    context = {"record": record, "results": presentation.result_views(record, thumbnails, activation_maps),
                "just_made": request.method == "POST"}
     return render(request, "prediction_detail.html", context)
 

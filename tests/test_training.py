@@ -142,7 +142,7 @@ def test_quick_artifacts_serve_real_photos_through_the_registry(quick_artifacts)
     loader = serve(quick_artifacts)
     for name, items in (("retina", real_images.fundus_images()), ("ecg", real_images.ecg_images())):
         model = loader.get(name)
-        outputs = [model.predict(model_input(real_images.load_rgb(item.path), model.artifact.input_spec))
+        outputs = [model.predict(model_input(real_images.load_rgb(item.path), model.artifact.input_spec)).probabilities
                    for item in (items[0], items[-1])]
         for probabilities in outputs:
             assert probabilities.shape == (len(model.labels),) and abs(probabilities.sum() - 1) < 1e-4
@@ -177,7 +177,7 @@ def test_shipped_demo_artifacts_verify_and_behave_sensibly():
 
 
 def _served_test_metrics(name: str) -> tuple[dict, dict]:
-    """The shipped model's figures recomputed on its real test images, and the card's own.
+    """The shipped model's figures recomputed on its real test images (the files its card lists), and the card's own.
 
     Training holds its inputs in float16 and the site computes them in float32, so a
     near-tie may land one grade over: figures agree to a point, confusion matrices to
@@ -187,11 +187,12 @@ def _served_test_metrics(name: str) -> tuple[dict, dict]:
     model, card = loader.get(name), loader.card(name)
     recipe = vision.recipe(name, quick=False)
     items = real_images.fundus_images() if name == "retina" else real_images.ecg_images()
-    x = np.stack([model_input(real_images.load_rgb(item.path), card["input"])[0] for item in items])
-    groups = real_images.near_duplicate_groups(name, x)
-    test = vision.make_splits(recipe, items, groups).test
-    y = np.array([item.label for item in items])[test]
-    probabilities = np.stack([model.predict(x[i:i + 1]) for i in test])
+    root = real_images.data_root()
+    by_file = {str(item.path.relative_to(root)): item for item in items}
+    test = [by_file[file] for file in card["data"]["test_files"]]
+    y = np.array([item.label for item in test])
+    probabilities = np.stack([model.predict(model_input(real_images.load_rgb(item.path), card["input"])).probabilities
+                              for item in test])
     return vision.metrics_for(recipe, y, probabilities), card["metrics"]["test"]
 
 
@@ -236,7 +237,7 @@ def test_import_torchvision_state_dict_is_exported_quantized_and_served(tmp_path
     assert "imported retina" in out.getvalue()
     model = serve(out_root).get("retina")
     assert model.labels == synth_fundus.GRADES and model.artifact.input_spec["height"] == 96
-    assert model.predict(model_input(synth_fundus.generate(0, 1), model.artifact.input_spec)).shape == (5,)
+    assert model.predict(model_input(synth_fundus.generate(0, 1), model.artifact.input_spec)).probabilities.shape == (5,)
 
 
 def test_import_refuses_weights_of_the_wrong_network(tmp_path, out_root):
@@ -276,3 +277,40 @@ def test_import_xgboost_checks_the_feature_list(tmp_path, out_root):
 def test_import_needs_the_right_file_flag(out_root):
     with pytest.raises(CommandError, match="needs --state-dict"):
         call_command("import_model", "ecg", "--output", str(out_root))
+
+
+# --- where the model looked ----------------------------------------------------------------
+
+@pytest.mark.parametrize("architecture,classes,size", [("resnet50", 4, (64, 96)), ("efficientnet_lite0", 5, (96, 96))])
+def test_the_graphs_activation_map_is_the_one_pytorch_computes_from_the_same_weights(tmp_path, architecture, classes,
+                                                                                      size):
+    """The exported graph's second output is the top class's class activation map, exactly."""
+    import onnxruntime as ort
+    import torch
+
+    from predictors.training.export import export_onnx, with_activation_map
+
+    torch.manual_seed(0)
+    network = vision.build_network(architecture, classes).eval()
+    for parameter in network.parameters():  # a trained-looking head, so classes differ
+        parameter.data += 0.01 * torch.randn_like(parameter)
+    x = torch.randn(2, 3, *size)
+    export_onnx(with_activation_map(network, architecture), tmp_path / "model.onnx",
+                {"height": size[0], "width": size[1]}, x.numpy())
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    logits, cam = session.run(["logits", "cam"], {"input": x.numpy()})
+    with torch.no_grad():
+        expected_logits = network(x)
+        if architecture == "resnet50":
+            maps = torch.nn.Sequential(*list(network.children())[:-2])(x)
+            weight = network.fc.weight
+        else:
+            maps = network.extract_features(x)
+            weight = network._fc.weight
+        top = expected_logits.argmax(dim=1)
+        expected_cam = (weight[top][:, :, None, None] * maps).sum(dim=1)
+        bias = (network.fc if architecture == "resnet50" else network._fc).bias[top].numpy()
+    np.testing.assert_allclose(logits, expected_logits.numpy(), atol=1e-3)
+    np.testing.assert_allclose(cam, expected_cam.numpy(), atol=1e-3 * max(1.0, float(expected_cam.abs().max())))
+    # The map's mean is the top logit less its bias: the whole answer, spread over the picture.
+    assert cam.mean(axis=(1, 2)) == pytest.approx(logits.max(axis=1) - bias, abs=1e-3)

@@ -1,5 +1,11 @@
-"""ONNX Runtime for the image models: int8 (or fp32) graphs, lean session settings."""
+"""ONNX Runtime for the image models: int8 (or fp32) graphs, lean session settings.
+
+A graph answers its logits and the top class's activation map in one run; the runtime
+turns the logits into calibrated probabilities with the temperature on the model card.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import onnxruntime as ort
@@ -17,10 +23,23 @@ GRAPH_OPTIMIZATION = {
 }
 
 
+OUTPUTS = ["logits", "cam"]
+
+
+@dataclass(frozen=True)
+class ImageOutput:
+    """Calibrated probabilities, one per label, and where in the picture the top one came from:
+    the class activation map on the network's last feature grid (coarse; upsample to show it)."""
+
+    probabilities: np.ndarray
+    activation_map: np.ndarray
+
+
 class OnnxImage:
-    def __init__(self, session: ort.InferenceSession, size_bytes: int):
+    def __init__(self, session: ort.InferenceSession, size_bytes: int, temperature: float):
         self._session = session
         self._input = session.get_inputs()[0].name
+        self._temperature = temperature
         self.size_bytes = size_bytes
 
     @classmethod
@@ -44,13 +63,23 @@ class OnnxImage:
         if len(shape) != 4 or shape[2:] != [spec["height"], spec["width"]]:
             raise ArtifactError(f"the graph's input shape {shape} does not match the card's "
                                 f"{spec['height']}×{spec['width']}")
-        outputs = session.get_outputs()[0].shape
-        if outputs[-1] != len(artifact.labels):
-            raise ArtifactError(f"the graph has {outputs[-1]} outputs, the card lists {len(artifact.labels)} labels")
-        return cls(session, artifact.model_path.stat().st_size)
+        outputs = {output.name: output.shape for output in session.get_outputs()}
+        if sorted(outputs) != sorted(OUTPUTS):
+            raise ArtifactError(f"the graph's outputs are {sorted(outputs)}; an image model answers {OUTPUTS}")
+        if outputs["logits"][-1] != len(artifact.labels):
+            raise ArtifactError(f"the graph has {outputs['logits'][-1]} outputs, the card lists "
+                                f"{len(artifact.labels)} labels")
+        try:
+            temperature = float(artifact.card["calibration"]["temperature"])
+        except (KeyError, TypeError, ValueError):
+            raise ArtifactError("the card has no calibration temperature (calibration.temperature)") from None
+        if not temperature > 0:
+            raise ArtifactError(f"the card's calibration temperature {temperature} is not positive")
+        return cls(session, artifact.model_path.stat().st_size, temperature)
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        """Softmax probabilities for one preprocessed image (1, 3, H, W)."""
-        logits = self._session.run(None, {self._input: features.astype(np.float32, copy=False)})[0][0]
-        exp = np.exp(logits - logits.max())
-        return exp / exp.sum()
+    def predict(self, features: np.ndarray) -> ImageOutput:
+        """Calibrated probabilities and the activation map for one preprocessed image (1, 3, H, W)."""
+        logits, cam = self._session.run(OUTPUTS, {self._input: features.astype(np.float32, copy=False)})
+        scaled = logits[0] / self._temperature
+        exp = np.exp(scaled - scaled.max())
+        return ImageOutput(probabilities=exp / exp.sum(), activation_map=cam[0])

@@ -53,33 +53,46 @@ ATTRIBUTION = {
             "JPEG, de-duplicated, a subset only."),
 }
 
+CAPTURE_CAVEAT = (
+    "Dim, tinted, shadowed, tilted, blurred, recompressed and (ECG) angled phone captures were measured on "
+    "re-captures of the test photos made by software (\"On photos as clinics take them\"), not on photos "
+    "taken by clinics: real captures may differ.")
+
 _LIMITATIONS = {
     "retina": [
         "Trained and tested on one camera and one population (IDRiD: a Kowa VX-10 alpha fundus camera, "
-        "50° field, patients at an eye clinic in Nanded, India). Other cameras, fields of view, "
-        "ethnicities and image quality may behave differently.",
-        "Mild NPDR (grade 1) has only 13 training images and none in the test split: the model rarely "
-        "predicts it and its figures say nothing about it.",
+        "50° field, patients at an eye clinic in Nanded, India). Other cameras, fields of view and "
+        "ethnicities may behave differently.",
+        CAPTURE_CAVEAT,
         "Proliferative DR (grade 4) has few test images; its figures are uncertain.",
         "It grades retinopathy only; it does not detect diabetic macular oedema, glaucoma or other eye "
-        "disease, and it does not judge image quality beyond refusing non-fundus pictures.",
+        "disease. It refuses photos too dark, burnt out or blurred to grade, but not every other quality "
+        "problem (eyelashes, a small pupil, reflections).",
     ],
     "ecg": [
         "Every image comes from one ECG machine and one report layout (Khan et al., hospitals in "
-        "Pakistan). Other machines, layouts, paper colours, phone photos at an angle and rhythm strips "
-        "alone may behave differently.",
+        "Pakistan). Other machines, layouts, paper colours and rhythm strips alone may behave differently.",
+        CAPTURE_CAVEAT,
         "Myocardial infarction has only 18 distinct images in all: its recall rests on a handful of "
         "test images and its interval is wide.",
         "The four classes are the dataset's own folders, not a full ECG interpretation: it does not "
         "name the arrhythmia, the infarct territory or anything outside these four classes.",
         "Repeated recordings of one patient cannot be fully separated between splits (the dataset has "
-        "no patient identifier); near-duplicates by image hash are kept on one side.",
+        "no patient identifier); near-duplicates (pictures whose fine structure correlates closely) are "
+        "kept on one side.",
     ],
 }
 
 
-def image_limitations(name: str) -> list[str]:
-    return list(_LIMITATIONS[name])
+def image_limitations(name: str, class_counts: dict[str, list[int]]) -> list[str]:
+    """The model's known weaknesses; the rare-grade sentence counted from the card's own class counts."""
+    limitations = list(_LIMITATIONS[name])
+    if name == "retina":
+        fitting, validation, test = (class_counts[split][1] for split in ("train", "validation", "test"))
+        limitations.insert(2, f"Mild NPDR (grade 1) has only {fitting} fitting and {validation} validation images "
+                              f"and {test or 'none'} in the test split: the model rarely predicts it and its "
+                              "figures say little or nothing about it.")
+    return limitations
 
 
 LIBRARIES = ("torch", "torchvision", "onnx", "onnxruntime", "xgboost-cpu", "scikit-learn",

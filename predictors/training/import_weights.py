@@ -14,7 +14,7 @@ from predictors.imaging import ImageRejected, decode, model_input
 from predictors.inputs import TABULAR_SCHEMAS
 
 from . import cards, synth_ecg, synth_fundus
-from .export import ExportMismatch, export_onnx, quantize_int8
+from .export import ExportMismatch, export_onnx, quantize_int8, with_activation_map
 from .vision import ECG_LABELS, RETINA_LABELS, build_network, ecg_spec, onnx_probabilities, retina_spec
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def import_image_model(name: str, state_dict: Path, out_dir: Path, calibration_d
     staging.mkdir(parents=True)
     fp32_path, int8_path = staging / "model.fp32.onnx", staging / "model.onnx"
     try:
-        export_onnx(network, fp32_path, spec, calibration[:4].astype(np.float32))
+        export_onnx(with_activation_map(network, architecture), fp32_path, spec, calibration[:4].astype(np.float32))
     except (RuntimeError, ExportMismatch) as exc:
         raise ImportFailed(f"the weights load but cannot be exported to ONNX: {str(exc).splitlines()[0]}") from exc
     quantize_int8(fp32_path, int8_path, calibration.astype(np.float32))
@@ -106,6 +106,11 @@ def import_image_model(name: str, state_dict: Path, out_dir: Path, calibration_d
         "quantization": {"served": served, "int8_fp32_top1_agreement_on_calibration": round(agreement, 4),
                          "calibration_source": calibration_source,
                          "method": "onnxruntime static quantization, QDQ, per-channel int8"},
+        "calibration": {"method": "none: imported weights, and no labelled images to calibrate them on",
+                        "temperature": 1.0},
+        "decision": {"split": "none: HealthOracle has not evaluated imported weights; the floor of 0.5 is not a "
+                              "validated threshold", "uncertain_below": 0.5,
+                     **({"referable_threshold": 0.5} if name == "retina" else {})},
         "data": {"source": f"imported state_dict {state_dict.name}", "synthetic": False},
         "training": {"architecture": architecture, "imported_from": state_dict.name},
         "intended_use": "Imported model served by HealthOracle. Its fitness for any use is the responsibility "

@@ -14,15 +14,19 @@ log = logging.getLogger(__name__)
 ALL = TABULAR + IMAGE
 
 
-def train_models(names: list[str], out_root: Path, quick: bool = False, workers: int = 2) -> dict[str, dict[str, Any]]:
+def train_models(names: list[str], out_root: Path, quick: bool = False, workers: int = 2,
+                 from_weights: bool = False) -> dict[str, dict[str, Any]]:
     unknown = sorted(set(names) - set(ALL))
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(ALL)}")
+    if from_weights and (quick or set(names) - set(IMAGE)):
+        raise ValueError("--from-weights re-exports full image models only (retina, ecg)")
     cards = {}
     for name in names:
         log.info("training %s%s into %s", name, " (quick)" if quick else "", out_root / name)
         if name in TABULAR:
             cards[name] = train_tabular(name, out_root / name, quick=quick)
         else:
-            cards[name] = train_image_model(name, out_root / name, quick=quick, workers=workers)
+            cards[name] = train_image_model(name, out_root / name, quick=quick, workers=workers,
+                                            from_weights=from_weights)
     return cards

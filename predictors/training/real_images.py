@@ -2,7 +2,7 @@
 
 Images are read through predictors.imaging.decode, the web runtime's own decoder, so a
 model trains on the pixels it will be served. Splits keep every group of duplicates and
-near-duplicates (by perceptual hash) on one side, because both data sets are known to
+near-duplicates (images whose fine structure correlates closely, structure_map) on one side, because both data sets are known to
 hold repeats: a test image whose twin was trained on measures memory, not skill.
 """
 from __future__ import annotations

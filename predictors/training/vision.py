@@ -7,6 +7,7 @@ duplicates and near-duplicates on one side (predictors.training.real_images).
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import multiprocessing
@@ -27,7 +28,7 @@ from PIL import Image
 from predictors.imaging import decode, model_input
 
 from . import calibration, captures, cards, evaluation, real_images
-from .export import export_onnx, quantize_with_fallback
+from .export import export_onnx, quantize_with_fallback, with_activation_map
 
 log = logging.getLogger(__name__)
 
@@ -331,8 +332,14 @@ def metrics_for(r: Recipe, y: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
 
 # --- the whole run --------------------------------------------------------------------
 
-def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: int = 2) -> dict[str, Any]:
-    """Read, split, fine-tune, evaluate, export, quantize and write the artifact of one image model."""
+def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: int = 2,
+                      from_weights: bool = False) -> dict[str, Any]:
+    """Read, split, fine-tune, evaluate, export, quantize and write the artifact of one image model.
+
+    `from_weights` skips the fine-tuning and takes the weights and training record a full
+    run kept (WEIGHTS_DIR), so the export, quantization, calibration and card can be made
+    again from the same network.
+    """
     r = recipe(name, quick)
     started = time.monotonic()
     items = real_images.fundus_images() if name == "retina" else real_images.ecg_images()
@@ -345,11 +352,15 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
     log.info("%s: %d images in %d duplicate groups; %d fitting, %d validation, %d test", name, len(items),
              groups.max() + 1, len(splits.train), len(splits.validation), len(splits.test))
 
-    recaptured = prepare_captures([items[i].path for i in splits.train], r, workers)
     torch.set_num_threads(max(1, workers))
-    model, losses = train_network(r, x_all[splits.train], y_all[splits.train], recaptured)
-    del recaptured
-    _keep_weights(model, name, quick)
+    if from_weights:
+        model, training = _kept_weights(r)
+    else:
+        recaptured = prepare_captures([items[i].path for i in splits.train], r, workers)
+        model, losses = train_network(r, x_all[splits.train], y_all[splits.train], recaptured)
+        del recaptured
+        training = _training_section(r, losses, time.monotonic() - started)
+        _keep_weights(model, name, training, quick)
     x_val, y_val = x_all[splits.validation], y_all[splits.validation]
     x_test, y_test = x_all[splits.test], y_all[splits.test]
     pytorch_test = metrics_for(r, y_test, torch_probabilities(model, x_test))
@@ -358,7 +369,8 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "plots").mkdir(parents=True)
     fp32_path = staging / "model.fp32.onnx"
-    export_check = export_onnx(model, fp32_path, r.input_spec, x_val[:4].astype(np.float32))
+    export_check = export_onnx(with_activation_map(model, r.architecture), fp32_path, r.input_spec,
+                               x_val[:4].astype(np.float32))
     int8_calibration = x_all[splits.train][np.random.default_rng(SEED).permutation(len(splits.train))[:r.calibration_images]]
     served_path = staging / "model.onnx"
     quantization = quantize_with_fallback(
@@ -379,6 +391,7 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
             y_test >= 2, evaluation.referable_score(test_probs), served_test["referable_dr_auc"]["value"])},
             "retina: IDRiD test split")
 
+    data = _data_section(r, items, y_all, groups, splits)
     card = {
         "name": name,
         "version": cards.version_for(served_path),
@@ -398,15 +411,9 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
         "quantization": {key: value for key, value in quantization.items() if key != "served_validation"},
         **calibrated,
         "export": export_check,
-        "data": _data_section(r, items, y_all, groups, splits),
-        "training": {"architecture": _architecture_note(r), "network": r.architecture, "epochs": r.epochs, "batch_size": r.batch_size,
-                     "optimiser": "AdamW, weight decay 1e-4", "schedule": f"one-cycle, max lr {r.learning_rate}",
-                     "loss": "cross-entropy, label smoothing 0.05",
-                     "sampling": f"images drawn with weight (class count) ** -{r.sampling_power}",
-                     "augmentation": _augmentation_note(r),
-                     "epoch_losses": [round(v, 4) for v in losses], "seed": SEED, "device": "cpu, 2 threads",
-                     "quick": quick, "wall_seconds": round(time.monotonic() - started)},
-        "limitations": cards.image_limitations(name),
+        "data": data,
+        "training": training,
+        "limitations": cards.image_limitations(name, data["class_counts"]),
         "attribution": cards.ATTRIBUTION[name],
         "intended_use": cards.INTENDED_USE_REAL_IMAGES,
         "plots": plots,
@@ -420,14 +427,33 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "var" / "weights"
 
 
-def _keep_weights(model: torch.nn.Module, name: str, quick: bool) -> None:
-    """The trained PyTorch weights, outside the artifact (the site never loads them), so a graph
-    can be re-exported without training again (import_model --state-dict)."""
+def _training_section(r: Recipe, losses: list[float], seconds: float) -> dict[str, Any]:
+    return {"architecture": _architecture_note(r), "network": r.architecture, "epochs": r.epochs,
+            "batch_size": r.batch_size, "optimiser": "AdamW, weight decay 1e-4",
+            "schedule": f"one-cycle, max lr {r.learning_rate}", "loss": "cross-entropy, label smoothing 0.05",
+            "sampling": f"images drawn with weight (class count) ** -{r.sampling_power}",
+            "augmentation": _augmentation_note(r), "epoch_losses": [round(v, 4) for v in losses], "seed": SEED,
+            "device": "cpu, 2 threads", "quick": r.quick, "wall_seconds": round(seconds)}
+
+
+def _keep_weights(model: torch.nn.Module, name: str, training: dict[str, Any], quick: bool) -> None:
+    """The trained PyTorch weights and their training record, outside the artifact (the site never
+    loads them), so the graph can be exported again without training (train_models --from-weights)."""
     if quick:
         return
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), WEIGHTS_DIR / f"{name}.pt")
+    (WEIGHTS_DIR / f"{name}.json").write_text(json.dumps(training, indent=2) + "\n")
     log.info("kept the trained weights in %s", WEIGHTS_DIR / f"{name}.pt")
+
+
+def _kept_weights(r: Recipe) -> tuple[torch.nn.Module, dict[str, Any]]:
+    weights, record = WEIGHTS_DIR / f"{r.name}.pt", WEIGHTS_DIR / f"{r.name}.json"
+    if not weights.exists() or not record.exists():
+        raise FileNotFoundError(f"no kept weights for {r.name} in {WEIGHTS_DIR}: train it first")
+    model = build_network(r.architecture, len(r.labels))
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.eval(), json.loads(record.read_text())
 
 
 def _judge(r: Recipe, path: Path, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, dict[str, Any], float]:

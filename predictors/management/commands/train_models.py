@@ -1,4 +1,4 @@
-"""python manage.py train_models [names] [--quick] [--output DIR]"""
+"""python manage.py train_models [names] [--quick] [--output DIR] [--from-weights]"""
 from __future__ import annotations
 
 import json
@@ -20,6 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--output", type=Path, default=None,
                             help="artifacts root (default: MODEL_ARTIFACTS_DIR)")
         parser.add_argument("--workers", type=int, default=2, help="processes generating images")
+        parser.add_argument("--from-weights", action="store_true",
+                            help="image models: export, quantize, calibrate and card the weights the last full "
+                                 "training kept (var/weights/) instead of training again")
 
     def handle(self, *args, **options) -> None:
         try:
@@ -29,7 +32,8 @@ class Command(BaseCommand):
         names = options["names"] or list(NAMES)
         out_root = options["output"] or Path(settings.MODEL_ARTIFACTS_DIR)
         try:
-            cards = train_models(names, out_root, quick=options["quick"], workers=options["workers"])
+            cards = train_models(names, out_root, quick=options["quick"], workers=options["workers"],
+                                 from_weights=options["from_weights"])
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         for name, card in cards.items():
