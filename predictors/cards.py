@@ -53,7 +53,8 @@ DATA_NAMES = {
 }
 PLOT_CAPTIONS = {
     "roc": "ROC curve: true against false positive rate at every threshold.",
-    "reliability": "Reliability: predicted risk against the share that had the outcome; the diagonal is perfect.",
+    "reliability": ("Reliability: the stated probability against how often it proved right (for an image model, "
+                    "its most likely answer, before and after calibration); the diagonal is perfect."),
     "confusion": "Confusion matrix on the held-out test set: rows are the true class, columns the prediction.",
 }
 WEAK_CLASS_RECALL = 0.6  # a class recognised less often than this is named under "where it fails"
@@ -81,6 +82,9 @@ class CardSummary:
     attribution: list[str]
     plots: list[tuple[str, str]]
     decision: list[tuple[str, str]] = field(default_factory=list)
+    calibration: list[tuple[str, str]] = field(default_factory=list)
+    robustness: list[dict[str, str]] = field(default_factory=list)
+    robustness_note: str = ""
 
 
 def summarise(card: Mapping[str, Any], known_limitations: list[str] | None = None) -> CardSummary:
@@ -103,7 +107,61 @@ def summarise(card: Mapping[str, Any], known_limitations: list[str] | None = Non
         plots=[(str(key), PLOT_CAPTIONS.get(str(key), _humanise(str(key)) + "."))
                for key in _mapping(card.get("plots"))],
         decision=_decision_rows(_mapping(card.get("decision"))),
+        calibration=_calibration_rows(_mapping(card.get("calibration"))),
+        robustness=_robustness_rows(_mapping(card.get("robustness"))),
+        robustness_note=_robustness_note(_mapping(card.get("robustness"))),
     )
+
+
+def _calibration_rows(calibration: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """How the probabilities were made honest (card key "calibration", training/calibration.py)."""
+    rows = []
+    if _is_number(calibration.get("temperature")):
+        rows.append(("Temperature dividing the network's scores", f"{calibration['temperature']:.2f}"))
+    if _is_number(calibration.get("ece_before")) and _is_number(calibration.get("ece_after")):
+        rows.append(("Average gap between stated confidence and accuracy (ECE)",
+                     f"{calibration['ece_before']:.1%} before, {calibration['ece_after']:.1%} after"))
+    if rows and _is_number(calibration.get("images")):
+        rows.append(("Fitted on", f"{int(calibration['images'])} validation images"))
+    return rows
+
+
+def _robustness_rows(robustness: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Each re-capture of the test photos (bench/capture_robustness.py) as the card page's table shows it."""
+    rows = []
+    for row in _list(robustness.get("rows")):
+        row = _mapping(row)
+        if not all(_is_number(row.get(key)) for key in ("right", "uncertain", "refused", "confidently_wrong")):
+            continue
+        reasons = ", ".join(f"{_humanise(str(code)).lower()} {share:.0%}"
+                            for code, share in _mapping(row.get("refused_by")).items() if _is_number(share))
+        rows.append({"capture": _capture_words(row), "right": f"{row['right']:.0%}",
+                     "uncertain": f"{row['uncertain']:.0%}",
+                     "refused": f"{row['refused']:.0%}" + (f" ({reasons})" if reasons else ""),
+                     "confidently_wrong": f"{row['confidently_wrong']:.0%}"})
+    return rows
+
+
+CAPTURE_WORDS = {
+    "original": "as taken", "brightness": "brightness ×{}", "contrast": "contrast ×{}", "gamma": "gamma {}",
+    "colour_cast": "colour cast {}", "uneven_light": "shadow across it, {}", "tilt": "tilted {}°",
+    "rotate": "turned {}°", "phone_photo": "phone photo at an angle, {}", "blur": "blurred, σ {} px",
+    "recompress": "messaging app (1000 px, JPEG quality {})", "screen_photo": "photo of a screen, {}",
+}
+
+
+def _capture_words(row: Mapping[str, Any]) -> str:
+    template = CAPTURE_WORDS.get(str(row.get("family")), str(row.get("capture")) + " {}")
+    return template.format(f"{row['strength']:g}" if _is_number(row.get("strength")) else "").strip(", ")
+
+
+def _robustness_note(robustness: Mapping[str, Any]) -> str:
+    if not robustness.get("rows"):
+        return ""
+    confident = robustness.get("confident", 0.8)
+    return (f"The held-out test photos sent again as clinics capture them, through the site itself "
+            f"(measured {_text(robustness.get('measured'))}). Confidently wrong: wrong at "
+            f"{confident:.0%} or more and not flagged uncertain.")
 
 
 # The thresholds an image result is decided with (card key "decision", chosen on validation
