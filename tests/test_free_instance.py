@@ -102,14 +102,15 @@ def test_refused_api_upload_says_when_to_retry():
             connection = http.client.HTTPConnection("127.0.0.1", site.port, timeout=60)
             connection.request("POST", "/api/v1/predict/ecg", body, headers)
             response = connection.getresponse()
-            response.read()
-            seen.append((response.status, response.getheader("Retry-After")))
+            answer = json.loads(response.read())
+            seen.append((response.status, response.getheader("Retry-After"), answer.get("error", {}).get("code")))
 
         threads = [threading.Thread(target=upload) for _ in range(6)]
         [t.start() for t in threads]
         [t.join() for t in threads]
-        refusals = [retry for status, retry in seen if status == 503]
-        assert refusals and all(retry and int(retry) >= 1 for retry in refusals), seen
+        refusals = [(retry, code) for status, retry, code in seen if status == 503]
+        assert {status for status, _, _ in seen} == {200, 503}, seen
+        assert refusals and all(code == "busy" and int(retry) >= 1 for retry, code in refusals), seen
     finally:
         site.stop()
 
