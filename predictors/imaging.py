@@ -247,7 +247,7 @@ class SceneScores:
         photo is still the right kind of picture, and is then judged on its quality instead."""
         if expected == "ecg":
             return self._ecg_tones()
-        return self.border_luma < 45 and self.centre_luma > self.border_luma + 15 and self.red_dominance > 1.2
+        return self._dark_rim() and self.centre_luma > self.border_luma + 15 and self.red_dominance > 1.2
 
     def _ecg_tones(self) -> bool:
         return (self.median_luma >= 110 and self.near_median >= 0.5
@@ -259,8 +259,12 @@ class SceneScores:
     def _looks_like_fundus(self) -> bool:
         # A colour fundus photo: a lit red-orange disc inside a dark camera mask. Grey
         # (red-free) crops are refused: the model was trained on colour photographs only.
-        return (self.border_luma < 45 and self.centre_luma > self.border_luma + 30
+        return (self._dark_rim() and self.centre_luma > self.border_luma + 30
                 and self.red_dominance > 1.2 and self.colourfulness >= 20)
+
+    def _dark_rim(self) -> bool:
+        """The camera's mask: near black, or (a washed-out capture lifts it) under half the disc's level."""
+        return self.border_luma < 45 or self.border_luma < 0.5 * self.centre_luma
 
 
 def scene_scores(image: Image.Image) -> SceneScores:
