@@ -1,0 +1,177 @@
+"""The image models on their held-out test photos re-captured the ways a clinic captures them.
+
+    .venv-dev/bin/python bench/capture_robustness.py [--models retina ecg] [--limit N] [--write]
+
+Each model's test split (the file names its card lists; never a fitting or validation
+image) is sent to the real server (gunicorn_config.py, the runtime environment, the
+shipped artifacts) through the API, as the original file and re-captured by every
+family of predictors.training.captures.BENCHMARK at each strength, seeded per image so a
+run is reproducible. Per family and strength it reports how often the answer is right,
+flagged uncertain, refused (by the reason the API gives) and confidently wrong: wrong at
+80% or more (ECG: the top class's probability; retina: the referable call, with
+P(grade >= 2) >= 0.8 or <= 0.2 on the wrong side). --write records the tables in
+docs/benchmarks.md and on each card (card.json "robustness", manifest refreshed), where
+the card page shows them.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from PIL import Image  # noqa: E402
+
+from bench.harness import ROOT, Site  # noqa: E402
+from bench.serve_bench import write_section  # noqa: E402
+from predictors.artifacts import write_manifest  # noqa: E402
+from predictors.training import captures, real_images  # noqa: E402
+
+ARTIFACTS = ROOT / "predictors" / "artifacts"
+CONFIDENT = 0.8
+CLIENTS = 2
+KIND = {"retina": "fundus", "ecg": "ecg"}
+REFERABLE_GRADE = 2
+
+
+def _test_items(card: dict[str, Any], name: str) -> list[tuple[Path, int]]:
+    root = real_images.data_root()
+    labels = {str(item.path.relative_to(root)): item.label
+              for item in (real_images.fundus_images() if name == "retina" else real_images.ecg_images())}
+    return [(root / file, labels[file]) for file in card["data"]["test_files"]]
+
+
+def _judge(name: str, card: dict[str, Any], truth: int, status: int, body: dict[str, Any]) -> str:
+    """One answer as "right", "uncertain", "wrong", "confidently_wrong" or "refused:<code>"."""
+    if status != 200:
+        return f"refused:{body.get('error', {}).get('code', status)}"
+    result = body
+    if name == "retina":
+        probabilities = list(result["probabilities"].values())
+        referable = sum(probabilities[REFERABLE_GRADE:])
+        called = referable >= card["decision"]["referable_threshold"]
+        right = called == (truth >= REFERABLE_GRADE)
+        confident = referable >= CONFIDENT or referable <= 1 - CONFIDENT
+    else:
+        right = result["class_index"] == truth
+        confident = result["confidence"] >= CONFIDENT
+    if right:
+        return "right"
+    if result.get("uncertain"):
+        return "uncertain"
+    return "confidently_wrong" if confident else "wrong"
+
+
+def run(models: list[str], limit: int | None, artifacts: Path) -> dict[str, list[dict[str, Any]]]:
+    site = Site(artifacts=artifacts).start()
+    results: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for name in models:
+            card = json.loads((artifacts / name / "card.json").read_text())
+            items = _test_items(card, name)[:limit]
+            rows = []
+            conditions = [None, *(c for c in captures.BENCHMARK if KIND[name] in c.kinds)]
+            for condition in conditions:
+                started = time.perf_counter()
+
+                def answer(numbered: tuple[int, tuple[Path, int]]) -> str:
+                    n, (path, truth) = numbered
+                    if condition is None:
+                        data = path.read_bytes()
+                    else:
+                        with Image.open(path) as original:
+                            data = captures.recapture(original, condition, seed=n)
+                    status, body, _ = site.predict(name, (path.stem + ".jpg", data))
+                    return _judge(name, card, truth, status, body)
+
+                # Two at a time: one photo is re-captured here while the server reads the other.
+                with ThreadPoolExecutor(CLIENTS) as pool:
+                    outcomes = Counter(pool.map(answer, enumerate(items)))
+                row = _row(condition, outcomes, len(items))
+                rows.append(row)
+                print(f"{name} {row['capture']:<18} right {row['right']:.2f}  uncertain {row['uncertain']:.2f}  "
+                      f"refused {row['refused']:.2f}  confidently wrong {row['confidently_wrong']:.2f}  "
+                      f"({time.perf_counter() - started:.0f} s)", flush=True)
+            results[name] = rows
+    finally:
+        site.stop()
+    return results
+
+
+def _row(condition: captures.Capture | None, outcomes: Counter[str], images: int) -> dict[str, Any]:
+    refusals = {key.split(":", 1)[1]: count for key, count in outcomes.items() if key.startswith("refused:")}
+    share = lambda count: round(count / images, 3)  # noqa: E731
+    return {
+        "capture": "original" if condition is None else condition.label,
+        "family": "original" if condition is None else condition.family,
+        "strength": None if condition is None else condition.strength,
+        "images": images,
+        "right": share(outcomes["right"]),
+        "uncertain": share(outcomes["uncertain"]),
+        "refused": share(sum(refusals.values())),
+        "refused_by": {code: share(count) for code, count in sorted(refusals.items())},
+        "wrong": share(outcomes["wrong"]),
+        "confidently_wrong": share(outcomes["confidently_wrong"]),
+    }
+
+
+def render(results: dict[str, list[dict[str, Any]]], command: str, artifacts: Path) -> str:
+    lines = [f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC with `{command}` on the served "
+             "models (card versions " + ", ".join(
+                 f"{name} {json.loads((artifacts / name / 'card.json').read_text())['version']}" for name in results)
+             + "), through the API of a real server. Shares of each model's held-out test photos; "
+             "\"confidently wrong\" is wrong at 80% or more (retina: the referable call, P(grade ≥ 2) ≥ 0.8 or "
+             "≤ 0.2 on the wrong side) and not flagged uncertain.", ""]
+    for name, rows in results.items():
+        lines += [f"{name} ({rows[0]['images']} test photos):", "",
+                  "| capture | right | uncertain | refused (reason) | wrong | confidently wrong |",
+                  "|---|---|---|---|---|---|"]
+        for row in rows:
+            reasons = ", ".join(f"{code} {value:.2f}" for code, value in row["refused_by"].items())
+            lines.append(f"| {row['capture']} | {row['right']:.2f} | {row['uncertain']:.2f} | "
+                         f"{row['refused']:.2f}{f' ({reasons})' if reasons else ''} | {row['wrong']:.2f} | "
+                         f"{row['confidently_wrong']:.2f} |")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def write_cards(results: dict[str, list[dict[str, Any]]], command: str) -> None:
+    """The rows on each card, and the card's manifest refreshed so the registry still verifies it."""
+    for name, rows in results.items():
+        directory = ARTIFACTS / name
+        card = json.loads((directory / "card.json").read_text())
+        card["robustness"] = {"measured": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d}", "command": command,
+                              "confident": CONFIDENT, "rows": rows}
+        (directory / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+        manifest = json.loads((directory / "manifest.json").read_text())
+        write_manifest(directory, list(manifest["files"]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["retina", "ecg"], choices=["retina", "ecg"])
+    parser.add_argument("--limit", type=int, default=None, help="first N test photos only (a quick look)")
+    parser.add_argument("--artifacts", type=Path, default=ARTIFACTS, help="default: the shipped models")
+    parser.add_argument("--write", action="store_true", help="record in docs/benchmarks.md and on the cards")
+    args = parser.parse_args()
+    if args.write and (args.limit or args.artifacts != ARTIFACTS):
+        parser.error("--write records the shipped models' whole test splits only")
+    results = run(args.models, args.limit, args.artifacts)
+    command = ".venv-dev/bin/python bench/capture_robustness.py" + (
+        f" --models {' '.join(args.models)}" if args.models != ["retina", "ecg"] else "")
+    text = render(results, command, args.artifacts)
+    print(text)
+    if args.write:
+        write_section("capture-robustness", text)
+        write_cards(results, command)
+
+
+if __name__ == "__main__":
+    main()
