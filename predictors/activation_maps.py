@@ -27,9 +27,12 @@ def overlay_png(features: np.ndarray, activation_map: np.ndarray, spec: dict) ->
     std = np.asarray(spec["std"], dtype=np.float32)[:, None, None]
     picture = np.clip((features[0] * std + mean).transpose(1, 2, 0), 0, 1)
     height, width = picture.shape[:2]
-    evidence = np.maximum(activation_map.astype(np.float32), 0)
-    peak = float(evidence.max())
-    heat = evidence / peak if peak > 0 else evidence
+    # Relative, as class activation maps are shown: the map's own lowest cell is cold and its
+    # highest hot. Its absolute level carries the class bias, which can put every cell below
+    # zero while one part of the picture still carried the answer most.
+    evidence = activation_map.astype(np.float32)
+    span = float(evidence.max() - evidence.min())
+    heat = (evidence - evidence.min()) / span if span > 0 else np.zeros_like(evidence)
     heat = np.asarray(Image.fromarray(heat, "F").resize((width, height), Image.Resampling.BILINEAR))[..., None]
     colour = np.array([1.0, 0.35, 0.0], dtype=np.float32)  # orange-red: the conventional "hot"
     blended = picture * (1 - OVERLAY_STRENGTH * heat) + colour * (OVERLAY_STRENGTH * heat)

@@ -51,6 +51,17 @@ def test_the_map_is_warm_where_the_evidence_was_and_untouched_elsewhere():
     assert np.abs(opposite - 127.5).max() < 3, "the picture as given where there was none"
 
 
+def test_a_map_below_zero_everywhere_still_shows_where_it_was_highest():
+    """The class bias can leave every cell negative; the highest one is still where the model looked."""
+    spec = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+    evidence = np.full((4, 4), -9.0, dtype=np.float32)
+    evidence[3, 3] = -2.0
+    picture = np.asarray(_png(overlay_png(np.zeros((1, 3, 64, 64), dtype=np.float32), evidence, spec)),
+                         dtype=np.float32)
+    corner = picture[-20:, -20:].mean(axis=(0, 1))
+    assert corner[0] > corner[2] + 60
+
+
 def _named(data: bytes) -> io.BytesIO:
     upload = io.BytesIO(data)
     upload.name = "upload.jpg"
