@@ -29,7 +29,7 @@ bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')
 workers = _env_int("WEB_CONCURRENCY", 1)
 
 # gunicorn's asyncio worker reads every request (headers and whole body) in its event
-# loop, where a slow or stalled client costs a coroutine, and HealthOracle/asgi.py then
+# loop, where a slow or stalled client costs a coroutine, and predictors/server/bridge.py then
 # runs Django in GUNICORN_THREADS threads, so /health/ and light pages answer while
 # another thread loads a model or runs ONNX Runtime (which releases the GIL). Under
 # gthread four clients trickling header bytes held all four threads and /health/ timed
@@ -46,7 +46,7 @@ worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "").strip() or "asgi"
 if worker_class not in ENTRY_POINTS:
     raise ValueError(f"GUNICORN_WORKER_CLASS={worker_class!r} is not supported (gunicorn_config.py); "
                      f"use {', '.join(ENTRY_POINTS)}.")
-# GUNICORN_THREADS sizes HealthOracle/asgi.py's pool (settings.SERVER_THREADS); gunicorn's
+# GUNICORN_THREADS sizes predictors/server/bridge.py's pool (settings.SERVER_THREADS); gunicorn's
 # own thread setting is for gthread only.
 threads = _env_int("GUNICORN_THREADS", 4) if worker_class == "gthread" else 1
 wsgi_app = ENTRY_POINTS[worker_class]
@@ -64,7 +64,7 @@ keepalive = _env_int("GUNICORN_KEEPALIVE", 5)
 
 # gunicorn's own recycling is off: it counts Render's /health/ probes (alone they would
 # recycle an idle worker every ~1,000 probes) and stops the old worker before the new
-# one has booted, seconds without a listener on 0.1 CPU. HealthOracle/recycling.py
+# one has booted, seconds without a listener on 0.1 CPU. predictors/server/recycling.py
 # recycles instead, when the worker's memory grows past WORKER_MAX_RSS_MB or after
 # GUNICORN_MAX_REQUESTS requests other than probes, starting the replacement first.
 max_requests = 0
@@ -101,8 +101,8 @@ def on_starting(server) -> None:
 
 
 def post_fork(server, worker) -> None:
-    """Tune glibc malloc before the worker's threads exist (see predictors.memory)."""
-    from predictors.memory import tune_malloc
+    """Tune glibc malloc before the worker's threads exist (see predictors.serving.memory)."""
+    from predictors.serving.memory import tune_malloc
 
     tune_malloc()
     if worker_class == "gevent":  # benchmark only: psycopg2 must yield to the event loop
@@ -124,6 +124,6 @@ def worker_exit(server, worker) -> None:
     """
     import sys
 
-    warmup = sys.modules.get("predictors.warmup")
+    warmup = sys.modules.get("predictors.serving.warmup")
     if warmup is not None:
         warmup.stop_warmup()

@@ -180,10 +180,10 @@ STORAGES = {
 }
 
 # Uploads: Django keeps bodies up to this size in memory and refuses larger ones
-# before a view runs; imaging.py applies its own byte and pixel caps again on decode.
+# before a view runs; predictors/images/decode.py applies its own byte and pixel caps again on decode.
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 # 25 megapixels: a fundus camera (IDRiD: 4288×2848, 12 MP), an A4 ECG scanned at
-# 400 dpi (16 MP) or a 24 MP phone photo; imaging.MAX_DECODED_BYTES bounds memory too.
+# 400 dpi (16 MP) or a 24 MP phone photo; images.decode.MAX_DECODED_BYTES bounds memory too.
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 25_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 64 * 1024
 # The body limits RequestLimitsMiddleware applies, owned here so the server's limit below
@@ -194,7 +194,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 64 * 1024
 FORM_BODY_FACTOR = 4
 UPLOAD_BODY_ALLOWANCE = 256 * 1024
 _form_body_bytes = FORM_BODY_FACTOR * MAX_UPLOAD_BYTES + UPLOAD_BODY_ALLOWANCE
-# The server (HealthOracle/asgi.py) reads each request whole in its event loop before
+# The server (predictors/server/bridge.py) reads each request whole in its event loop before
 # a thread runs Django: bodies up to this size, within this many seconds (a 10 MB upload
 # over a 1.5 Mbit/s link), else 408; a body declared larger is left unread for Django to
 # refuse. Smaller than a page form's limit, the server itself would answer a bare 413
@@ -209,10 +209,10 @@ REQUEST_READ_TIMEOUT = env_float("REQUEST_READ_TIMEOUT", 60.0)
 # Threads running Django in the worker (gunicorn_config.py reads the same variable).
 SERVER_THREADS = env_int("GUNICORN_THREADS", 4)
 # Image requests run at once; the rest wait in the event loop this long, then get a 503
-# with Retry-After (API) or the page again saying the site is busy (predictors/admission.py).
+# with Retry-After (API) or the page again saying the site is busy (predictors/server/admission.py).
 IMAGE_CONCURRENCY = max(1, env_int("IMAGE_CONCURRENCY", 1))
 IMAGE_QUEUE_SECONDS = env_float("IMAGE_QUEUE_SECONDS", 30.0)
-# Worker recycling (HealthOracle/recycling.py): when resident memory passes this, or
+# Worker recycling (predictors/server/recycling.py): when resident memory passes this, or
 # after GUNICORN_MAX_REQUESTS requests other than /health/ (0: never by count).
 WORKER_MAX_RSS_MB = env_int("WORKER_MAX_RSS_MB", 360)
 WORKER_MAX_REQUESTS = env_int("GUNICORN_MAX_REQUESTS", 0)
@@ -275,7 +275,7 @@ WARM_MODELS = env_list("WARM_MODELS")
 # other gunicorn threads (and /health/) on a fractional-CPU instance.
 ORT_INTRA_OP_THREADS = env_int("ORT_INTRA_OP_THREADS", 1)
 # Checked here so a typo stops the server at start-up instead of failing the first image
-# request; predictors/runtimes/onnx_image.py maps the name to ONNX Runtime's level.
+# request; predictors/serving/runtimes/onnx_image.py maps the name to ONNX Runtime's level.
 ORT_GRAPH_OPTIMIZATION = os.environ.get("ORT_GRAPH_OPTIMIZATION", "").strip().lower() or "all"
 if ORT_GRAPH_OPTIMIZATION not in {"disable", "basic", "extended", "all"}:
     raise ImproperlyConfigured(

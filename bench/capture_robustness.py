@@ -31,7 +31,7 @@ from PIL import Image  # noqa: E402
 
 from bench.harness import ROOT, Site  # noqa: E402
 from bench.serve_bench import write_section  # noqa: E402
-from predictors.artifacts import write_manifest  # noqa: E402
+from predictors.serving.artifacts import write_manifest  # noqa: E402
 from predictors.training import captures, real_images  # noqa: E402
 
 ARTIFACTS = ROOT / "predictors" / "artifacts"

@@ -3,7 +3,7 @@
     .venv/bin/python bench/ort_settings.py [--runs 40] [--write]
 
 Each (model, level) loads in a fresh process through the real runtime
-(predictors.runtimes.onnx_image), so RSS deltas are not polluted by the previous one.
+(predictors.serving.runtimes.onnx_image), so RSS deltas are not polluted by the previous one.
 """
 from __future__ import annotations
 
@@ -25,10 +25,10 @@ PROBE = r"""
 import json, sys, time
 import numpy as np
 from pathlib import Path
-from predictors.artifacts import open_artifact
-from predictors.memory import rss_bytes
-from predictors.runtimes import RuntimeOptions
-from predictors.runtimes.onnx_image import OnnxImage
+from predictors.serving.artifacts import open_artifact
+from predictors.serving.memory import rss_bytes
+from predictors.serving.runtimes import RuntimeOptions
+from predictors.serving.runtimes.onnx_image import OnnxImage
 name, runs, level = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 artifact = open_artifact(name, Path("predictors/artifacts") / name)
 before = rss_bytes(); started = time.perf_counter()

@@ -60,8 +60,8 @@ def ort_alone_ms(model: str, artifacts: Path | None, runs: int) -> float:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "HealthOracle.settings")
     os.environ.setdefault("DEBUG", "1")
-    from predictors.artifacts import open_artifact
-    from predictors.runtimes import RuntimeOptions, runtime_class
+    from predictors.serving.artifacts import open_artifact
+    from predictors.serving.runtimes import RuntimeOptions, runtime_class
 
     artifact = open_artifact(model, (artifacts or ROOT / "predictors" / "artifacts") / model)
     runtime = runtime_class(artifact.kind).load(artifact, RuntimeOptions(intra_op_threads=1, graph_optimization="all"))

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from predictors.artifacts import Artifact
-from predictors.runtimes.onnx_image import ImageOutput
+from predictors.serving.artifacts import Artifact
+from predictors.serving.runtimes.onnx_image import ImageOutput
 from predictors.training.export import with_activation_map
 from predictors.training.vision import build_network
 

@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bench.serve_bench import write_section  # noqa: E402
-from predictors import ecg_page, imaging  # noqa: E402
-from predictors.artifacts import open_artifact  # noqa: E402
+from predictors.images import decode, ecg_page, fundus, gate, transform  # noqa: E402
+from predictors.serving.artifacts import open_artifact  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -55,9 +55,9 @@ def measure() -> dict[str, dict[str, float]]:
         rows[model].setdefault(step, []).append(value)
 
     for data in _photos("ecg-khan"):
-        image = imaging.decode(data, **LIMITS).image
-        add("ecg", "decode", _ms(lambda: imaging.decode(data, **LIMITS)))
-        add("ecg", "gate and quality check", _ms(lambda: imaging.gate(image, "ecg")))
+        image = decode.decode(data, **LIMITS).image
+        add("ecg", "decode", _ms(lambda: decode.decode(data, **LIMITS)))
+        add("ecg", "gate and quality check", _ms(lambda: gate.gate(image, "ecg")))
         working = ecg_page._working_size(image)
         add("ecg", "page: working size", _ms(lambda: ecg_page._working_size(image)))
         add("ecg", "page: find and rectify the paper", _ms(lambda: ecg_page.rectify_paper(working)))
@@ -67,20 +67,20 @@ def measure() -> dict[str, dict[str, float]]:
         add("ecg", "page: read the tilt and turn", _ms(lambda: (ecg_page.tilt_degrees(grey),
                                                                    ecg_page.is_quarter_turned(grey))))
         page = ecg_page.prepare_page(image)
-        add("ecg", "lead area crop and upright check", _ms(lambda: imaging.crop_ecg_grid(page, turn_upright=True)))
-        add("ecg", "model_input, issue 15 steps", _ms(lambda: imaging.model_input(image, specs["ecg"])))
-        add("ecg", "model_input without them", _ms(lambda: imaging.model_input(image, before["ecg"])))
+        add("ecg", "lead area crop and upright check", _ms(lambda: ecg_page.crop_ecg_grid(page, turn_upright=True)))
+        add("ecg", "model_input, issue 15 steps", _ms(lambda: transform.model_input(image, specs["ecg"])))
+        add("ecg", "model_input without them", _ms(lambda: transform.model_input(image, before["ecg"])))
     for data in _photos("fundus-idrid"):
-        image = imaging.decode(data, **LIMITS).image
-        add("retina", "decode", _ms(lambda: imaging.decode(data, **LIMITS)))
-        add("retina", "gate and quality check", _ms(lambda: imaging.gate(image, "fundus")))
-        add("retina", "field-of-view crop", _ms(lambda: imaging.crop_field_of_view(image)))
+        image = decode.decode(data, **LIMITS).image
+        add("retina", "decode", _ms(lambda: decode.decode(data, **LIMITS)))
+        add("retina", "gate and quality check", _ms(lambda: gate.gate(image, "fundus")))
+        add("retina", "field-of-view crop", _ms(lambda: fundus.crop_field_of_view(image)))
         size = (specs["retina"]["width"], specs["retina"]["height"])
-        resized = np.asarray(imaging.crop_field_of_view(image).resize(size, Image.Resampling.BILINEAR),
+        resized = np.asarray(fundus.crop_field_of_view(image).resize(size, Image.Resampling.BILINEAR),
                              dtype=np.float32)
-        add("retina", "light and colour normalisation", _ms(lambda: imaging.normalise_fundus(resized)))
-        add("retina", "model_input, issue 15 steps", _ms(lambda: imaging.model_input(image, specs["retina"])))
-        add("retina", "model_input without them", _ms(lambda: imaging.model_input(image, before["retina"])))
+        add("retina", "light and colour normalisation", _ms(lambda: fundus.normalise_fundus(resized)))
+        add("retina", "model_input, issue 15 steps", _ms(lambda: transform.model_input(image, specs["retina"])))
+        add("retina", "model_input without them", _ms(lambda: transform.model_input(image, before["retina"])))
     return {model: {step: statistics.median(values) for step, values in steps.items()} for model, steps in rows.items()}
 
 

@@ -5,7 +5,7 @@
 Starts the real site (runtime environment, gunicorn_config.py) once per candidate worker
 class (GUNICORN_WORKER_CLASS): gthread (the old setting), gevent (installed with pip into
 var/bench-gevent, with psycogreen, since it is not a runtime dependency) and asgi
-(gunicorn's asyncio worker with HealthOracle/asgi.py). For each: worker PSS idle and after
+(gunicorn's asyncio worker with predictors/server/bridge.py). For each: worker PSS idle and after
 a warm form prediction, /health/ and form latency, /health/ while 8 connections trickle
 header bytes (twice GUNICORN_THREADS), /health/ while ECG predictions run back to back, and
 whether a body shorter than its Content-Length is processed. --write records the table

@@ -15,7 +15,7 @@ from .forms import FORMS
 from .http import api_user, error_response
 from .inputs import TABULAR_SCHEMAS, InputInvalid, InputMalformed
 from .models import Prediction
-from .registry import ModelUnavailable
+from .serving.registry import ModelUnavailable
 
 # A form's fields as JSON are a few hundred bytes; anything this big is not one.
 MAX_JSON_BYTES = 1024 * 1024

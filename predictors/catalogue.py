@@ -15,7 +15,7 @@ class ModelSpec:
     name: str
     title: str
     nav: str  # its link in the site's navigation
-    kind: str  # which runtime serves it (predictors.runtimes.RUNTIME_CLASSES)
+    kind: str  # which runtime serves it (predictors.serving.runtimes.RUNTIME_CLASSES)
     needs: str  # one line for the dashboard and the API document
     input: str  # "tabular" (schema in predictors.inputs), or the image gate: "fundus" / "ecg"
     population: str = ""  # who the training data were, in a sentence said with every result and on the card

@@ -20,7 +20,7 @@ from .presentation import file_size
 from .services import ImageRequest, TabularRequest
 
 if TYPE_CHECKING:
-    from .imaging import DecodedImage
+    from .images.decode import DecodedImage
 
 UNKNOWN = ("", "Unknown")
 
@@ -34,7 +34,8 @@ class ScanField(forms.FileField):
         super().__init__(**kwargs)
 
     def clean(self, data: Any, initial: Any = None) -> "DecodedImage | None":
-        from .imaging import ImageRejected, decode, gate  # Pillow + numpy: only when an image arrives
+        from .images.decode import ImageRejected, decode  # Pillow + numpy: only when an image arrives
+        from .images.gate import gate
 
         upload = super().clean(data, initial)
         if not upload:

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from .inputs import TABULAR_SCHEMAS
 from .models import Prediction
-from .registry import ModelUnavailable, get_loader
+from .serving.registry import ModelUnavailable, get_loader
 from .catalogue import SPECS
 from .services import CLOSE_CALL_MARGIN, REFERABLE_GRADE, ImageRequest, TabularRequest, close_call, unknown_inputs
 
 if TYPE_CHECKING:
-    from .imaging import DecodedImage
+    from .images.decode import DecodedImage
 
 THUMBNAIL_SIDE = 320
 # Fewer than this share of a form's findings known: the estimate rests on too little to read plainly.
@@ -305,7 +305,7 @@ def thumbnails_for(record: Prediction, requests: list[TabularRequest | ImageRequ
 def activation_maps_for(record: Prediction) -> dict[int, str]:
     """Where each image model of a just-answered submission looked, drawn over what it was given,
     by the id of the record that judged the image."""
-    from .activation_maps import data_uri
+    from .images.activation_maps import data_uri
 
     looked = getattr(record, "where_it_looked", {})
     return {item.pk: data_uri(looked[item.model_name].png())

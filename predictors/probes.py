@@ -25,7 +25,7 @@ def health(request: HttpRequest) -> JsonResponse:
 @require_GET
 def ready(request: HttpRequest) -> JsonResponse:
     """Readiness: the database answers and every artifact is on disk and verified (none loaded)."""
-    from .registry import get_loader
+    from .serving.registry import get_loader
 
     checks: dict[str, str] = {}
     try:
@@ -56,7 +56,7 @@ def _operator(request: HttpRequest) -> bool:
 @require_GET
 def status(request: HttpRequest) -> JsonResponse:
     """Each model's state, version, memory and timings; loads nothing. Staff or METRICS_TOKEN."""
-    from .registry import get_loader
+    from .serving.registry import get_loader
 
     if not _operator(request):
         return error_response(403, "forbidden", "Staff login or `Authorization: Bearer <METRICS_TOKEN>` required.")
@@ -69,6 +69,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text format. Staff or METRICS_TOKEN."""
     if not _operator(request):
         return error_response(403, "forbidden", "Staff login or `Authorization: Bearer <METRICS_TOKEN>` required.")
-    from .metrics import exposition
+    from .serving.metrics import exposition
 
     return HttpResponse(exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from django.db import transaction
 
-from . import metrics
+from .serving import metrics
 from .inputs import TABULAR_SCHEMAS
 from .models import Prediction
-from .registry import ModelUnavailable, get_loader
+from .serving.registry import ModelUnavailable, get_loader
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from .imaging import DecodedImage
+    from .images.decode import DecodedImage
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def run_image(request: ImageRequest) -> tuple[dict[str, Any], str, float]:
     is the most likely single grade, so the two may point different ways; the result
     page says so in words.
     """
-    from .imaging import model_input  # numpy + Pillow load with the first image, not at start-up
+    from .images.transform import model_input  # numpy + Pillow load with the first image, not at start-up
 
     started = time.perf_counter()
     model = get_loader().get(request.model)
@@ -143,7 +143,7 @@ class WhereItLooked:
     spec: Mapping[str, Any]
 
     def png(self) -> bytes:
-        from .activation_maps import overlay_png
+        from .images.activation_maps import overlay_png
 
         return overlay_png(self.features, self.activation_map, self.spec)
 

@@ -11,7 +11,7 @@ MODEL_SETTINGS = {"MODEL_ARTIFACTS_DIR", "MODEL_MEMORY_BUDGET_MB", "MODEL_RETRY_
 @receiver(setting_changed)
 def rebuild_registry(setting: str, **kwargs) -> None:
     if setting in MODEL_SETTINGS:
-        from .registry import reset_loader
+        from .serving.registry import reset_loader
 
         reset_loader()
 

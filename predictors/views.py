@@ -9,12 +9,12 @@ from django.templatetags.static import static
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
-from . import cards, presentation, selectors, services
-from .admission import busy_page, files_with_held, refused
+from . import card_pages, presentation, selectors, services
+from .busy import busy_page, files_with_held, refused
 from .forms import FORMS, HistoryFilterForm
 from .http import error_response
 from .models import Prediction
-from .registry import ModelUnavailable, get_loader
+from .serving.registry import ModelUnavailable, get_loader
 from .uploads import CappedMemoryUploadHandler
 
 HISTORY_PAGE_SIZE = 20
@@ -53,7 +53,7 @@ def _predict(request: HttpRequest, model: str) -> HttpResponse:
     status = 200
     error = None
     if request.method == "POST":
-        if refused(request):  # no image slot came free in time (predictors/admission.py)
+        if refused(request):  # no image slot came free in time (predictors/server/admission.py)
             return busy_page(request, form_class, spec)
         form = form_class(request.POST, files_with_held(request))
         if form.is_valid():
@@ -112,7 +112,7 @@ def model_card(request: HttpRequest, model: str) -> HttpResponse:
     except ModelUnavailable as exc:
         return render(request, "error.html", {"title": f"{spec.title}: model unavailable", "message": exc.reason},
                       status=503)
-    summary = cards.summarise(card, known_limitations=[spec.population] if spec.population else [])
+    summary = card_pages.summarise(card, known_limitations=[spec.population] if spec.population else [])
     return render(request, "model_card.html", {"spec": spec, "summary": summary})
 
 

@@ -15,7 +15,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from predictors.admission import BUSY_KEY, HELD_FIELD
+from predictors.busy import HELD_FIELD
+from predictors.server.admission import BUSY_KEY
 from predictors.models import APIToken, Prediction
 
 from .conftest import ROOT, sample

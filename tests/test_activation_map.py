@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from predictors.activation_maps import overlay_png
+from predictors.images.activation_maps import overlay_png
 
 from .conftest import sample
 from .test_api import post_image

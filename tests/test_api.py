@@ -114,7 +114,8 @@ def graph_probabilities(artifacts, model: str, data: bytes, settings) -> dict[st
     shared transform, so a server that ignored the image, swapped models or mislabelled classes differs."""
     import onnxruntime as ort
 
-    from predictors.imaging import decode, model_input
+    from predictors.images.decode import decode
+    from predictors.images.transform import model_input
 
     card = json.loads((artifacts / model / "card.json").read_text())
     decoded = decode(data, max_bytes=settings.MAX_UPLOAD_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS)

@@ -90,7 +90,7 @@ def test_a_non_ascii_operator_token_is_refused_not_a_500(client, settings, path)
 
 
 def test_unexpected_error_is_a_json_500_in_the_api_error_shape(artifacts, api_token, monkeypatch):
-    from predictors.runtimes.xgboost_tabular import XGBoostTabular
+    from predictors.serving.runtimes.xgboost_tabular import XGBoostTabular
 
     def broken_predict(self, features):
         raise RuntimeError("internal detail that must not leak")

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from predictors import ecg_page
-from predictors.imaging import decode, model_input
+from predictors.images import ecg_page
+from predictors.images.decode import decode
+from predictors.images.transform import model_input
 from predictors.training import captures, real_images
 from predictors.training.vision import ecg_spec, retina_spec
 

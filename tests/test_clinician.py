@@ -21,7 +21,7 @@ from PIL import Image
 
 from predictors import presentation
 from predictors.catalogue import SPECS
-from predictors.artifacts import write_manifest
+from predictors.serving.artifacts import write_manifest
 from predictors.models import Prediction
 from predictors.uploads import CappedMemoryUploadHandler, OversizedUpload
 

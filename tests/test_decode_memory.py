@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from predictors.imaging import MAX_DECODED_BYTES, ImageRejected, decode, decoded_bytes
+from predictors.images.decode import MAX_DECODED_BYTES, ImageRejected, decode, decoded_bytes
 
 LIMITS = {"max_bytes": 10_000_000, "max_pixels": 25_000_000}
 

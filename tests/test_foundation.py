@@ -102,7 +102,7 @@ def test_gunicorn_config_fits_one_small_instance():
     # One asyncio worker: slow clients cost a coroutine; Django runs in the bridge's own thread pool.
     assert config["workers"] == 1 and config["worker_class"] == "asgi" and config["threads"] == 1
     assert config["preload_app"] is False
-    # gunicorn's recycling counts probes and leaves a gap; HealthOracle/recycling.py does it instead.
+    # gunicorn's recycling counts probes and leaves a gap; predictors/server/recycling.py does it instead.
     assert config["max_requests"] == 0
     assert config["bind"] == "0.0.0.0:10000"
     assert config["timeout"] > config["graceful_timeout"] > 0

@@ -113,7 +113,7 @@ def test_a_body_cut_off_by_the_read_timeout_closes_its_spooled_file(monkeypatch)
     import asyncio
     import tempfile
 
-    from HealthOracle import asgi
+    from predictors.server import bridge as server_bridge
 
     opened: list[tempfile.SpooledTemporaryFile] = []
 
@@ -122,7 +122,7 @@ def test_a_body_cut_off_by_the_read_timeout_closes_its_spooled_file(monkeypatch)
             super().__init__(*args, **kwargs)
             opened.append(self)
 
-    monkeypatch.setattr(asgi.tempfile, "SpooledTemporaryFile", RecordedSpool)
+    monkeypatch.setattr(server_bridge.tempfile, "SpooledTemporaryFile", RecordedSpool)
     sent: list[dict] = []
     first = True
 
@@ -136,7 +136,7 @@ def test_a_body_cut_off_by_the_read_timeout_closes_its_spooled_file(monkeypatch)
     async def send(message: dict) -> None:
         sent.append(message)
 
-    bridge = asgi.BufferedWSGIBridge(lambda: asgi.Served(
+    bridge = server_bridge.BufferedWSGIBridge(lambda: server_bridge.Served(
         lambda environ, start_response: [], threads=1, max_body_bytes=10_000, read_timeout=0.2,
         json_paths=lambda path: True, admission=None, recycler=None))
     scope = {"type": "http", "method": "POST", "path": "/api/v1/predict/diabetes",

@@ -6,8 +6,8 @@ import io
 import pytest
 from PIL import Image
 
-from predictors.image_quality import assess
-from predictors.imaging import decode
+from predictors.images.quality import assess
+from predictors.images.decode import decode
 from predictors.models import Prediction
 from predictors.training import captures, real_images
 

@@ -9,9 +9,12 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from predictors import ecg_page
-from predictors.imaging import (ImageRejected, crop_ecg_grid, crop_field_of_view, decode, field_of_view_mask, gate,
-                                model_input, normalise_fundus, scene_scores, suppress_red_grid)
+from predictors.images import ecg_page
+from predictors.images.decode import ImageRejected, decode
+from predictors.images.ecg_page import crop_ecg_grid, suppress_red_grid
+from predictors.images.fundus import crop_field_of_view, field_of_view_mask, normalise_fundus
+from predictors.images.gate import gate, scene_scores
+from predictors.images.transform import model_input
 from predictors.training import real_images
 from predictors.training.vision import ecg_spec, retina_spec
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from predictors.artifacts import write_manifest
+from predictors.serving.artifacts import write_manifest
 
 
 def _with_robustness(artifacts, name: str) -> None:

@@ -128,7 +128,7 @@ def test_onnx_sessions_use_the_configured_threads_and_optimisation(artifacts, se
     """The session options are ONNX Runtime's own record of what the runtime asked for."""
     import onnxruntime as ort
 
-    from predictors.registry import get_loader
+    from predictors.serving.registry import get_loader
 
     settings.ORT_INTRA_OP_THREADS = 2
     settings.ORT_GRAPH_OPTIMIZATION = "basic"

@@ -23,7 +23,7 @@ HEART_FORM = {"age": "61", "sex": "male", "chest_pain_type": "asymptomatic", "re
 
 
 def test_dashboard_lists_the_four_models_without_loading_them(logged_in, artifacts):
-    from predictors.registry import get_loader
+    from predictors.serving.registry import get_loader
 
     page = logged_in.get("/").content.decode()
     for title in ("Diabetes risk", "Heart disease risk", "Diabetic retinopathy grade", "ECG finding"):

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from predictors.registry import MODEL_SPECS, ModelLoader, ModelUnavailable, get_loader
-from predictors.runtimes import RuntimeOptions
+from predictors.catalogue import MODEL_SPECS
+from predictors.serving.registry import ModelLoader, ModelUnavailable, get_loader
+from predictors.serving.runtimes import RuntimeOptions
 
 from .conftest import ROOT
 
@@ -31,7 +32,7 @@ def test_nothing_loads_at_start_up_or_on_health(runtime_python, quick_artifacts)
         "from django.test import Client\n"
         "from django.core.handlers.wsgi import WSGIHandler\n"
         "Client().get('/health/'); Client().get('/ready/')\n"
-        "from predictors.registry import get_loader\n"
+        "from predictors.serving.registry import get_loader\n"
         "print(json.dumps({m['name']: m['state'] for m in get_loader().status()['models']}))\n"
     )
     env = {"PATH": "/usr/bin:/bin", "DEBUG": "1", "ALLOWED_HOSTS": "testserver",
@@ -127,7 +128,7 @@ def test_tampered_weights_fail_the_manifest_check(artifacts):
 
 
 def test_corrupt_onnx_with_a_matching_manifest_is_refused_by_the_runtime(artifacts):
-    from predictors.artifacts import MANIFEST, write_manifest
+    from predictors.serving.artifacts import MANIFEST, write_manifest
 
     (artifacts / "retina" / "model.onnx").write_bytes(b"this is not a protobuf" * 100)
     files = list(json.loads((artifacts / "retina" / MANIFEST).read_text())["files"])
@@ -180,8 +181,8 @@ def test_warm_models_command_loads_and_reports(artifacts):
 
 def test_background_warmup_never_blocks(artifacts, settings, monkeypatch):
     """The caller (a worker starting) gets control back while the models are still loading."""
-    from predictors.runtimes.xgboost_tabular import XGBoostTabular
-    from predictors.warmup import start_background_warmup
+    from predictors.serving.runtimes.xgboost_tabular import XGBoostTabular
+    from predictors.serving.warmup import start_background_warmup
 
     release = threading.Event()
     real_load = XGBoostTabular.load.__func__

@@ -10,11 +10,13 @@ import onnx
 import pytest
 from django.core.management import CommandError, call_command
 
-from predictors.artifacts import open_artifact
-from predictors.imaging import model_input, scene_scores
+from predictors.serving.artifacts import open_artifact
+from predictors.images.transform import model_input
+from predictors.images.gate import scene_scores
 from predictors.inputs import TABULAR_SCHEMAS
-from predictors.registry import MODEL_SPECS, ModelLoader
-from predictors.runtimes import RuntimeOptions
+from predictors.catalogue import MODEL_SPECS
+from predictors.serving.registry import ModelLoader
+from predictors.serving.runtimes import RuntimeOptions
 from predictors.training import real_images, synth_ecg, synth_fundus, vision
 from predictors.training.tabular_data import load_heart, load_pima
 

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageFilter
 
-from predictors.ecg_page import perspective_coefficients
+from predictors.images.ecg_page import perspective_coefficients
 
 # Phones and messaging apps send JPEG; captures other than the recompression family keep
 # a phone camera's own quality so that they measure one change at a time.

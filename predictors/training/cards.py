@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from predictors.artifacts import CARD, write_manifest  # noqa: E402
+from predictors.serving.artifacts import CARD, write_manifest  # noqa: E402
 
 INTENDED_USE_TABULAR = (
     "Demonstration model for HealthOracle. It estimates risk from a small public research "

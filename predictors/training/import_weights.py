@@ -10,7 +10,8 @@ import numpy as np
 import torch
 import xgboost as xgb
 
-from predictors.imaging import ImageRejected, decode, model_input
+from predictors.images.decode import ImageRejected, decode
+from predictors.images.transform import model_input
 from predictors.inputs import TABULAR_SCHEMAS
 
 from . import cards, synth_ecg, synth_fundus

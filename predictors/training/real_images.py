@@ -1,6 +1,6 @@
 """The real labelled photographs in ../shared/data/, read in place, and honest splits of them.
 
-Images are read through predictors.imaging.decode, the web runtime's own decoder, so a
+Images are read through predictors.images.decode, the web runtime's own decoder, so a
 model trains on the pixels it will be served. Splits keep every group of duplicates and
 near-duplicates (images whose fine structure correlates closely, structure_map) on one side, because both data sets are known to
 hold repeats: a test image whose twin was trained on measures memory, not skill.
@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from sklearn.model_selection import StratifiedGroupKFold
 
-from predictors.imaging import decode
+from predictors.images.decode import decode
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Image models: fine-tune on real photographs, evaluate honestly, export, quantize, card.
 
-The pixels a network trains on come from predictors.imaging (decode, then model_input
+The pixels a network trains on come from predictors.images (decode, then model_input
 with the input spec the card ships), so serving cannot drift from training. Every
 figure on a card comes from real photographs the network never trained on; splits keep
 duplicates and near-duplicates on one side (predictors.training.real_images).
@@ -25,7 +25,8 @@ from tqdm import tqdm
 
 from PIL import Image
 
-from predictors.imaging import decode, model_input
+from predictors.images.decode import decode
+from predictors.images.transform import model_input
 
 from . import calibration, captures, cards, evaluation, real_images
 from .export import export_onnx, quantize_with_fallback, with_activation_map

@@ -9,7 +9,7 @@ class Command(BaseCommand):
             "checks). Exits non-zero when one is missing or corrupt, so a build can stop there.")
 
     def handle(self, *args, **options) -> None:
-        from predictors.registry import get_loader
+        from predictors.serving.registry import get_loader
 
         loader = get_loader()
         problems = loader.check_artifacts()

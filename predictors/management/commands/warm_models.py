@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from predictors.warmup import warm, warm_model_names
+from predictors.serving.warmup import warm, warm_model_names
 
 
 class Command(BaseCommand):
@@ -14,7 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("names", nargs="*", default=["all"])
 
     def handle(self, *args, names: list[str], **options) -> None:
-        from predictors.registry import get_loader
+        from predictors.serving.registry import get_loader
 
         selected = warm_model_names(names)
         if not selected:

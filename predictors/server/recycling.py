@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from predictors.memory import rss_bytes
+from predictors.serving.memory import rss_bytes
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from predictors.artifacts import Artifact, ArtifactError
+from predictors.serving.artifacts import Artifact, ArtifactError
 
 from . import RuntimeOptions
 

@@ -1,6 +1,6 @@
 """Where the model looked: its class activation map drawn over the picture it was given.
 
-The map comes out of the same graph run as the answer (predictors.runtimes.onnx_image),
+The map comes out of the same graph run as the answer (predictors.serving.runtimes.onnx_image),
 on the network's last feature grid: a few cells across. It is drawn over the model's own
 input, the cropped, straightened and normalised picture, because that is the geometry
 the map belongs to; drawn over the upload it would point at the wrong place whenever

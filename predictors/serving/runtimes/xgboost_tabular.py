@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import xgboost
 
-from predictors.artifacts import Artifact, ArtifactError
+from predictors.serving.artifacts import Artifact, ArtifactError
 
 from . import RuntimeOptions
 

@@ -16,7 +16,9 @@ from typing import Callable
 
 from django.conf import settings
 
-from .registry import MODEL_SPECS, ModelUnavailable, get_loader
+from predictors.catalogue import MODEL_SPECS
+
+from .registry import ModelUnavailable, get_loader
 
 log = logging.getLogger(__name__)
 

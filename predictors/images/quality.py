@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from .fundus import field_of_view_mask
+
 # Measures are taken on a copy this many pixels on its longer side: enough for the fine
 # structure (vessels, a trace's edge) that blur removes first.
 QUALITY_SIDE = 256
@@ -86,8 +88,6 @@ def _sharpness(grey: np.ndarray, where: np.ndarray) -> float:
 
 def assess(image: Image.Image, kind: str) -> Quality:
     """The photo's readability for the model of `kind` ("fundus" or "ecg")."""
-    from .imaging import field_of_view_mask
-
     brightest, grey = _working_grey(image)
     if kind == "fundus":
         disc = field_of_view_mask(brightest)

@@ -10,14 +10,14 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from predictors.artifacts import Artifact
+from predictors.serving.artifacts import Artifact
 
 if TYPE_CHECKING:
     import numpy as np
 
 RUNTIME_CLASSES = {
-    "xgboost_tabular": "predictors.runtimes.xgboost_tabular.XGBoostTabular",
-    "onnx_image": "predictors.runtimes.onnx_image.OnnxImage",
+    "xgboost_tabular": "predictors.serving.runtimes.xgboost_tabular.XGBoostTabular",
+    "onnx_image": "predictors.serving.runtimes.onnx_image.OnnxImage",
 }
 
 

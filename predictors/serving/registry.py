@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .artifacts import CARD, Artifact, ArtifactError, open_artifact
-from .catalogue import MODEL_SPECS, ModelSpec
+from predictors.catalogue import MODEL_SPECS, ModelSpec
 from .memory import release_freed_memory, rss_bytes
 from .runtimes import ModelRuntime, RuntimeOptions, runtime_class
 

@@ -1,0 +1,111 @@
+"""Admission control for image work: a few at a time, the rest queue, then "busy".
+
+On a tenth of a CPU two uploads at once take twice as long each and hold two decoded
+images in memory; nothing is gained by running them together. So the server runs at
+most IMAGE_CONCURRENCY image requests at once (an upload to an image model, from the
+API or a page, counted from the parsing of its body to its response) and queues the
+rest in its event loop, where waiting holds no thread: forms, pages and /health/ keep
+running beside them. A request that waits longer than IMAGE_QUEUE_SECONDS is refused:
+the API answers 503 with Retry-After, and a page shows the same form with what was
+typed and says the site is busy, keeping the chosen file.
+
+ImageAdmission is called by the bridge (predictors/server/bridge.py); the page's half is
+predictors/busy.py.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+# The environ key by which the bridge tells Django that a page's image request was refused.
+BUSY_KEY = "healthoracle.busy_retry_after"
+# A multipart part that carries a chosen file; a browser sends filename="" for none. Our
+# forms put the file last, after a few hundred bytes of fields.
+FILE_PART = re.compile(rb'filename="[^"]')
+HEAD_BYTES = 64 * 1024
+
+
+@dataclass
+class Ticket:
+    """One request's admission: a slot held until release(), or a refusal."""
+
+    refused: bool = False
+    retry_after: int = 0
+    release: Callable[[], None] = lambda: None
+
+    @property
+    def message(self) -> str:
+        return (f"The site is busy with other images; try again in {self.retry_after} seconds. "
+                "Nothing was recorded.")
+
+    def environ(self) -> dict[str, Any]:
+        return {BUSY_KEY: str(self.retry_after)}
+
+
+ADMITTED = Ticket()
+
+
+class ImageAdmission:
+    """At most `concurrency` image requests run at once; the rest wait up to `wait_seconds`."""
+
+    def __init__(self, concurrency: int, wait_seconds: float, image_paths: set[str], page_paths: set[str]):
+        self.concurrency = concurrency
+        self.wait_seconds = wait_seconds
+        self.image_paths = image_paths  # API endpoints whose every request is image work
+        self.page_paths = page_paths  # pages whose request is image work when it carries a file
+        self.slots: asyncio.Semaphore | None = None  # made in the event loop that uses it
+        self.waiting = 0
+        self.seconds_per_image = 1.0  # a running average, for Retry-After
+
+    @classmethod
+    def from_settings(cls) -> "ImageAdmission":
+        from django.conf import settings
+        from django.urls import reverse
+
+        from predictors.catalogue import MODEL_SPECS
+
+        images = [spec.name for spec in MODEL_SPECS if spec.input != "tabular"]
+        return cls(settings.IMAGE_CONCURRENCY, settings.IMAGE_QUEUE_SECONDS,
+                   {reverse("api_predict_image", args=[name]) for name in images},
+                   {reverse("predict", args=[spec.name]) for spec in MODEL_SPECS})
+
+    def is_image_work(self, method: str, path: str, body: Any) -> bool:
+        if method != "POST" or (path not in self.image_paths and path not in self.page_paths):
+            return False
+        head = body.read(HEAD_BYTES)
+        body.seek(0)
+        return FILE_PART.search(head) is not None
+
+    async def admit(self, method: str, path: str, body: Any) -> Ticket:
+        """Wait in the event loop for a slot; a refusal past the wait budget."""
+        if not self.is_image_work(method, path, body):
+            return ADMITTED
+        if self.slots is None:
+            self.slots = asyncio.Semaphore(self.concurrency)
+        if self.slots.locked():
+            self.waiting += 1
+            try:
+                await asyncio.wait_for(self.slots.acquire(), timeout=self.wait_seconds)
+            except TimeoutError:
+                retry = max(1, math.ceil(self.seconds_per_image * self.waiting / self.concurrency))
+                log.warning("image request refused after %.1f s in the queue (%d waiting): %s",
+                            self.wait_seconds, self.waiting, path)
+                return Ticket(refused=True, retry_after=retry)
+            finally:
+                self.waiting -= 1
+        else:  # a free slot: take it now (wait_for would give up on a zero budget even then)
+            await self.slots.acquire()
+        started = time.monotonic()
+
+        def release() -> None:
+            self.seconds_per_image = 0.8 * self.seconds_per_image + 0.2 * (time.monotonic() - started)
+            self.slots.release()
+
+        return Ticket(release=release)

@@ -1,0 +1,41 @@
+"""What a worker does once it listens: import Django and the site, then warm the models.
+
+The bridge (bridge.py) calls load_site() in a background thread, so /health/ answers
+from the first moment; recycling, admission control and the warm-up are wired here, in
+one place, after Django is set up.
+"""
+from __future__ import annotations
+
+import os
+
+from .bridge import Served, yield_to_event_loop
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "HealthOracle.settings")
+
+
+def load_site() -> Served:
+    """Import Django and the site, and wire the worker's recycling, admission and warm-up;
+    runs in the bridge's django-setup thread, once the worker already answers /health/."""
+    from django.core.wsgi import get_wsgi_application
+
+    wsgi = get_wsgi_application()
+    from django.conf import settings
+
+    from predictors.server.recycling import Recycler
+    from predictors.server.admission import ImageAdmission
+    from predictors.http import json_path
+    from predictors.serving.warmup import start_background_warmup, stop_warmup
+
+    recycler = Recycler.from_settings()
+
+    def before_warming(timeout: float) -> None:
+        yield_to_event_loop()
+        recycler.predecessor_exited(timeout)
+
+    def on_ready() -> None:
+        recycler.on_ready()
+        start_background_warmup(after=before_warming)
+
+    return Served(wsgi, threads=settings.SERVER_THREADS, max_body_bytes=settings.MAX_REQUEST_BODY_BYTES,
+                  read_timeout=settings.REQUEST_READ_TIMEOUT, json_paths=json_path,
+                  admission=ImageAdmission.from_settings(), recycler=recycler, on_ready=on_ready, on_exit=stop_warmup)
