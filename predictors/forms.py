@@ -14,7 +14,7 @@ from django.conf import settings
 
 from .inputs import TABULAR_SCHEMAS, InputInvalid
 from .inputs.fields import BooleanField, ChoiceField, NumberField, TabularSchema
-from .catalogue import CHOICES, SPECS
+from .catalogue import CHOICES, SPECS, image_format_words
 from .models import REFERENCE_MAX_LENGTH
 from .presentation import file_size
 from .services import ImageRequest, TabularRequest
@@ -206,7 +206,7 @@ class HeartForm(TabularForm):
 class RetinaForm(ImageForm):
     model = "retina"
     image = ScanField(kind=SPECS["retina"].input, label="Retinal fundus photo",
-                      help_text="A colour photo of the back of the eye; JPEG, PNG, BMP, WebP or TIFF.")
+                      help_text=f"A colour photo of the back of the eye; {image_format_words()}.")
 
 
 class EcgForm(ImageForm):

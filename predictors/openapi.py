@@ -8,10 +8,10 @@ from django.views.decorators.http import require_GET
 
 from .inputs import TABULAR_SCHEMAS
 from .inputs.fields import BooleanField, ChoiceField, NumberField, TabularSchema
-from .catalogue import MODEL_SPECS
+from .catalogue import IMAGE_FORMATS, MODEL_SPECS
 from .services import CLOSE_CALL_MARGIN
 
-IMAGE_CONTENT_TYPES = "image/jpeg, image/png, image/webp, image/bmp, image/tiff, image/gif"
+IMAGE_CONTENT_TYPES = ", ".join(dict.fromkeys(IMAGE_FORMATS.values()))
 ERROR_STATUSES = {
     "400": "Malformed request: bad JSON, unknown, missing or wrongly typed fields, no image",
     "401": "No or invalid credentials (with a WWW-Authenticate challenge)",

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-# Formats a browser, a scanner or a phone produces. Anything else is refused before
-# Pillow's decoder for it ever runs.
-ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "BMP", "WEBP", "TIFF", "GIF"})
+from predictors.catalogue import IMAGE_FORMATS
+
 # A clinical upload is one still picture; a phone's MPO keeps its primary image first.
 SINGLE_PRIMARY_FRAME_FORMATS = frozenset({"MPO"})
 
@@ -93,7 +92,7 @@ def decode(data: bytes, *, max_bytes: int, max_pixels: int,
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             fmt = image.format or ""
-            if fmt not in ALLOWED_FORMATS:
+            if fmt not in IMAGE_FORMATS:
                 raise ImageRejected(
                     "unsupported_format",
                     f"{fmt or 'This'} files are not supported; upload a PNG, JPEG, BMP, WebP or TIFF image.",
