@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 
 from .inputs import TABULAR_SCHEMAS
 from .inputs.fields import BooleanField, ChoiceField, NumberField, TabularSchema
-from .catalogue import IMAGE_FORMATS, MODEL_SPECS
+from .catalogue import IMAGE_FORMATS, MODEL_SPECS, ModelSpec
 from .services import CLOSE_CALL_MARGIN
 
 IMAGE_CONTENT_TYPES = ", ".join(dict.fromkeys(IMAGE_FORMATS.values()))
@@ -48,54 +48,84 @@ def _tabular_schema(schema: TabularSchema) -> dict[str, Any]:
             "properties": {f.name: _property(f) for f in schema.fields}}
 
 
+PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
+# Fields only some responses carry: the activation map is sent when asked for.
+OPTIONAL_FIELDS = {"activation_map_png"}
+
+
 def build_document() -> dict[str, Any]:
+    """The whole document: one path per model in the catalogue, one schema per result shape."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "HealthOracle API", "version": "1",
+                 "description": "Demonstration models; not a medical device."},
+        "paths": {f"/api/v1/predict/{spec.name}": {"post": _operation(spec)} for spec in MODEL_SPECS},
+        "components": {"schemas": _schemas(), "securitySchemes": {
+            "token": {"type": "http", "scheme": "bearer",
+                      "description": "`Authorization: Bearer <key>` (`Token <key>` is accepted too), a key from "
+                                     "`python manage.py apitoken <username>`. HTTPS only where the site is."},
+            "session": {"type": "apiKey", "in": "cookie", "name": "sessionid"}}},
+        "security": [{"token": []}, {"session": []}],
+    }
+
+
+def _result_schema_name(spec: ModelSpec) -> str:
+    if spec.tabular:
+        return "TabularResult"
+    return f"{spec.name.title()}Result" if spec.referable_grade is not None else "ImageResult"
+
+
+def _operation(spec: ModelSpec) -> dict[str, Any]:
     errors = {code: {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
               for code, text in ERROR_STATUSES.items()}
-    paths: dict[str, Any] = {}
-    for spec in MODEL_SPECS:
-        if spec.tabular:
-            body = {"required": True, "content": {"application/json": {
-                "schema": {"$ref": f"#/components/schemas/{spec.name.title()}Input"}}}}
-            result = "TabularResult"
-        else:
-            # A file part: `format: binary` is what client generators turn into a file upload
-            # (a bare contentMediaType makes them send a plain text field, which is refused).
-            body = {"required": True, "content": {"multipart/form-data": {
-                "schema": {"type": "object", "required": ["image"],
-                           "properties": {"image": {"type": "string", "format": "binary",
-                                                    "description": "The image file"}}},
-                "encoding": {"image": {"contentType": IMAGE_CONTENT_TYPES}}}}}
-            result = "RetinaResult" if spec.name == "retina" else "ImageResult"
-        parameters = [] if spec.tabular else [{
+    result = _result_schema_name(spec)
+    return {
+        "operationId": f"predict_{spec.name}", "summary": spec.title, "description": spec.needs,
+        "parameters": [] if spec.tabular else [{
             "name": "activation_map", "in": "query", "required": False, "schema": {"enum": ["1", "true"]},
-            "description": "Also return `activation_map_png`: where the model looked, drawn over its input"}]
-        paths[f"/api/v1/predict/{spec.name}"] = {"post": {
-            "operationId": f"predict_{spec.name}", "summary": spec.title, "description": spec.needs,
-            "parameters": parameters, "requestBody": body,
-            "responses": {"200": {"description": "The prediction, recorded in the clinician's history",
-                                  "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{result}"}}}},
-                          **errors}}}
-    common = {"prediction_id": {"type": "integer"}, "model": {"type": "string"}, "version": {"type": "string"},
-              "latency_ms": {"type": "number"}, "disclaimer": {"type": "string"}}
-    probability = {"type": "number", "minimum": 0, "maximum": 1}
-    image_fields = {
-        **common, "label": {"type": "string", "description": "The most likely class"},
-        "class_index": {"type": "integer"}, "confidence": {**probability, "description": "The most likely class's probability"},
-        "probabilities": {"type": "object", "additionalProperties": probability},
-        "uncertain": {"type": "boolean", "description": "Uncertain, needs a human read: `confidence` is under "
-                      "`uncertain_below`, a threshold chosen on the model's validation images (see its card). "
-                      "Do not act on `label` when true."},
-        "uncertain_below": {**probability, "description": "The threshold `uncertain` was decided with"},
-        "close_call": {"type": "boolean", "description": f"The two most likely classes are within "
-                       f"{CLOSE_CALL_MARGIN * 100:.0f} percentage points of each other: the model cannot tell them "
-                       "apart for this image"},
-        "activation_map_png": {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png",
-                               "description": "Only when asked (`?activation_map=1`): the top class's activation map "
-                                             "drawn over the image as the model was given it (cropped, straightened, "
-                                             "normalised), warm where its evidence was"}}
-    optional = {"activation_map_png"}
-    tabular_fields = {
-        **common, "probability": probability,
+            "description": "Also return `activation_map_png`: where the model looked, drawn over its input"}],
+        "requestBody": _request_body(spec),
+        "responses": {"200": {"description": "The prediction, recorded in the clinician's history",
+                              "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{result}"}}}},
+                      **errors}}
+
+
+def _request_body(spec: ModelSpec) -> dict[str, Any]:
+    if spec.tabular:
+        return {"required": True, "content": {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{spec.name.title()}Input"}}}}
+    # A file part: `format: binary` is what client generators turn into a file upload
+    # (a bare contentMediaType makes them send a plain text field, which is refused).
+    return {"required": True, "content": {"multipart/form-data": {
+        "schema": {"type": "object", "required": ["image"],
+                   "properties": {"image": {"type": "string", "format": "binary", "description": "The image file"}}},
+        "encoding": {"image": {"contentType": IMAGE_CONTENT_TYPES}}}}}
+
+
+def _schemas() -> dict[str, Any]:
+    results = {"TabularResult": _tabular_fields(), "ImageResult": _image_fields(),
+               **{_result_schema_name(spec): _graded_fields(spec) for spec in MODEL_SPECS
+                  if spec.referable_grade is not None}}
+    return {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message", "fields"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                           "fields": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}}}}},
+        **{name: {"type": "object", "required": [key for key in fields if key not in OPTIONAL_FIELDS],
+                  "properties": fields, "additionalProperties": False}
+           for name, fields in results.items()},
+        **{f"{name.title()}Input": _tabular_schema(schema) for name, schema in TABULAR_SCHEMAS.items()},
+    }
+
+
+def _common_fields() -> dict[str, Any]:
+    return {"prediction_id": {"type": "integer"}, "model": {"type": "string"}, "version": {"type": "string"},
+            "latency_ms": {"type": "number"}, "disclaimer": {"type": "string"}}
+
+
+def _tabular_fields() -> dict[str, Any]:
+    return {
+        **_common_fields(), "probability": PROBABILITY,
         "risk_band": {"enum": ["low", "moderate", "high"]}, "outcome": {"type": "string"},
         "factors": {"type": "array", "items": {"type": "object", "required": ["feature", "direction", "text"], "properties": {
             "feature": {"type": "string"}, "value": {}, "contribution": {"type": "number"},
@@ -103,37 +133,39 @@ def build_document() -> dict[str, Any]:
         "inputs_known": {"type": "integer", "minimum": 0, "description": "Findings given (not unknown)"},
         "inputs_total": {"type": "integer", "minimum": 1, "description": "Findings the model takes; the estimate "
                          "rests on `inputs_known` of them"}}
-    retina_fields = {
-        **image_fields, "grade": {"type": "integer", "minimum": 0, "maximum": 4,
-                                  "description": "The most likely grade (= class_index)"},
-        "referable_probability": {**probability, "description": "P(grade >= 2): grades 2 to 4 together"},
-        "referable_threshold": {**probability, "description": "Referable from this `referable_probability`, a "
+
+
+def _image_fields() -> dict[str, Any]:
+    return {
+        **_common_fields(), "label": {"type": "string", "description": "The most likely class"},
+        "class_index": {"type": "integer"},
+        "confidence": {**PROBABILITY, "description": "The most likely class's probability"},
+        "probabilities": {"type": "object", "additionalProperties": PROBABILITY},
+        "uncertain": {"type": "boolean", "description": "Uncertain, needs a human read: `confidence` is under "
+                      "`uncertain_below`, a threshold chosen on the model's validation images (see its card). "
+                      "Do not act on `label` when true."},
+        "uncertain_below": {**PROBABILITY, "description": "The threshold `uncertain` was decided with"},
+        "close_call": {"type": "boolean", "description": f"The two most likely classes are within "
+                       f"{CLOSE_CALL_MARGIN * 100:.0f} percentage points of each other: the model cannot tell them "
+                       "apart for this image"},
+        "activation_map_png": {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png",
+                               "description": "Only when asked (`?activation_map=1`): the top class's activation map "
+                                             "drawn over the image as the model was given it (cropped, straightened, "
+                                             "normalised), warm where its evidence was"}}
+
+
+def _graded_fields(spec: ModelSpec) -> dict[str, Any]:
+    """A graded screening model's result: the image fields, its grade and the referral call."""
+    top, referable = len(spec.labels) - 1, spec.referable_grade
+    return {
+        **_image_fields(), "grade": {"type": "integer", "minimum": 0, "maximum": top,
+                                     "description": "The most likely grade (= class_index)"},
+        "referable_probability": {**PROBABILITY, "description": f"P(grade >= {referable}): grades {referable} "
+                                                               f"to {top} together"},
+        "referable_threshold": {**PROBABILITY, "description": "Referable from this `referable_probability`, a "
                                 "threshold chosen on validation images (see the model card)"},
         "referable_dr": {"type": "boolean", "description": "`referable_probability` >= `referable_threshold`; "
                          "it may disagree with `grade`, which is the single most likely grade"}}
-    components = {
-        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
-            "type": "object", "required": ["code", "message", "fields"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                           "fields": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}}}}},
-        **{name: {"type": "object", "required": [key for key in fields if key not in optional], "properties": fields,
-                  "additionalProperties": False}
-           for name, fields in (("TabularResult", tabular_fields), ("ImageResult", image_fields),
-                                ("RetinaResult", retina_fields))},
-        **{f"{name.title()}Input": _tabular_schema(schema) for name, schema in TABULAR_SCHEMAS.items()},
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "HealthOracle API", "version": "1",
-                 "description": "Demonstration models; not a medical device."},
-        "paths": paths,
-        "components": {"schemas": components, "securitySchemes": {
-            "token": {"type": "http", "scheme": "bearer",
-                      "description": "`Authorization: Bearer <key>` (`Token <key>` is accepted too), a key from "
-                                     "`python manage.py apitoken <username>`. HTTPS only where the site is."},
-            "session": {"type": "apiKey", "in": "cookie", "name": "sessionid"}}},
-        "security": [{"token": []}, {"session": []}],
-    }
 
 
 @require_GET

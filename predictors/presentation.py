@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from .inputs import TABULAR_SCHEMAS
 from .models import Prediction
+from .serving.memory import MB
 from .serving.registry import ModelUnavailable, get_loader
-from .catalogue import SPECS
-from .services import CLOSE_CALL_MARGIN, REFERABLE_GRADE, ImageRequest, TabularRequest, close_call, unknown_inputs
+from .catalogue import SPECS, ModelSpec
+from .services import CLOSE_CALL_MARGIN, ImageRequest, TabularRequest, close_call, unknown_inputs
 
 if TYPE_CHECKING:
     from .images.decode import DecodedImage
@@ -44,16 +45,13 @@ def percent(probability: float) -> str:
     return f"{min(99, max(1, int(probability * 100 + 0.5)))}%"
 
 
-MIB = 1024 * 1024
-
-
 def file_size(size: int) -> str:
     """A file's size as every message here gives it: kB below a megabyte, MB of 1,048,576 bytes
     above ("37 kB", "12.6 MB"), the unit of the limits (MAX_UPLOAD_BYTES 10485760 is "10 MB").
     static/healthoracle.js says sizes the same way."""
-    if size < MIB:
+    if size < MB:
         return f"{max(1, -(-size // 1024))} kB"
-    return f"{size / MIB:.1f}".removesuffix(".0") + " MB"
+    return f"{size / MB:.1f}".removesuffix(".0") + " MB"
 
 
 @dataclass(frozen=True)
@@ -76,7 +74,7 @@ def result_notes(record: Prediction) -> list[Note]:
     """
     if record.model_name in TABULAR_SCHEMAS:
         return _population_notes(record) + _retinopathy_notes(record) + _coverage_notes(record)
-    return _image_notes(record.outputs)
+    return _image_notes(SPECS[record.model_name], record.outputs)
 
 
 # The diabetes data's youngest patients were 21; an age under it is outside what the model saw.
@@ -110,7 +108,8 @@ def _retinopathy_notes(record: Prediction) -> list[Note]:
         return []
     for image in record.attachments.all():
         outputs = image.outputs
-        if image.model_name == "retina" and (outputs.get("grade") or 0) >= 1 and not is_uncertain(outputs):
+        graded = SPECS[image.model_name].referable_grade is not None
+        if graded and (outputs.get("grade") or 0) >= 1 and not is_uncertain(outputs):
             return [Note("warning", f"The fundus photo reads as {outputs.get('label')}. Diabetic retinopathy occurs in "
                                     "people who already have diabetes, and this risk estimate is for people not "
                                     "known to have it: test for diabetes now (for example HbA1c or fasting glucose) "
@@ -156,7 +155,7 @@ def _coverage_notes(record: Prediction) -> list[Note]:
                  f"based on {known} of {total} findings")]
 
 
-def _image_notes(outputs: Mapping[str, Any]) -> list[Note]:
+def _image_notes(spec: ModelSpec, outputs: Mapping[str, Any]) -> list[Note]:
     probabilities = outputs.get("probabilities") or {}
     notes = []
     if is_uncertain(outputs) and probabilities:
@@ -173,13 +172,13 @@ def _image_notes(outputs: Mapping[str, Any]) -> list[Note]:
                                      f"({percent(probabilities[second])}) are within {CLOSE_CALL_MARGIN * 100:.0f} "
                                      "percentage points of each other, so the model cannot tell them apart for this image.",
                           f"too close to call: {first} or {second}"))
-    disagreement = _referable_disagreement(outputs)
+    disagreement = _referable_disagreement(spec, outputs) if spec.referable_grade is not None else None
     if disagreement:
         notes.append(Note("caution", *disagreement))
     return notes
 
 
-def _referable_disagreement(outputs: Mapping[str, Any]) -> tuple[str, str] | None:
+def _referable_disagreement(spec: ModelSpec, outputs: Mapping[str, Any]) -> tuple[str, str] | None:
     """Plain words for a retina result whose most likely grade and referable call point different ways.
 
     The grade is the single most likely one; referral weighs grades 2 to 4 together. A
@@ -190,12 +189,13 @@ def _referable_disagreement(outputs: Mapping[str, Any]) -> tuple[str, str] | Non
     grade, label = outputs.get("grade"), outputs.get("label")
     if threshold is None or probability is None or grade is None:
         return None
-    together = f"grades 2 to 4 together have {percent(probability)}"
-    if outputs.get("referable_dr") and grade < REFERABLE_GRADE:
+    referable_grade = spec.referable_grade
+    together = f"grades {referable_grade} to {len(spec.labels) - 1} together have {percent(probability)}"
+    if outputs.get("referable_dr") and grade < referable_grade:
         return (f"Referable, although the most likely single grade is {label}: {together}, which reaches the "
                 f"{percent(threshold)} referral threshold. The referable grades share the probability between "
                 "them, so together they outweigh the top grade.", f"referable although the top grade is {label}")
-    if not outputs.get("referable_dr") and grade >= REFERABLE_GRADE:
+    if not outputs.get("referable_dr") and grade >= referable_grade:
         return (f"Not referable by the model's rule, although the most likely single grade is {label}: "
                 f"{together}, under the {percent(threshold)} referral threshold.",
                 f"not referable although the top grade is {label}")

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from django.db import transaction
 
-from .serving import metrics
+from .catalogue import SPECS
 from .inputs import TABULAR_SCHEMAS
 from .models import Prediction
+from .serving import metrics
 from .serving.registry import ModelUnavailable, get_loader
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 RISK_BANDS = ((0.20, "low"), (0.50, "moderate"), (1.01, "high"))
 # Top two classes closer than this: a near coin-flip between them, however high the top one is.
 CLOSE_CALL_MARGIN = 0.15
-REFERABLE_GRADE = 2
 TOP_FACTORS = 3
 
 
@@ -62,10 +62,35 @@ def close_call(probabilities: Mapping[str, float]) -> tuple[str, str] | None:
     return ranked[0][0], ranked[1][0]
 
 
-def run_tabular(request: TabularRequest) -> tuple[dict[str, Any], str, float]:
-    """Returns (result fields, model version, seconds).
+@dataclass(frozen=True)
+class WhereItLooked:
+    """An image model's activation map with the input it was computed on, kept in memory only for
+    the response that answers the upload, and drawn (a few milliseconds) only when shown."""
 
-    Only known inputs are named as factors: the model routes an unknown value down a
+    features: "np.ndarray"
+    activation_map: "np.ndarray"
+    spec: Mapping[str, Any]
+
+    def png(self) -> bytes:
+        from .images.activation_maps import overlay_png
+
+        return overlay_png(self.features, self.activation_map, self.spec)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One model's answer to one request: what the history records and the API returns."""
+
+    model: str
+    version: str
+    inputs: dict[str, Any]  # what the record keeps of the input (an image's hash and size, never its pixels)
+    result: dict[str, Any]
+    seconds: float
+    where_it_looked: WhereItLooked | None = None  # image models only; never stored
+
+
+def run_tabular(request: TabularRequest) -> Answer:
+    """Only known inputs are named as factors: the model routes an unknown value down a
     default branch, and "Glucose (not given) raised the risk" would blame a blank.
     """
     schema = TABULAR_SCHEMAS[request.model]
@@ -88,16 +113,14 @@ def run_tabular(request: TabularRequest) -> tuple[dict[str, Any], str, float]:
         "inputs_known": len(schema.fields) - len(unknown_inputs(request.model, request.values)),
         "inputs_total": len(schema.fields),
     }
-    return result, model.version, time.perf_counter() - started
+    return Answer(request.model, model.version, request.values, result, time.perf_counter() - started)
 
 
-def run_image(request: ImageRequest) -> tuple[dict[str, Any], str, float]:
-    """Returns (result fields, model version, seconds).
-
-    The two decisions an image result carries come from the model's card, chosen on
+def run_image(request: ImageRequest) -> Answer:
+    """The two decisions an image result carries come from the model's card, chosen on
     its validation images (training/calibration.py): "uncertain" (needs a human read)
     when the top probability is under `decision.uncertain_below`, and, for the retina,
-    referable when P(grade >= 2) reaches `decision.referable_threshold`. The grade shown
+    referable when P(grade >= the spec's referable grade) reaches `decision.referable_threshold`. The grade shown
     is the most likely single grade, so the two may point different ways; the result
     page says so in words.
     """
@@ -123,29 +146,16 @@ def run_image(request: ImageRequest) -> tuple[dict[str, Any], str, float]:
         "uncertain_below": decision["uncertain_below"],
         "close_call": close_call(rounded) is not None,
     }
-    if request.model == "retina":
-        referable_probability = float(probabilities[REFERABLE_GRADE:].sum())
+    referable_grade = SPECS[request.model].referable_grade
+    if referable_grade is not None:
+        referable_probability = float(probabilities[referable_grade:].sum())
         result["grade"] = top
         result["referable_probability"] = round(referable_probability, 4)
         result["referable_threshold"] = decision["referable_threshold"]
         result["referable_dr"] = referable_probability >= decision["referable_threshold"]
     looked = WhereItLooked(features, output.activation_map, model.artifact.input_spec)
-    return result, model.version, time.perf_counter() - started, looked
-
-
-@dataclass(frozen=True)
-class WhereItLooked:
-    """An image model's activation map with the input it was computed on, kept in memory only for
-    the response that answers the upload, and drawn (a few milliseconds) only when shown."""
-
-    features: "np.ndarray"
-    activation_map: "np.ndarray"
-    spec: Mapping[str, Any]
-
-    def png(self) -> bytes:
-        from .images.activation_maps import overlay_png
-
-        return overlay_png(self.features, self.activation_map, self.spec)
+    return Answer(request.model, model.version, {"image": request.image.record()}, result,
+                  time.perf_counter() - started, looked)
 
 
 def predict(user, requests: list[TabularRequest | ImageRequest], source: str, reference: str = "") -> Prediction:
@@ -158,28 +168,23 @@ def predict(user, requests: list[TabularRequest | ImageRequest], source: str, re
     The returned record carries `where_it_looked` (image model name -> WhereItLooked) for
     the response that answers this submission; it is never stored.
     """
-    answers = []
-    where_it_looked: dict[str, WhereItLooked] = {}
+    answers: list[Answer] = []
     for request in requests:
         try:
-            if isinstance(request, TabularRequest):
-                result, version, seconds = run_tabular(request)
-            else:
-                result, version, seconds, where_it_looked[request.model] = run_image(request)
+            answer = run_tabular(request) if isinstance(request, TabularRequest) else run_image(request)
         except ModelUnavailable:
             metrics.observe(request.model, "unavailable")
             raise
-        metrics.observe(request.model, "ok", seconds)
-        inputs = request.values if isinstance(request, TabularRequest) else {"image": request.image.record()}
-        answers.append((request.model, version, inputs, result, seconds))
+        metrics.observe(request.model, "ok", answer.seconds)
+        answers.append(answer)
     with transaction.atomic():
         parent = None
-        for model_name, version, inputs, result, seconds in answers:
+        for answer in answers:
             record = Prediction.objects.create(
-                user=user, model_name=model_name, model_version=version, inputs=inputs, outputs=result,
-                latency_ms=round(seconds * 1000, 2), source=source, parent=parent,
+                user=user, model_name=answer.model, model_version=answer.version, inputs=answer.inputs,
+                outputs=answer.result, latency_ms=round(answer.seconds * 1000, 2), source=source, parent=parent,
                 reference="" if parent else reference)
             parent = parent or record
-    log.info("prediction %s by %s: %s", parent.pk, user, ", ".join(a[0] for a in answers))
-    parent.where_it_looked = where_it_looked
+    log.info("prediction %s by %s: %s", parent.pk, user, ", ".join(answer.model for answer in answers))
+    parent.where_it_looked = {answer.model: answer.where_it_looked for answer in answers if answer.where_it_looked}
     return parent

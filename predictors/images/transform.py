@@ -1,12 +1,13 @@
 """The one model transform, shared by training and serving pixel for pixel."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from PIL import Image
 
 from . import ecg_page, fundus
+
 
 def model_input(image: Image.Image, spec: Mapping[str, Any]) -> np.ndarray:
     """The model transform: the card's input spec applied to an RGB image.
@@ -19,46 +20,35 @@ def model_input(image: Image.Image, spec: Mapping[str, Any]) -> np.ndarray:
     colour normalised inside its field of view. Training calls this same function, so served pixels
     cannot drift from trained ones.
     """
-    page = spec.get("page")
-    if page == "straighten":
-        image = ecg_page.prepare_page(image)
-    elif page is not None:
-        raise ValueError(f"unknown page rule {page!r}")
-    crop = spec.get("crop")
-    if crop == "field_of_view":
-        image = fundus.crop_field_of_view(image)
-    elif crop == "ecg_grid":
-        image = ecg_page.crop_ecg_grid(image, turn_upright=page == "straighten")
-    elif crop is not None:
-        raise ValueError(f"unknown crop rule {crop!r}")
-    grid = spec.get("grid")
-    if grid == "suppress_red":
-        image = ecg_page.suppress_red_grid(image)
-    elif grid is not None:
-        raise ValueError(f"unknown grid rule {grid!r}")
-    height, width = spec["height"], spec["width"]
-    rule = spec["resize"]
-    if rule == "shorter_side_then_centre_crop":
-        resized = _resize_shorter_side(image, int(spec["resize_shorter_side"]))
-        left = int(round((resized.width - width) / 2.0))
-        top = int(round((resized.height - height) / 2.0))
-        resized = resized.crop((left, top, left + width, top + height))
-    elif rule == "stretch":
-        resized = image.resize((width, height), Image.Resampling.BILINEAR)
-    else:
-        raise ValueError(f"unknown resize rule {rule!r}")
-    light = spec.get("light")
-    if light == "field_of_view":
-        array = fundus.normalise_fundus(np.asarray(resized.convert("RGB"), dtype=np.float32)) / 255.0
-    elif light is None:
-        array = np.asarray(resized.convert("RGB"), dtype=np.float32) / 255.0
-    else:
-        raise ValueError(f"unknown light rule {light!r}")
+    for key, rules in IMAGE_STEPS:
+        if spec.get(key) is not None:
+            image = _rule(rules, key, spec[key])(image, spec)
+    resized = _rule(RESIZE_RULES, "resize", spec["resize"])(image, spec)
+    rgb = np.asarray(resized.convert("RGB"), dtype=np.float32)
+    array = _rule(LIGHT_RULES, "light", spec.get("light"))(rgb) / 255.0
     mean = np.asarray(spec["mean"], dtype=np.float32)
     std = np.asarray(spec["std"], dtype=np.float32)
     array = (array - mean) / std
     return np.ascontiguousarray(array.transpose(2, 0, 1)[np.newaxis])
 
+
+def _rule(rules: Mapping[Any, Callable[..., Any]], key: str, name: Any) -> Callable[..., Any]:
+    """A card naming a rule this code does not know is refused, never served another way."""
+    if name not in rules:
+        raise ValueError(f"unknown {key} rule {name!r}")
+    return rules[name]
+
+
+def _shorter_side_then_centre_crop(image: Image.Image, spec: Mapping[str, Any]) -> Image.Image:
+    height, width = spec["height"], spec["width"]
+    resized = _resize_shorter_side(image, int(spec["resize_shorter_side"]))
+    left = int(round((resized.width - width) / 2.0))
+    top = int(round((resized.height - height) / 2.0))
+    return resized.crop((left, top, left + width, top + height))
+
+
+def _stretch(image: Image.Image, spec: Mapping[str, Any]) -> Image.Image:
+    return image.resize((spec["width"], spec["height"]), Image.Resampling.BILINEAR)
 
 
 def _resize_shorter_side(image: Image.Image, size: int) -> Image.Image:
@@ -68,3 +58,20 @@ def _resize_shorter_side(image: Image.Image, size: int) -> Image.Image:
     else:
         new_w, new_h = int(size * width / height), size
     return image.resize((new_w, new_h), Image.Resampling.BILINEAR)
+
+
+Step = Callable[[Image.Image, Mapping[str, Any]], Image.Image]
+
+# The rules a card's input spec can name, by key, in the order the steps run.
+IMAGE_STEPS: tuple[tuple[str, Mapping[str, Step]], ...] = (
+    ("page", {"straighten": lambda image, spec: ecg_page.prepare_page(image)}),
+    ("crop", {"field_of_view": lambda image, spec: fundus.crop_field_of_view(image),
+              "ecg_grid": lambda image, spec: ecg_page.crop_ecg_grid(
+                  image, turn_upright=spec.get("page") == "straighten")}),
+    ("grid", {"suppress_red": lambda image, spec: ecg_page.suppress_red_grid(image)}),
+)
+RESIZE_RULES: Mapping[str, Step] = {"shorter_side_then_centre_crop": _shorter_side_then_centre_crop,
+                                    "stretch": _stretch}
+# On the resized picture as float RGB, 0-255.
+LIGHT_RULES: Mapping[str | None, Callable[[np.ndarray], np.ndarray]] = {
+    None: lambda rgb: rgb, "field_of_view": fundus.normalise_fundus}

@@ -30,11 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from predictors.serving.memory import rss_bytes
+from predictors.serving.memory import MB, rss_bytes
 
 log = logging.getLogger(__name__)
 
-MB = 1024 * 1024
 
 
 class Recycler:

@@ -7,6 +7,7 @@ import gc
 import os
 import resource
 
+MB = 1024 * 1024
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from .memory import rss_bytes
+from .memory import MB, rss_bytes
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -36,7 +36,7 @@ class _RegistryCollector:
             if m["load_seconds"] is not None:
                 load_seconds.add_metric([m["name"]], m["load_seconds"])
             if m["cost_mb"] is not None:
-                cost.add_metric([m["name"]], m["cost_mb"] * 1024 * 1024)
+                cost.add_metric([m["name"]], m["cost_mb"] * MB)
         rss = GaugeMetricFamily("healthoracle_process_resident_memory_bytes", "Worker RSS")
         rss.add_metric([], rss_bytes())
         yield from (loaded, load_seconds, cost, loads, rss)

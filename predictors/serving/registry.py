@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .artifacts import CARD, Artifact, ArtifactError, open_artifact
 from predictors.catalogue import MODEL_SPECS, ModelSpec
-from .memory import release_freed_memory, rss_bytes
+from .memory import MB, release_freed_memory, rss_bytes
 from .runtimes import ModelRuntime, RuntimeOptions, runtime_class
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MB = 1024 * 1024
 
 
 class UnknownModel(KeyError):
