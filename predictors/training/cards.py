@@ -1,10 +1,11 @@
-"""Model cards: metrics plots, provenance and the artifact's card.json + manifest."""
+"""What training puts on a model card besides its figures: plots, provenance, intended use, limitations.
+
+The card itself (card.json and the manifest) is predictors.serving.artifacts.Card."""
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import importlib.metadata
-import json
 import platform
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,7 +18,8 @@ import numpy as np  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from predictors.serving.artifacts import CARD, write_manifest  # noqa: E402
+# What an image model's graph answers with (predictors.serving.runtimes.onnx_image reads it so).
+IMAGE_OUTPUT = "logits, one per label in order; the runtime applies softmax"
 
 INTENDED_USE_TABULAR = (
     "Demonstration model for HealthOracle. It estimates risk from a small public research "
@@ -113,24 +115,6 @@ def version_for(model_file: Path) -> str:
     """Date plus the weights' hash: two trainings never share a version string."""
     digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:8]
     return f"{dt.date.today():%Y.%m.%d}-{digest}"
-
-
-def write_card(directory: Path, card: dict[str, Any], extra_files: Sequence[str] = ()) -> dict[str, Any]:
-    """Write card.json and the manifest covering the card, the model file and the plots."""
-    card = dict(card)
-    card.setdefault("created", dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
-    card.setdefault("library_versions", library_versions())
-    (directory / CARD).write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
-    write_manifest(directory, [CARD, card["model_file"], *extra_files])
-    return card
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def plot_roc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import xgboost as xgb
 from predictors.images.decode import ImageRejected, decode
 from predictors.images.transform import model_input
 from predictors.inputs import TABULAR_SCHEMAS
+from predictors.serving.artifacts import Card, publish
 
 from . import cards, synth_ecg, synth_fundus
 from .export import ExportMismatch, export_onnx, quantize_int8, with_activation_map
@@ -68,7 +68,7 @@ def _calibration_images(name: str, spec: dict[str, Any], directory: Path | None)
 
 
 def import_image_model(name: str, state_dict: Path, out_dir: Path, calibration_dir: Path | None = None,
-                       input_size: int = 224) -> dict[str, Any]:
+                       input_size: int = 224) -> Card:
     architecture, labels, spec_for, task = IMAGE_MODELS[name]
     spec = spec_for(input_size)
     network = build_network(architecture, len(labels))
@@ -80,51 +80,47 @@ def import_image_model(name: str, state_dict: Path, out_dir: Path, calibration_d
             f"unexpected {result.unexpected_keys[:5]}{'…' if len(result.unexpected_keys) > 5 else ''}")
     calibration, calibration_source = _calibration_images(name, spec, calibration_dir)
 
-    staging = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    fp32_path, int8_path = staging / "model.fp32.onnx", staging / "model.onnx"
-    try:
-        export_onnx(with_activation_map(network, architecture), fp32_path, spec, calibration[:4].astype(np.float32))
-    except (RuntimeError, ExportMismatch) as exc:
-        raise ImportFailed(f"the weights load but cannot be exported to ONNX: {str(exc).splitlines()[0]}") from exc
-    quantize_int8(fp32_path, int8_path, calibration.astype(np.float32))
-    agreement = float((onnx_probabilities(fp32_path, calibration).argmax(1) ==
-                       onnx_probabilities(int8_path, calibration).argmax(1)).mean())
-    if agreement >= 0.99:
-        fp32_path.unlink()
-        served = "int8"
-    else:
-        int8_path.unlink()
-        fp32_path.rename(int8_path)
-        served = "fp32"
-    card = {
-        "name": name, "version": cards.version_for(int8_path), "kind": "onnx_image", "task": task,
-        "model_file": "model.onnx", "labels": labels, "input": spec,
-        "output": "logits, one per label in order; the runtime applies softmax",
-        "metrics": {"note": "imported weights: HealthOracle has not evaluated them; attach the metrics "
-                            "from where they were trained"},
-        "quantization": {"served": served, "int8_fp32_top1_agreement_on_calibration": round(agreement, 4),
-                         "calibration_source": calibration_source,
-                         "method": "onnxruntime static quantization, QDQ, per-channel int8"},
-        "calibration": {"method": "none: imported weights, and no labelled images to calibrate them on",
-                        "temperature": 1.0},
-        "decision": {"split": "none: HealthOracle has not evaluated imported weights; the floor of 0.5 is not a "
-                              "validated threshold", "uncertain_below": 0.5,
-                     **({"referable_threshold": 0.5} if name == "retina" else {})},
-        "data": {"source": f"imported state_dict {state_dict.name}", "synthetic": False},
-        "training": {"architecture": architecture, "imported_from": state_dict.name},
-        "intended_use": "Imported model served by HealthOracle. Its fitness for any use is the responsibility "
-                        "of whoever trained it; HealthOracle is not a medical device.",
-        "plots": {},
-    }
-    cards.write_card(staging, card)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    staging.rename(out_dir)
+    with publish(out_dir) as staging:
+        fp32_path, int8_path = staging / "model.fp32.onnx", staging / "model.onnx"
+        try:
+            export_onnx(with_activation_map(network, architecture), fp32_path, spec,
+                        calibration[:4].astype(np.float32))
+        except (RuntimeError, ExportMismatch) as exc:
+            raise ImportFailed(f"the weights load but cannot be exported to ONNX: {str(exc).splitlines()[0]}") from exc
+        quantize_int8(fp32_path, int8_path, calibration.astype(np.float32))
+        agreement = float((onnx_probabilities(fp32_path, calibration).argmax(1) ==
+                           onnx_probabilities(int8_path, calibration).argmax(1)).mean())
+        if agreement >= 0.99:
+            fp32_path.unlink()
+            served = "int8"
+        else:
+            int8_path.unlink()
+            fp32_path.rename(int8_path)
+            served = "fp32"
+        card = Card.new(
+            name=name, version=cards.version_for(int8_path), kind="onnx_image", task=task, model_file="model.onnx",
+            labels=labels, input_spec=spec, plots={}, library_versions=cards.library_versions(), sections={
+                "output": cards.IMAGE_OUTPUT,
+                "metrics": {"note": "imported weights: HealthOracle has not evaluated them; attach the metrics "
+                                    "from where they were trained"},
+                "quantization": {"served": served, "int8_fp32_top1_agreement_on_calibration": round(agreement, 4),
+                                 "calibration_source": calibration_source,
+                                 "method": "onnxruntime static quantization, QDQ, per-channel int8"},
+                "calibration": {"method": "none: imported weights, and no labelled images to calibrate them on",
+                                "temperature": 1.0},
+                "decision": {"split": "none: HealthOracle has not evaluated imported weights; the floor of 0.5 is "
+                                      "not a validated threshold", "uncertain_below": 0.5,
+                             **({"referable_threshold": 0.5} if name == "retina" else {})},
+                "data": {"source": f"imported state_dict {state_dict.name}", "synthetic": False},
+                "training": {"architecture": architecture, "imported_from": state_dict.name},
+                "intended_use": "Imported model served by HealthOracle. Its fitness for any use is the "
+                                "responsibility of whoever trained it; HealthOracle is not a medical device.",
+            })
+        card.write(staging)
     return card
 
 
-def import_tabular_model(name: str, model_file: Path, out_dir: Path) -> dict[str, Any]:
+def import_tabular_model(name: str, model_file: Path, out_dir: Path) -> Card:
     schema = TABULAR_SCHEMAS[name]
     booster = xgb.Booster()
     try:
@@ -137,23 +133,18 @@ def import_tabular_model(name: str, model_file: Path, out_dir: Path) -> dict[str
                            f"{', '.join(expected)}")
     if booster.feature_names and list(booster.feature_names) != expected:
         raise ImportFailed(f"the model's features {booster.feature_names} are not {name}'s {expected} in order")
-    staging = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     booster.feature_names = expected
-    booster.save_model(staging / "model.ubj")
-    card = {
-        "name": name, "version": cards.version_for(staging / "model.ubj"), "kind": "xgboost_tabular",
-        "task": f"probability of {schema.positive_label}", "model_file": "model.ubj",
-        "labels": [schema.negative_label, schema.positive_label],
-        "input": {"features": expected, "missing": "NaN"},
-        "metrics": {"note": "imported model: HealthOracle has not evaluated it"},
-        "data": {"source": f"imported XGBoost model {model_file.name}"},
-        "training": {"imported_from": model_file.name},
-        "intended_use": "Imported model served by HealthOracle; not a medical device.",
-        "plots": {},
-    }
-    cards.write_card(staging, card)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    staging.rename(out_dir)
+    with publish(out_dir) as staging:
+        booster.save_model(staging / "model.ubj")
+        card = Card.new(
+            name=name, version=cards.version_for(staging / "model.ubj"), kind="xgboost_tabular",
+            task=f"probability of {schema.positive_label}", model_file="model.ubj",
+            labels=[schema.negative_label, schema.positive_label], input_spec={"features": expected, "missing": "NaN"},
+            plots={}, library_versions=cards.library_versions(), sections={
+                "metrics": {"note": "imported model: HealthOracle has not evaluated it"},
+                "data": {"source": f"imported XGBoost model {model_file.name}"},
+                "training": {"imported_from": model_file.name},
+                "intended_use": "Imported model served by HealthOracle; not a medical device.",
+            })
+        card.write(staging)
     return card

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
-
 from ..catalogue import IMAGE, TABULAR
+from ..serving.artifacts import Card
 from .tabular import train_tabular
 from .vision import train_image_model
 
@@ -15,7 +14,7 @@ ALL = TABULAR + IMAGE
 
 
 def train_models(names: list[str], out_root: Path, quick: bool = False, workers: int = 2,
-                 from_weights: bool = False) -> dict[str, dict[str, Any]]:
+                 from_weights: bool = False) -> dict[str, Card]:
     unknown = sorted(set(names) - set(ALL))
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(ALL)}")

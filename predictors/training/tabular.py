@@ -14,6 +14,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from predictors.inputs import TABULAR_SCHEMAS
 from predictors.inputs.fields import ChoiceField
+from predictors.serving.artifacts import Card, publish
 
 from . import cards
 from .tabular_data import HEART_SITES, load_heart, load_pima
@@ -75,7 +76,7 @@ def _matrix(X: pd.DataFrame, y: np.ndarray | None = None) -> xgb.DMatrix:
                        feature_names=list(X.columns))
 
 
-def train_tabular(name: str, out_dir: Path, quick: bool = False) -> dict[str, Any]:
+def train_tabular(name: str, out_dir: Path, quick: bool = False) -> Card:
     """Train, evaluate and write the artifact of one tabular model; returns its card."""
     schema = TABULAR_SCHEMAS[name]
     external: dict[str, tuple[pd.DataFrame, np.ndarray]] = {}
@@ -110,56 +111,56 @@ def train_tabular(name: str, out_dir: Path, quick: bool = False) -> dict[str, An
              np.mean(cv.briers), rounds)
     booster = xgb.train({**BASE_PARAMS, "nthread": 1}, _matrix(X, y), num_boost_round=rounds)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "plots").mkdir(exist_ok=True)
-    model_path = out_dir / MODEL_FILE
-    booster.save_model(model_path)
+    with publish(out_dir) as staging:
+        (staging / "plots").mkdir()
+        model_path = staging / MODEL_FILE
+        booster.save_model(model_path)
 
-    external_metrics = {}
-    curves = {f"{folds}-fold CV (out-of-fold)": (y, cv.oof, roc_auc_score(y, cv.oof))}
-    for site, (Xs, ys) in external.items():
-        scores = booster.predict(_matrix(Xs))
-        auc = roc_auc_score(ys, scores)
-        external_metrics[site] = {"auc": round(float(auc), 4), "brier": round(float(brier_score_loss(ys, scores)), 4),
-                                  "rows": len(ys), "positives": int(ys.sum())}
-        curves[f"external: {site}"] = (ys, scores, auc)
-    cards.plot_roc(out_dir / "plots" / "roc.png", curves, f"{name}: ROC")
-    cards.plot_reliability(out_dir / "plots" / "reliability.png", y, cv.oof, f"{name}: reliability")
+        external_metrics = {}
+        curves = {f"{folds}-fold CV (out-of-fold)": (y, cv.oof, roc_auc_score(y, cv.oof))}
+        for site, (Xs, ys) in external.items():
+            scores = booster.predict(_matrix(Xs))
+            auc = roc_auc_score(ys, scores)
+            external_metrics[site] = {"auc": round(float(auc), 4), "brier": round(float(brier_score_loss(ys, scores)), 4),
+                                      "rows": len(ys), "positives": int(ys.sum())}
+            curves[f"external: {site}"] = (ys, scores, auc)
+        plots = {"roc": "plots/roc.png", "reliability": "plots/reliability.png"}
+        cards.plot_roc(staging / plots["roc"], curves, f"{name}: ROC")
+        cards.plot_reliability(staging / plots["reliability"], y, cv.oof, f"{name}: reliability")
 
-    card = {
-        "name": name,
-        "version": cards.version_for(model_path),
-        "kind": "xgboost_tabular",
-        "task": f"probability of {schema.positive_label}",
-        "model_file": MODEL_FILE,
-        "labels": [schema.negative_label, schema.positive_label],
-        "input": {
-            "features": schema.feature_names,
-            "missing": "NaN",
-            "encodings": {f.name: {c.value: c.code for c in f.choices}
-                          for f in schema.fields if isinstance(f, ChoiceField)},
-            "units": {f.name: getattr(f, "unit", "") for f in schema.fields},
-        },
-        "metrics": {
-            "cross_validation": {
-                "split": f"stratified {folds}-fold on the training rows; each fold early-stops on 20% of "
-                         f"its own training part",
-                "auc_mean": round(float(np.mean(cv.aucs)), 4), "auc_std": round(float(np.std(cv.aucs)), 4),
-                "auc_per_fold": [round(float(a), 4) for a in cv.aucs],
-                "brier_mean": round(float(np.mean(cv.briers)), 4),
-                "brier_out_of_fold": round(float(brier_score_loss(y, cv.oof)), 4),
-                "prevalence": round(float(y.mean()), 4),
+        card = Card.new(
+            name=name, version=cards.version_for(model_path), kind="xgboost_tabular",
+            task=f"probability of {schema.positive_label}", model_file=MODEL_FILE,
+            labels=[schema.negative_label, schema.positive_label], plots=plots,
+            library_versions=cards.library_versions(),
+            input_spec={
+                "features": schema.feature_names,
+                "missing": "NaN",
+                "encodings": {f.name: {c.value: c.code for c in f.choices}
+                              for f in schema.fields if isinstance(f, ChoiceField)},
+                "units": {f.name: getattr(f, "unit", "") for f in schema.fields},
             },
-            **({"external_validation": external_metrics} if external_metrics else {}),
-        },
-        "data": data,
-        "training": {
-            "library": "xgboost", "params": {**BASE_PARAMS, "nthread": 1}, "num_boost_round": rounds,
-            "best_rounds_per_fold": cv.best_rounds, "seed": SEED, "quick": quick,
-            "class_balance": "stratified folds; no re-weighting, which would bias the probabilities "
-                             "the site reports (checked by Brier score and the reliability plot)",
-        },
-        "intended_use": cards.INTENDED_USE_TABULAR,
-        "plots": {"roc": "plots/roc.png", "reliability": "plots/reliability.png"},
-    }
-    return cards.write_card(out_dir, card, ["plots/roc.png", "plots/reliability.png"])
+            sections={
+                "metrics": {
+                    "cross_validation": {
+                        "split": f"stratified {folds}-fold on the training rows; each fold early-stops on 20% of "
+                                 f"its own training part",
+                        "auc_mean": round(float(np.mean(cv.aucs)), 4), "auc_std": round(float(np.std(cv.aucs)), 4),
+                        "auc_per_fold": [round(float(a), 4) for a in cv.aucs],
+                        "brier_mean": round(float(np.mean(cv.briers)), 4),
+                        "brier_out_of_fold": round(float(brier_score_loss(y, cv.oof)), 4),
+                        "prevalence": round(float(y.mean()), 4),
+                    },
+                    **({"external_validation": external_metrics} if external_metrics else {}),
+                },
+                "data": data,
+                "training": {
+                    "library": "xgboost", "params": {**BASE_PARAMS, "nthread": 1}, "num_boost_round": rounds,
+                    "best_rounds_per_fold": cv.best_rounds, "seed": SEED, "quick": quick,
+                    "class_balance": "stratified folds; no re-weighting, which would bias the probabilities "
+                                     "the site reports (checked by Brier score and the reliability plot)",
+                },
+                "intended_use": cards.INTENDED_USE_TABULAR,
+            })
+        card.write(staging)
+    return card

@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import multiprocessing
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from PIL import Image
 
 from predictors.images.decode import decode
 from predictors.images.transform import model_input
+from predictors.serving.artifacts import Card, publish
 
 from . import calibration, captures, cards, evaluation, real_images
 from .export import export_onnx, quantize_with_fallback, with_activation_map
@@ -334,7 +334,7 @@ def metrics_for(r: Recipe, y: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
 # --- the whole run --------------------------------------------------------------------
 
 def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: int = 2,
-                      from_weights: bool = False) -> dict[str, Any]:
+                      from_weights: bool = False) -> Card:
     """Read, split, fine-tune, evaluate, export, quantize and write the artifact of one image model.
 
     `from_weights` skips the fine-tuning and takes the weights and training record a full
@@ -366,62 +366,54 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
     x_test, y_test = x_all[splits.test], y_all[splits.test]
     pytorch_test = metrics_for(r, y_test, torch_probabilities(model, x_test))
 
-    staging = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "plots").mkdir(parents=True)
-    fp32_path = staging / "model.fp32.onnx"
-    export_check = export_onnx(with_activation_map(model, r.architecture), fp32_path, r.input_spec,
-                               x_val[:4].astype(np.float32))
-    int8_calibration = x_all[splits.train][np.random.default_rng(SEED).permutation(len(splits.train))[:r.calibration_images]]
-    served_path = staging / "model.onnx"
-    quantization = quantize_with_fallback(
-        fp32_path, served_path, int8_calibration.astype(np.float32),
-        judge=lambda path: _judge(r, path, x_val, y_val), method=r.calibration, quick=quick)
-    fp32_path.unlink()
+    with publish(out_dir) as staging:
+        (staging / "plots").mkdir()
+        fp32_path = staging / "model.fp32.onnx"
+        export_check = export_onnx(with_activation_map(model, r.architecture), fp32_path, r.input_spec,
+                                   x_val[:4].astype(np.float32))
+        int8_calibration = x_all[splits.train][np.random.default_rng(SEED).permutation(len(splits.train))[:r.calibration_images]]
+        served_path = staging / "model.onnx"
+        quantization = quantize_with_fallback(
+            fp32_path, served_path, int8_calibration.astype(np.float32),
+            judge=lambda path: _judge(r, path, x_val, y_val), method=r.calibration, quick=quick)
+        fp32_path.unlink()
 
-    plots = {"confusion": "plots/confusion.png", "reliability": "plots/reliability.png"}
-    calibrated = calibration.calibrate(name, onnx_logits(served_path, x_val), y_val, staging / plots["reliability"])
-    temperature = calibrated["calibration"]["temperature"]
-    test_probs = onnx_probabilities(served_path, x_test, temperature)
-    served_test = metrics_for(r, y_test, test_probs)
-    cards.plot_confusion(staging / plots["confusion"], np.array(served_test["confusion_matrix"]), r.labels,
-                         f"{name}: real held-out test images ({len(y_test)})")
-    if name == "retina" and 0 < (y_test >= 2).sum() < len(y_test):
-        plots["roc"] = "plots/roc.png"
-        cards.plot_roc(staging / plots["roc"], {"referable DR (grade >= 2)": (
-            y_test >= 2, evaluation.referable_score(test_probs), served_test["referable_dr_auc"]["value"])},
-            "retina: IDRiD test split")
+        plots = {"confusion": "plots/confusion.png", "reliability": "plots/reliability.png"}
+        calibrated = calibration.calibrate(name, onnx_logits(served_path, x_val), y_val, staging / plots["reliability"])
+        temperature = calibrated["calibration"]["temperature"]
+        test_probs = onnx_probabilities(served_path, x_test, temperature)
+        served_test = metrics_for(r, y_test, test_probs)
+        cards.plot_confusion(staging / plots["confusion"], np.array(served_test["confusion_matrix"]), r.labels,
+                             f"{name}: real held-out test images ({len(y_test)})")
+        if name == "retina" and 0 < (y_test >= 2).sum() < len(y_test):
+            plots["roc"] = "plots/roc.png"
+            cards.plot_roc(staging / plots["roc"], {"referable DR (grade >= 2)": (
+                y_test >= 2, evaluation.referable_score(test_probs), served_test["referable_dr_auc"]["value"])},
+                "retina: IDRiD test split")
 
-    data = _data_section(r, items, y_all, groups, splits)
-    card = {
-        "name": name,
-        "version": cards.version_for(served_path),
-        "kind": "onnx_image",
-        "task": r.task,
-        "model_file": "model.onnx",
-        "labels": r.labels,
-        "input": r.input_spec,
-        "output": "logits, one per label in order; the runtime applies softmax",
-        "metrics": {
-            "split": splits.description,
-            "test": served_test,
-            "served": served_test,
-            "pytorch_fp32_test": pytorch_test,
-            "validation": quantization["served_validation"],
-        },
-        "quantization": {key: value for key, value in quantization.items() if key != "served_validation"},
-        **calibrated,
-        "export": export_check,
-        "data": data,
-        "training": training,
-        "limitations": cards.image_limitations(name, data["class_counts"]),
-        "attribution": cards.ATTRIBUTION[name],
-        "intended_use": cards.INTENDED_USE_REAL_IMAGES,
-        "plots": plots,
-    }
-    cards.write_card(staging, card, list(plots.values()))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    staging.rename(out_dir)
+        data = _data_section(r, items, y_all, groups, splits)
+        card = Card.new(
+            name=name, version=cards.version_for(served_path), kind="onnx_image", task=r.task,
+            model_file="model.onnx", labels=r.labels, input_spec=r.input_spec, plots=plots,
+            library_versions=cards.library_versions(), sections={
+                "output": cards.IMAGE_OUTPUT,
+                "metrics": {
+                    "split": splits.description,
+                    "test": served_test,
+                    "served": served_test,
+                    "pytorch_fp32_test": pytorch_test,
+                    "validation": quantization["served_validation"],
+                },
+                "quantization": {key: value for key, value in quantization.items() if key != "served_validation"},
+                **calibrated,
+                "export": export_check,
+                "data": data,
+                "training": training,
+                "limitations": cards.image_limitations(name, data["class_counts"]),
+                "attribution": cards.ATTRIBUTION[name],
+                "intended_use": cards.INTENDED_USE_REAL_IMAGES,
+            })
+        card.write(staging)
     return card
 
 

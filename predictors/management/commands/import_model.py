@@ -44,4 +44,4 @@ class Command(BaseCommand):
                     else import_tabular_model(name, source, out_dir))
         except ImportFailed as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(f"imported {name} version {card['version']} into {out_dir}")
+        self.stdout.write(f"imported {name} version {card.version} into {out_dir}")

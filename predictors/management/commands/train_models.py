@@ -37,4 +37,4 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         for name, card in cards.items():
-            self.stdout.write(f"{name} {card['version']}: {json.dumps(card['metrics'], default=str)[:400]}")
+            self.stdout.write(f"{name} {card.version}: {json.dumps(card.fields['metrics'])[:400]}")
