@@ -1,6 +1,6 @@
 """The image models on their held-out test photos re-captured the ways a clinic captures them.
 
-    .venv-dev/bin/python bench/capture_robustness.py [--models retina ecg] [--limit N] [--write]
+    .venv-dev/bin/python -m bench.capture_robustness [--models retina ecg] [--limit N] [--write]
 
 Each model's test split (the file names its card lists; never a fitting or validation
 image) is sent to the real server (gunicorn_config.py, the runtime environment, the
@@ -15,26 +15,21 @@ the card page shows them.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from PIL import Image
 
-from PIL import Image  # noqa: E402
+from bench.harness import ARTIFACTS, Site
+from bench.report import command_line, header, model_versions, parser, publish
+from predictors.serving.artifacts import write_manifest
+from predictors.training import captures, real_images
 
-from bench.harness import ROOT, Site  # noqa: E402
-from bench.serve_bench import write_section  # noqa: E402
-from predictors.serving.artifacts import write_manifest  # noqa: E402
-from predictors.training import captures, real_images  # noqa: E402
-
-ARTIFACTS = ROOT / "predictors" / "artifacts"
 CONFIDENT = 0.8
 CLIENTS = 2
 KIND = {"retina": "fundus", "ecg": "ecg"}
@@ -123,10 +118,8 @@ def _row(condition: captures.Capture | None, outcomes: Counter[str], images: int
 
 
 def render(results: dict[str, list[dict[str, Any]]], command: str, artifacts: Path) -> str:
-    lines = [f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC with `{command}` on the served "
-             "models (card versions " + ", ".join(
-                 f"{name} {json.loads((artifacts / name / 'card.json').read_text())['version']}" for name in results)
-             + "), through the API of a real server. Shares of each model's held-out test photos; "
+    lines = [f"{header(command, model_versions(results, artifacts))}: the served models through the API of a "
+             "real server. Shares of each model's held-out test photos; "
              "\"confidently wrong\" is wrong at 80% or more (retina: the referable call, P(grade ≥ 2) ≥ 0.8 or "
              "≤ 0.2 on the wrong side) and not flagged uncertain.", ""]
     for name, rows in results.items():
@@ -155,21 +148,17 @@ def write_cards(results: dict[str, list[dict[str, Any]]], command: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["retina", "ecg"], choices=["retina", "ecg"])
-    parser.add_argument("--limit", type=int, default=None, help="first N test photos only (a quick look)")
-    parser.add_argument("--artifacts", type=Path, default=ARTIFACTS, help="default: the shipped models")
-    parser.add_argument("--write", action="store_true", help="record in docs/benchmarks.md and on the cards")
-    args = parser.parse_args()
+    options = parser(__doc__, write_help="record in docs/benchmarks.md and on the cards")
+    options.add_argument("--models", nargs="+", default=["retina", "ecg"], choices=["retina", "ecg"])
+    options.add_argument("--limit", type=int, default=None, help="first N test photos only (a quick look)")
+    options.add_argument("--artifacts", type=Path, default=ARTIFACTS, help="default: the shipped models")
+    args = options.parse_args()
     if args.write and (args.limit or args.artifacts != ARTIFACTS):
-        parser.error("--write records the shipped models' whole test splits only")
+        options.error("--write records the shipped models' whole test splits only")
     results = run(args.models, args.limit, args.artifacts)
-    command = ".venv-dev/bin/python bench/capture_robustness.py" + (
-        f" --models {' '.join(args.models)}" if args.models != ["retina", "ecg"] else "")
-    text = render(results, command, args.artifacts)
-    print(text)
+    command = command_line(options, args)
+    publish(render(results, command, args.artifacts), "capture-robustness", args.write)
     if args.write:
-        write_section("capture-robustness", text)
         write_cards(results, command)
 
 

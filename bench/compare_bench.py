@@ -1,6 +1,6 @@
 """Ours against the naive torch stack, side by side in one run, with ratios.
 
-    .venv-dev/bin/python bench/compare_bench.py [--requests 50] [--load-seconds 10] [--write]
+    .venv-dev/bin/python -m bench.compare_bench [--requests 50] [--load-seconds 10] [--write]
 
 "ours" is the site as deployed: runtime environment (.venv, requirements.txt only),
 ONNX Runtime for images, XGBoost without scikit-learn. "baseline" is the same site run
@@ -11,24 +11,17 @@ Load generation uses wrk (Debian package `wrk`).
 """
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.harness import MODELS, ROOT, PssSampler, Site, health_probes, payloads, percentile, request_body
+from bench.report import command_line, header, parser, publish
 
-from bench.harness import ROOT, Site, machine, multipart, payloads, percentile  # noqa: E402
-from bench.serve_bench import write_section  # noqa: E402
-
-MODELS = ("diabetes", "heart", "retina", "ecg")
 DEV_PYTHON = ROOT / ".venv-dev" / "bin" / "python"
 WRK_SCRIPT = """
 local f = io.open(os.getenv("WRK_BODY"), "rb"); wrk.body = f:read("*all"); f:close()
@@ -38,38 +31,30 @@ wrk.headers["Authorization"] = "Token " .. os.getenv("WRK_TOKEN")
 """
 
 
-class PeakSampler(threading.Thread):
-    def __init__(self, site: Site):
-        super().__init__(daemon=True)
-        self.site, self.peak, self.stop = site, 0.0, threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                self.peak = max(self.peak, self.site.pss_mb()["total"])
-            except (OSError, RuntimeError):
-                pass
-            self.stop.wait(0.2)
-
-
 def health_during(site: Site, action) -> dict:
     """Probe /health/ every 20 ms while `action` runs in another thread."""
-    times: list[float] = []
-    worker = threading.Thread(target=action)
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            action()
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=run)
     worker.start()
-    while worker.is_alive():
-        times.append(site.request("GET", "/health/", timeout=10)[2] * 1000)
-        time.sleep(0.02)
+    times: list[float] = []
+    for probe in health_probes(site, every=0.02, timeout=10, stop=done):
+        if probe.status is None:
+            raise RuntimeError(f"/health/ did not answer while the action ran: {probe.error}")
+        times.append(probe.seconds * 1000)
     worker.join()
     return {"n": len(times), "p50_ms": round(percentile(times, 50), 1), "p99_ms": round(percentile(times, 99), 1),
             "max_ms": round(max(times), 1)}
 
 
 def wrk(site: Site, model: str, payload, connections: int, seconds: int, workdir: Path) -> dict:
-    if isinstance(payload, dict):
-        body, ctype = json.dumps(payload).encode(), "application/json"
-    else:
-        body, ctype = multipart("image", *payload)
+    body, ctype = request_body(payload)
     body_path = workdir / f"{model}.body"
     body_path.write_bytes(body)
     script = workdir / "post.lua"
@@ -87,53 +72,44 @@ def wrk(site: Site, model: str, payload, connections: int, seconds: int, workdir
 
 def measure(name: str, site: Site, requests: int, load_seconds: int) -> dict:
     site.start()
-    sampler = PeakSampler(site)
-    sampler.start()
     inputs = payloads()
     result: dict = {"startup_s": round(site.started_seconds, 2), "pss_mb": {"idle": site.pss_mb()["total"]},
                     "cold_s": {}, "warm_ms": {}, "rps": {}}
     try:
-        # /health/ while the slowest model loads cold: a real first request for it.
-        result["health_during_ecg_load"] = health_during(site, lambda: site.predict("ecg", inputs["ecg"]))
-        site.stop()
-        site.start()
-        for model in MODELS:
-            status, body, seconds = site.predict(model, inputs[model])
-            assert status == 200, (name, model, body)
-            result["cold_s"][model] = round(seconds, 3)
-            result["pss_mb"][f"after {model}"] = site.pss_mb()["total"]
-        for model in MODELS:
-            times = []
-            for _ in range(requests):
-                status, body, seconds = site.predict(model, inputs[model])
-                assert status == 200, body
-                times.append(body["latency_ms"])
-            result["warm_ms"][model] = {q: round(percentile(times, q), 1) for q in (50, 95, 99)}
-        result["pss_mb"]["all four resident"] = site.pss_mb()["total"]
+        with PssSampler(site, every=0.2) as memory:
+            # /health/ while the slowest model loads cold: a real first request for it.
+            result["health_during_ecg_load"] = health_during(site, lambda: site.predict("ecg", inputs["ecg"]))
+            site.stop()
+            site.start()
+            for model in MODELS:
+                _, seconds = site.predict_ok(model, inputs[model])
+                result["cold_s"][model] = round(seconds, 3)
+                result["pss_mb"][f"after {model}"] = site.pss_mb()["total"]
+            for model in MODELS:
+                times = [site.predict_ok(model, inputs[model])[0]["latency_ms"] for _ in range(requests)]
+                result["warm_ms"][model] = {q: round(percentile(times, q), 1) for q in (50, 95, 99)}
+            result["pss_mb"]["all four resident"] = site.pss_mb()["total"]
 
-        def image_load():
-            for _ in range(15):
-                site.predict("ecg", inputs["ecg"])
-        result["health_during_image_requests"] = health_during(site, image_load)
-        with tempfile.TemporaryDirectory() as tmp:
-            for model in ("diabetes", "retina"):
-                for connections in (1, 2, 4):
-                    result["rps"][f"{model} c={connections}"] = wrk(site, model, inputs[model], connections,
-                                                                    load_seconds, Path(tmp))
-        sampler.stop.set()
-        result["pss_mb"]["peak"] = round(sampler.peak, 1)
+            def image_load():
+                for _ in range(15):
+                    site.predict("ecg", inputs["ecg"])
+            result["health_during_image_requests"] = health_during(site, image_load)
+            with tempfile.TemporaryDirectory() as tmp:
+                for model in ("diabetes", "retina"):
+                    for connections in (1, 2, 4):
+                        result["rps"][f"{model} c={connections}"] = wrk(site, model, inputs[model], connections,
+                                                                        load_seconds, Path(tmp))
+        result["pss_mb"]["peak"] = round(memory.peak_mb, 1)
         return result
     finally:
-        sampler.stop.set()
         site.stop()
 
 
-def render(ours: dict, base: dict, requests: int, load_seconds: int) -> str:
+def render(ours: dict, base: dict, requests: int, load_seconds: int, command: str) -> str:
     def ratio(b, o):
         return f"{b / o:.1f}×" if o else "n/a"
 
-    lines = [f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}, one run of "
-             f"`.venv-dev/bin/python bench/compare_bench.py` ({requests} warm requests per model, wrk "
+    lines = [f"{header(command)}, one run ({requests} warm requests per model, wrk "
              f"{load_seconds} s per load point). Ours: runtime environment, ONNX Runtime (1 thread). Baseline: "
              "the same site from the training environment with the image models in PyTorch (default threads) "
              "and scikit-learn installed beside xgboost. Same gunicorn_config.py.", "",
@@ -165,21 +141,18 @@ def render(ours: dict, base: dict, requests: int, load_seconds: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=50)
-    parser.add_argument("--load-seconds", type=int, default=10)
-    parser.add_argument("--artifacts", type=Path, default=None, help="default: the shipped demo models")
-    parser.add_argument("--write", action="store_true")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--requests", type=int, default=50)
+    options.add_argument("--load-seconds", type=int, default=10)
+    options.add_argument("--artifacts", type=Path, default=None, help="default: the shipped demo models")
+    args = options.parse_args()
     ours = measure("ours", Site(artifacts=args.artifacts), args.requests, args.load_seconds)
     base = measure("baseline", Site(python=DEV_PYTHON, artifacts=args.artifacts, extra_env={
         "MODEL_RUNTIME_OVERRIDES": "onnx_image=bench.torch_runtime.TorchImage", "PYTHONPATH": str(ROOT)}),
         args.requests, args.load_seconds)
-    text = render(ours, base, args.requests, args.load_seconds)
-    print(text)
+    publish(render(ours, base, args.requests, args.load_seconds, command_line(options, args)), "compare-bench",
+            args.write)
     print(json.dumps({"ours": ours, "baseline": base}))
-    if args.write:
-        write_section("compare-bench", text)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Which input the ECG ResNet50 should see: accuracy on real held-out printouts vs latency.
 
-    .venv-dev/bin/python bench/ecg_representation.py [--epochs 12] [--variants page-224 leads-160x272] [--write]
+    .venv-dev/bin/python -m bench.ecg_representation [--epochs 12] [--variants page-224 leads-160x272] [--write]
 
 Each variant trains the served recipe (same split, seed, sampling, augmentation and
 schedule; only the input spec differs) for the same number of epochs, then reports
@@ -12,22 +12,18 @@ single-thread latency in ONNX Runtime. Variants:
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import datetime as dt
-import sys
+import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.harness import ROOT, machine, percentile  # noqa: E402
-from bench.serve_bench import write_section  # noqa: E402
-from predictors.training import real_images, vision  # noqa: E402
-from predictors.training.export import export_onnx, quantize_int8  # noqa: E402
+from bench.harness import ARTIFACTS, image_input, percentile, timed_runs_ms
+from bench.report import command_line, header, parser, publish
+from predictors.training import real_images, vision
+from predictors.training.export import export_onnx, quantize_int8
 
 VARIANTS = {
     "page-224": {"height": 224, "width": 224, "resize": "stretch", "interpolation": "bilinear",
@@ -37,20 +33,15 @@ VARIANTS = {
 }
 
 
-def latency_ms(path: Path, shape: tuple[int, ...], runs: int = 30) -> tuple[float, float]:
+def latency_ms(path: Path, height: int, width: int, runs: int = 30) -> tuple[float, float]:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    session.run(None, {"input": x})
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        session.run(None, {"input": x})
-        times.append((time.perf_counter() - started) * 1000)
+    x = image_input(height, width)
+    times = timed_runs_ms(lambda: session.run(None, {"input": x}), runs)
     return percentile(times, 50), percentile(times, 95)
 
 
@@ -72,25 +63,22 @@ def evaluate(name: str, epochs: int, workers: int) -> dict:
         fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         export_onnx(model, fp32, r.input_spec, x[splits.validation][:4].astype(np.float32))
         quantize_int8(fp32, int8, x[splits.train][:32].astype(np.float32))
-        p50, p95 = latency_ms(int8, (1, 3, r.input_spec["height"], r.input_spec["width"]))
+        p50, p95 = latency_ms(int8, r.input_spec["height"], r.input_spec["width"])
     return {"name": name, "train_s": round(train_s), "macro_f1": metrics["macro_f1"],
             "accuracy": metrics["accuracy"], "recall": {k: v["value"] for k, v in metrics["recall"].items()},
             "test_images": metrics["images"], "p50_ms": round(p50, 1), "p95_ms": round(p95, 1)}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--write", action="store_true")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--epochs", type=int, default=12)
+    options.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    options.add_argument("--workers", type=int, default=2)
+    args = options.parse_args()
     import torch
 
     torch.set_num_threads(args.workers)
-    lines = [f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}, with "
-             f"`.venv-dev/bin/python bench/ecg_representation.py --epochs {args.epochs} --variants "
-             f"{' '.join(args.variants)}`: ResNet50 from scratch, "
+    lines = [f"{header(command_line(options, args))}: ResNet50 from scratch, "
              "the served recipe with only the input changed, pytorch fp32 figures on the same real test "
              "printouts; latency of the int8 graph, ONNX Runtime, one thread.", "",
              "| input | macro-F1 (95% CI) | accuracy | recall N / AHB / MI / HMI | int8 p50 / p95 ms | training s |",
@@ -104,18 +92,13 @@ def main() -> None:
         print(lines[-1], flush=True)
     if "leads-160x272" not in args.variants:
         lines.append(_served_row())
-    text = "\n".join(lines)
-    print(text)
-    if args.write:
-        write_section("ecg-representation", text)
+    publish("\n".join(lines), "ecg-representation", args.write)
 
 
 def _served_row() -> str:
     """The served recipe is the leads-160x272 variant: its card holds the same figures,
     from the same split, and serve_bench the served latency; no need to train it twice."""
-    import json
-
-    card = json.loads((ROOT / "predictors" / "artifacts" / "ecg" / "card.json").read_text())
+    card = json.loads((ARTIFACTS / "ecg" / "card.json").read_text())
     metrics = card["metrics"]["pytorch_fp32_test"]
     f1 = metrics["macro_f1"]
     recall = " / ".join(f"{v['value']:.2f}" for v in metrics["recall"].values())

@@ -1,6 +1,6 @@
 """The site on a simulated Render free instance: 0.1 CPU and 512 MB, probed as Render probes.
 
-    .venv/bin/python bench/free_instance.py [--burst-seconds 30] [--long-burst-seconds 60] [--write]
+    .venv/bin/python -m bench.free_instance [--burst-seconds 30] [--long-burst-seconds 60] [--write]
 
 Runs the real server (gunicorn_config.py, the runtime environment .venv, render.yaml's
 own environment variables) inside a cgroup v1 of a tenth of a CPU
@@ -24,8 +24,6 @@ Measures, over HTTP on loopback:
 """
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import http.client
 import json
 import os
@@ -35,12 +33,11 @@ import sys
 import threading
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.harness import ROOT, Site, machine, multipart, payloads, percentile, pss_kb  # noqa: E402
-from bench.serve_bench import write_section  # noqa: E402
+from bench.harness import MODELS, ROOT, PssSampler, Site, health_probes, payloads, percentile, run_together
+from bench.report import command_line, header, model_versions, parser, publish, verdict
 
 CPU_ROOT = Path("/sys/fs/cgroup/cpu")
 MEMORY_ROOT = Path("/sys/fs/cgroup/memory")
@@ -48,7 +45,6 @@ QUOTA_US, PERIOD_US = 10_000, 100_000
 LIMIT_BYTES = 512 * 1024 * 1024
 PROBE_EVERY, PROBE_TIMEOUT = 0.5, 5.0
 CLIENT_TIMEOUT = 120.0
-MODELS = ("diabetes", "heart", "retina", "ecg")
 IMAGES = ("retina", "ecg")
 FORMS = ("diabetes", "heart")
 TARGETS = {"boot_s": 5.0, "first_form_s": 1.5, "first_image_s": 4.0,
@@ -88,10 +84,10 @@ class FreeInstance:
             self.close()
             raise CgroupUnavailable(f"cannot make or limit the cgroups: {exc}") from exc
 
-    def command(self, argv: list[str]) -> list[str]:
-        """argv, run inside both cgroups (the shell joins them, then becomes the command)."""
+    def launch_prefix(self) -> list[str]:
+        """What runs a command inside both cgroups (the shell joins them, then becomes the command)."""
         joins = f"echo $$ > {self.cpu}/cgroup.procs && echo $$ > {self.memory}/cgroup.procs && exec \"$@\""
-        return ["/bin/sh", "-c", joins, "sh", *argv]
+        return ["/bin/sh", "-c", joins, "sh"]
 
     def read(self, name: str) -> int:
         return int((self.memory / name).read_text().split()[0])
@@ -141,75 +137,36 @@ def blueprint_env() -> dict[str, str]:
     return env
 
 
-class FreeSite(Site):
+def free_site(instance: FreeInstance, extra_env: dict[str, str]) -> Site:
     """The harness's site, its gunicorn started inside the free instance's cgroups."""
-
-    def __init__(self, instance: FreeInstance, extra_env: dict[str, str]):
-        super().__init__(extra_env=extra_env)
-        self.instance = instance
-        self.boot_seconds = 0.0
-
-    def start(self, log_name: str = "gunicorn.log") -> "FreeSite":
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.manage("collectstatic", "--noinput", "-v0")
-        self.manage("migrate", "--noinput", "-v0")
-        self.token = self.manage("apitoken", "bench", "--create-user")
-        gunicorn = Path(self.python).parent / "gunicorn"
-        self.log_path = self.workdir / log_name
-        started = time.perf_counter()
-        with open(self.log_path, "w") as log:
-            self.process = subprocess.Popen(self.instance.command([str(gunicorn), "--config", "gunicorn_config.py"]),
-                                            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            self.wait_healthy(timeout=120)
-            self.boot_seconds = time.perf_counter() - started
-        except (RuntimeError, OSError):
-            self.stop()
-            raise
-        return self
+    return Site(extra_env=extra_env, launch_prefix=instance.launch_prefix(), boot_timeout=120).start()
 
 
 class Burst:
     """Upload clients, one form client, the prober and the memory sampler, for `seconds`."""
 
-    def __init__(self, site: FreeSite, uploaders: int, seconds: float):
-        self.site, self.uploaders, self.seconds = site, uploaders, seconds
+    def __init__(self, site: Site, instance: FreeInstance, uploaders: int, seconds: float):
+        self.site, self.instance, self.uploaders, self.seconds = site, instance, uploaders, seconds
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.answers: Counter = Counter()  # (kind, status or error)
         self.round_trips: dict[str, list[float]] = {"image": [], "form": []}
         self.probes: list[float | None] = []
-        self.pss_peak_mb = 0.0
-        self.workers: set[int] = set()
-        inputs = payloads()
-        self.bodies = {model: multipart("image", *inputs[model]) for model in IMAGES}
-        self.forms = {model: json.dumps(inputs[model]).encode() for model in FORMS}
+        self.inputs = payloads()
 
     def call(self, kind: str, model: str) -> tuple[str, float | None]:
-        headers = {"Authorization": f"Token {self.site.token}"}
-        if kind == "image":
-            body, headers["Content-Type"] = self.bodies[model]
-        else:
-            body, headers["Content-Type"] = self.forms[model], "application/json"
-        connection = http.client.HTTPConnection("127.0.0.1", self.site.port, timeout=CLIENT_TIMEOUT)
-        started = time.perf_counter()
         try:
-            connection.request("POST", f"/api/v1/predict/{model}", body=body, headers=headers)
-            response = connection.getresponse()
-            response.read()
-            seconds = time.perf_counter() - started
-            retry = float(response.getheader("Retry-After") or 0) if response.status == 503 else None
-            with self.lock:
-                self.answers[(kind, str(response.status))] += 1
-                if response.status == 200:
-                    self.round_trips[kind].append(seconds)
-            return str(response.status), retry
+            answer = self.site.send_prediction(model, self.inputs[model], timeout=CLIENT_TIMEOUT)
         except (OSError, http.client.HTTPException) as exc:
             with self.lock:
                 self.answers[(kind, type(exc).__name__)] += 1
             return type(exc).__name__, 1.0
-        finally:
-            connection.close()
+        retry = float(answer.headers.get("Retry-After") or 0) if answer.status == 503 else None
+        with self.lock:
+            self.answers[(kind, str(answer.status))] += 1
+            if answer.status == 200:
+                self.round_trips[kind].append(answer.seconds)
+        return str(answer.status), retry
 
     def client(self, kind: str, index: int) -> None:
         models = IMAGES if kind == "image" else FORMS
@@ -221,40 +178,18 @@ class Burst:
                 self.stop.wait(retry)
 
     def prober(self) -> None:
-        while not self.stop.is_set():
-            started = time.perf_counter()
-            try:
-                status, _, seconds = self.site.request("GET", "/health/", timeout=PROBE_TIMEOUT)
-                self.probes.append(seconds if status == 200 else None)
-            except (OSError, http.client.HTTPException):
-                self.probes.append(None)
-            self.stop.wait(max(0.0, PROBE_EVERY - (time.perf_counter() - started)))
-
-    def sampler(self) -> None:
-        while not self.stop.is_set():
-            pids = [self.site.process.pid, *self.site.workers()]
-            self.workers.update(pids[1:])
-            try:
-                total = sum(pss_kb(pid) for pid in pids) / 1024
-                self.pss_peak_mb = max(self.pss_peak_mb, total)
-            except (OSError, RuntimeError):
-                pass
-            self.stop.wait(0.5)
+        for probe in health_probes(self.site, every=PROBE_EVERY, timeout=PROBE_TIMEOUT, stop=self.stop):
+            self.probes.append(probe.seconds if probe.status == 200 else None)
 
     def run(self) -> dict:
-        instance = self.site.instance
+        instance = self.instance
         instance.reset_peak()
         fails, ooms, cpu = instance.read("memory.failcnt"), instance.oom_kills(), instance.throttled()
         log_start = len(self.site.log_tail(10**9))
-        threads = [threading.Thread(target=self.client, args=("image", i)) for i in range(self.uploaders)]
-        threads += [threading.Thread(target=self.client, args=("form", 0)),
-                    threading.Thread(target=self.prober), threading.Thread(target=self.sampler)]
-        for thread in threads:
-            thread.start()
-        self.stop.wait(self.seconds)
-        self.stop.set()
-        for thread in threads:
-            thread.join(timeout=CLIENT_TIMEOUT + 10)
+        clients = [partial(self.client, "image", i) for i in range(self.uploaders)]
+        with PssSampler(self.site, every=0.5) as memory:
+            run_together([*clients, partial(self.client, "form", 0), self.prober], self.stop, self.seconds,
+                         join_timeout=CLIENT_TIMEOUT + 10)
         log = self.site.log_tail(10**9)[log_start:]
         cpu_after = instance.throttled()
         answered = sum(n for (kind, status), n in self.answers.items() if status.isdigit())
@@ -275,60 +210,43 @@ class Burst:
             "probe_p95_s": round(percentile(probes, 95), 3) if probes else None,
             "probes_over_1s": sum(1 for p in probes if p > 1.0),
             "cgroup_peak_mb": round(instance.read("memory.max_usage_in_bytes") / 2**20, 1),
-            "pss_peak_mb": round(self.pss_peak_mb, 1),
+            "pss_peak_mb": round(memory.peak_mb, 1),
             "limit_hits": instance.read("memory.failcnt") - fails, "oom_kills": instance.oom_kills() - ooms,
             "throttled_share": round((cpu_after["throttled"] - cpu["throttled"])
                                      / max(1, cpu_after["periods"] - cpu["periods"]), 2),
-            "workers_seen": len(self.workers),
+            "workers_seen": len({pid for sample in memory.samples for pid in sample.workers_mb}),
             "deaths": {name: log.count(text) for name, text in DEATHS.items()},
         }
 
 
-def first_and_warm(site: FreeSite, warm: int) -> tuple[dict, dict]:
+def first_and_warm(site: Site, warm: int) -> tuple[dict, dict]:
     inputs = payloads()
-    first: dict[str, float] = {}
-    for model in MODELS:  # in the order a visitor after a spin-down most likely asks
-        status, body, seconds = site.predict(model, inputs[model])
-        if status != 200:
-            raise RuntimeError(f"{model}: HTTP {status} {body}")
-        first[model] = round(seconds, 2)
+    # In the order a visitor after a spin-down most likely asks.
+    first = {model: round(site.predict_ok(model, inputs[model])[1], 2) for model in MODELS}
     warm_times: dict[str, dict] = {}
     for model in MODELS:
-        times = []
-        for _ in range(warm):
-            status, body, seconds = site.predict(model, inputs[model])
-            if status != 200:
-                raise RuntimeError(f"{model}: HTTP {status} {body}")
-            times.append(seconds)
+        times = [site.predict_ok(model, inputs[model])[1] for _ in range(warm)]
         warm_times[model] = {"p50_s": round(percentile(times, 50), 2), "p95_s": round(percentile(times, 95), 2)}
     return first, warm_times
-
-
-def model_versions() -> dict[str, str]:
-    versions = {}
-    for model in MODELS:
-        card = json.loads((ROOT / "predictors" / "artifacts" / model / "card.json").read_text())
-        versions[model] = str(card.get("version"))
-    return versions
 
 
 def run(burst_seconds: float, long_burst_seconds: float, warm: int) -> dict:
     instance = FreeInstance()
     env = blueprint_env()
-    results: dict = {"env": env, "versions": model_versions()}
+    results: dict = {"env": env, "versions": model_versions(MODELS)}
     try:
-        site = FreeSite(instance, env).start()
+        site = free_site(instance, env)
         try:
-            results["boot_s"] = round(site.boot_seconds, 2)
+            results["boot_s"] = round(site.started_seconds, 2)
             results["first_s"], results["warm"] = first_and_warm(site, warm)
-            results["bursts"] = [Burst(site, n, long_burst_seconds if n == 8 else burst_seconds).run()
+            results["bursts"] = [Burst(site, instance, n, long_burst_seconds if n == 8 else burst_seconds).run()
                                  for n in (1, 2, 4, 8)]
         finally:
             site.stop()
-        site = FreeSite(instance, {**env, "GUNICORN_MAX_REQUESTS": "25"}).start()
+        site = free_site(instance, {**env, "GUNICORN_MAX_REQUESTS": "25"})
         try:
             site.predict("diabetes", payloads()["diabetes"])
-            results["recycled"] = Burst(site, 8, long_burst_seconds).run()
+            results["recycled"] = Burst(site, instance, 8, long_burst_seconds).run()
         finally:
             site.stop()
     finally:
@@ -336,16 +254,11 @@ def run(burst_seconds: float, long_burst_seconds: float, warm: int) -> dict:
     return results
 
 
-def verdict(ok: bool) -> str:
-    return "met" if ok else "missed"
-
-
 def render(results: dict, command: str, concurrent_training: bool) -> str:
     t = TARGETS
-    versions = ", ".join(f"{m} {v}" for m, v in results["versions"].items())
-    lines = [f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}, with `{command}`: "
-             f"gunicorn inside a cgroup of 0.1 CPU ({QUOTA_US}/{PERIOD_US} µs) and 512 MB, render.yaml's "
-             f"environment ({', '.join(f'{k}={v}' for k, v in results['env'].items())}); models {versions}."]
+    lines = [f"{header(command, results['versions'])}: gunicorn inside a cgroup of 0.1 CPU ({QUOTA_US}/{PERIOD_US} "
+             f"µs) and 512 MB, render.yaml's environment "
+             f"({', '.join(f'{k}={v}' for k, v in results['env'].items())})."]
     if concurrent_training:
         lines.append("**Model training was running on the same machine during this run.**")
     first, warm = results["first_s"], results["warm"]
@@ -392,27 +305,19 @@ def render(results: dict, command: str, concurrent_training: bool) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--burst-seconds", type=float, default=30)
-    parser.add_argument("--long-burst-seconds", type=float, default=60, help="the 8-upload bursts")
-    parser.add_argument("--warm", type=int, default=8, help="warm requests per model")
-    parser.add_argument("--write", action="store_true", help="record the figures in docs/benchmarks.md")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--burst-seconds", type=float, default=30)
+    options.add_argument("--long-burst-seconds", type=float, default=60, help="the 8-upload bursts")
+    options.add_argument("--warm", type=int, default=8, help="warm requests per model")
+    args = options.parse_args()
     training = subprocess.run(["pgrep", "-f", "train_models"], capture_output=True).returncode == 0
     try:
         results = run(args.burst_seconds, args.long_burst_seconds, args.warm)
     except CgroupUnavailable as exc:
         print(f"cannot simulate the free instance: {exc}", file=sys.stderr)
         sys.exit(2)
-    command = ".venv/bin/python bench/free_instance.py" + "".join(
-        f" --{name.replace('_', '-')} {value:g}" for name, value, default in
-        (("burst_seconds", args.burst_seconds, 30), ("long_burst_seconds", args.long_burst_seconds, 60),
-         ("warm", args.warm, 8)) if value != default)
-    text = render(results, command, training)
-    print(text)
+    publish(render(results, command_line(options, args), training), "free-instance", args.write)
     print(json.dumps(results))
-    if args.write:
-        print(f"written to {write_section('free-instance', text)}")
 
 
 if __name__ == "__main__":

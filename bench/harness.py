@@ -1,27 +1,40 @@
-"""Start the real site under gunicorn on loopback and talk to it over HTTP.
+"""What every benchmark measures with: the real site under gunicorn on loopback, /health/
+probed as Render probes it, the processes' memory sampled, and timed ONNX Runtime runs.
 
-Standard library only, so the benchmarks run in the runtime environment (.venv) that
-Render builds, and memory figures are those of the web process alone.
+Written once so that two benchmarks that report the same thing (a probe's latency, a peak
+PSS) measured it the same way. Standard library only at import, so the benchmarks run in
+the runtime environment (.venv) that Render builds, and memory figures are those of the
+web process alone. Run each script from the repository root as `python -m bench.<name>`.
 """
 from __future__ import annotations
 
 import http.client
 import json
+import math
 import os
 import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "predictors" / "artifacts"
 SAMPLES = ROOT.parent / "shared" / "samples"
 RUNTIME_PYTHON = ROOT / ".venv" / "bin" / "python"
+MODELS = ("diabetes", "heart", "retina", "ecg")
+
+Payload = dict | tuple[str, bytes]  # a form's JSON, or an image's (file name, bytes)
 
 
 def free_port() -> int:
@@ -47,14 +60,36 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
+class Answer(NamedTuple):
+    status: int
+    data: bytes
+    seconds: float  # the round trip, from sending the request to the last byte of the answer
+    headers: http.client.HTTPMessage
+
+
+@dataclass(frozen=True)
+class PssSample:
+    at: float  # time.monotonic()
+    master_mb: float
+    workers_mb: dict[int, float]  # by pid
+
+    @property
+    def total_mb(self) -> float:
+        return self.master_mb + sum(self.workers_mb.values())
+
+
 @dataclass
 class Site:
     """A gunicorn master with gunicorn_config.py, a clinician token and its own SQLite database
-    (or the DATABASE_URL given in extra_env). stop() leaves nothing behind."""
+    (or the DATABASE_URL given in extra_env). stop() leaves nothing behind.
+
+    launch_prefix runs gunicorn through another command (the free instance's cgroups)."""
 
     python: Path = RUNTIME_PYTHON
     artifacts: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    launch_prefix: list[str] = field(default_factory=list)
+    boot_timeout: float = 60
     port: int = field(default_factory=free_port)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="healthoracle-bench-")))
     process: subprocess.Popen | None = None
@@ -85,7 +120,9 @@ class Site:
         return result.stdout.strip()
 
     def start(self, log_name: str = "gunicorn.log") -> "Site":
-        """Migrate, issue a token and serve; a site that never becomes healthy is torn down."""
+        """Migrate, issue a token and serve with render.yaml's start command; started_seconds is
+        the time from starting gunicorn to the first /health/ 200, when Render sends traffic.
+        A site that never becomes healthy is torn down."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.manage("collectstatic", "--noinput", "-v0")
         self.manage("migrate", "--noinput", "-v0")
@@ -94,27 +131,21 @@ class Site:
         started = time.perf_counter()
         self.log_path = self.workdir / log_name
         with open(self.log_path, "w") as log:
-            self.process = subprocess.Popen([str(gunicorn), "--config", "gunicorn_config.py", "HealthOracle.wsgi"],
+            self.process = subprocess.Popen([*self.launch_prefix, str(gunicorn), "--config", "gunicorn_config.py"],
                                             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            self.wait_healthy(timeout=60)
-        except RuntimeError:
+            self.wait_healthy(timeout=self.boot_timeout)
+        except BaseException:
             self.stop()
             raise
         self.started_seconds = time.perf_counter() - started
         return self
 
     def wait_healthy(self, timeout: float) -> float:
-        deadline = time.monotonic() + timeout
         started = time.perf_counter()
-        while time.monotonic() < deadline:
-            try:
-                status, _, _ = self.request("GET", "/health/", timeout=2)
-                if status == 200:
-                    return time.perf_counter() - started
-            except OSError:
-                pass
-            time.sleep(0.05)
+        for probe in health_probes(self, every=0.05, timeout=2, seconds=timeout):
+            if probe.status == 200:
+                return time.perf_counter() - started
         raise RuntimeError(f"site on port {self.port} did not become healthy in {timeout} s; log:\n{self.log_tail()}")
 
     def log_tail(self, chars: int = 3000) -> str:
@@ -137,37 +168,52 @@ class Site:
     def workers(self) -> list[int]:
         return children(self.process.pid) if self.process else []
 
-    def pss_mb(self) -> dict[str, float]:
-        master = pss_kb(self.process.pid) / 1024
-        workers = [pss_kb(pid) / 1024 for pid in self.workers()]
-        return {"master": round(master, 1), "worker": round(sum(workers), 1), "total": round(master + sum(workers), 1)}
+    def pss(self) -> PssSample:
+        """Master and workers now; OSError or RuntimeError if one exits while it is read."""
+        return PssSample(time.monotonic(), pss_kb(self.process.pid) / 1024,
+                         {pid: pss_kb(pid) / 1024 for pid in self.workers()})
 
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-                timeout: float = 120) -> tuple[int, bytes, float]:
+    def pss_mb(self) -> dict[str, float]:
+        sample = self.pss()
+        return {"master": round(sample.master_mb, 1), "worker": round(sum(sample.workers_mb.values()), 1),
+                "total": round(sample.total_mb, 1)}
+
+    def exchange(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+                 timeout: float = 120) -> Answer:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         started = time.perf_counter()
         try:
             connection.request(method, path, body=body, headers=headers or {})
             response = connection.getresponse()
             data = response.read()
-            return response.status, data, time.perf_counter() - started
+            return Answer(response.status, data, time.perf_counter() - started, response.headers)
         finally:
             connection.close()
 
-    def predict(self, model: str, payload: dict | tuple[str, bytes]) -> tuple[int, dict, float]:
-        headers = {"Authorization": f"Token {self.token}"}
-        if isinstance(payload, dict):
-            body = json.dumps(payload).encode()
-            headers["Content-Type"] = "application/json"
-        else:
-            body, content_type = multipart("image", *payload)
-            headers["Content-Type"] = content_type
-        status, data, seconds = self.request("POST", f"/api/v1/predict/{model}", body, headers)
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+                timeout: float = 120) -> tuple[int, bytes, float]:
+        status, data, seconds, _ = self.exchange(method, path, body, headers, timeout)
+        return status, data, seconds
+
+    def send_prediction(self, model: str, payload: Payload, timeout: float = 120) -> Answer:
+        body, content_type = request_body(payload)
+        return self.exchange("POST", f"/api/v1/predict/{model}", body,
+                             {"Authorization": f"Token {self.token}", "Content-Type": content_type}, timeout)
+
+    def predict(self, model: str, payload: Payload) -> tuple[int, dict, float]:
+        answer = self.send_prediction(model, payload)
         try:
-            parsed = json.loads(data)
+            parsed = json.loads(answer.data)
         except ValueError:
-            parsed = {"raw": data[:200].decode(errors="replace")}
-        return status, parsed, seconds
+            parsed = {"raw": answer.data[:200].decode(errors="replace")}
+        return answer.status, parsed, answer.seconds
+
+    def predict_ok(self, model: str, payload: Payload) -> tuple[dict, float]:
+        """A prediction the benchmark needs answered: figures taken after a failed one would mislead."""
+        status, body, seconds = self.predict(model, payload)
+        if status != 200:
+            raise RuntimeError(f"{model}: HTTP {status} {body}")
+        return body, seconds
 
 
 def multipart(field_name: str, filename: str, content: bytes) -> tuple[bytes, str]:
@@ -175,6 +221,13 @@ def multipart(field_name: str, filename: str, content: bytes) -> tuple[bytes, st
     head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field_name}\"; filename=\"{filename}\"\r\n"
             f"Content-Type: application/octet-stream\r\n\r\n").encode()
     return head + content + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def request_body(payload: Payload) -> tuple[bytes, str]:
+    """(body, Content-Type) of a prediction request: a form as JSON, an image as the upload field."""
+    if isinstance(payload, dict):
+        return json.dumps(payload).encode(), "application/json"
+    return multipart("image", *payload)
 
 
 DIABETES = {"pregnancies": 2, "glucose": 168, "blood_pressure": 72, "skin_thickness": None, "insulin": None,
@@ -185,7 +238,7 @@ HEART = {"age": 61, "sex": "male", "chest_pain_type": "asymptomatic", "resting_b
          "thal": "reversible_defect"}
 
 
-def payloads() -> dict[str, dict | tuple[str, bytes]]:
+def payloads() -> dict[str, Payload]:
     return {
         "diabetes": DIABETES,
         "heart": HEART,
@@ -200,7 +253,97 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown CPU")
-    return f"{os.cpu_count()} cores ({cpu}), Python {sys.version.split()[0]}"
+def ticks(every: float, stop: threading.Event | None = None, seconds: float | None = None) -> Iterator[None]:
+    """A beat every `every` seconds, counted from the start of the one before (at once after one
+    that overran), until `stop` is set or `seconds` have passed: the pace of a prober or sampler
+    does not drift with how long each probe takes."""
+    stop = stop or threading.Event()
+    deadline = math.inf if seconds is None else time.monotonic() + seconds
+    while not stop.is_set() and time.monotonic() < deadline:
+        started = time.monotonic()
+        yield
+        stop.wait(max(0.0, every - (time.monotonic() - started)))
+
+
+class Probe(NamedTuple):
+    status: int | None  # None: no answer
+    seconds: float
+    error: str | None = None  # the exception's name where there was no answer
+
+
+def health_probes(site: Site, *, every: float, timeout: float, stop: threading.Event | None = None,
+                  seconds: float | None = None) -> Iterator[Probe]:
+    """/health/ probed every `every` seconds, as Render probes it, each given up after `timeout`."""
+    for _ in ticks(every, stop, seconds):
+        started = time.perf_counter()
+        try:
+            status, _, elapsed = site.request("GET", "/health/", timeout=timeout)
+            probe = Probe(status, elapsed)
+        except (OSError, http.client.HTTPException) as exc:
+            probe = Probe(None, time.perf_counter() - started, type(exc).__name__)
+        yield probe
+
+
+def run_together(targets: list[Callable[[], None]], stop: threading.Event, seconds: float,
+                 join_timeout: float) -> None:
+    """Each target in a thread of its own for `seconds`, then `stop` set and each given
+    `join_timeout` to notice it: the load of the free instance's bursts and of the soak."""
+    threads = [threading.Thread(target=target) for target in targets]
+    for thread in threads:
+        thread.start()
+    stop.wait(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=join_timeout)
+
+
+class PssSampler:
+    """The site's PSS, master and workers, every `every` seconds while the `with` block runs.
+
+    A moment at which a process exits between being listed and being read is skipped, so
+    no sample's total leaves a process out."""
+
+    def __init__(self, site: Site, every: float):
+        self.site, self.every = site, every
+        self.samples: list[PssSample] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        for _ in ticks(self.every, self._done):
+            try:
+                self.samples.append(self.site.pss())
+            except (OSError, RuntimeError):
+                pass
+
+    @property
+    def peak_mb(self) -> float:
+        return max((sample.total_mb for sample in self.samples), default=0.0)
+
+    def __enter__(self) -> "PssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def image_input(height: int, width: int) -> "np.ndarray":
+    """One image-sized input batch, the same in every run (seed 0)."""
+    import numpy as np
+
+    return np.random.default_rng(0).standard_normal((1, 3, height, width)).astype(np.float32)
+
+
+def timed_runs_ms(run: Callable[[], Any], runs: int, warm_up: bool = True) -> list[float]:
+    """`run` `runs` times, each timed alone, in ms; first once untimed where the first call
+    costs more than the rest (ONNX Runtime plans and allocates on its first run)."""
+    if warm_up:
+        run()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - started) * 1000)
+    return times

@@ -10,11 +10,10 @@ import io
 import socket
 import struct
 import threading
-import time
 import zlib
 from dataclasses import dataclass, field
 
-from bench.harness import Site
+from bench.harness import Site, health_probes
 
 
 @dataclass
@@ -51,17 +50,8 @@ class SlowLoris:
 
 def probe_health(site: Site, seconds: float, every: float = 0.5, timeout: float = 2.0) -> list[float | None]:
     """Latency of /health/ every `every` seconds for `seconds`; None where it failed or timed out."""
-    results: list[float | None] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        started = time.monotonic()
-        try:
-            status, _, elapsed = site.request("GET", "/health/", timeout=timeout)
-            results.append(elapsed if status == 200 else None)
-        except OSError:
-            results.append(None)
-        time.sleep(max(0.0, every - (time.monotonic() - started)))
-    return results
+    return [probe.seconds if probe.status == 200 else None
+            for probe in health_probes(site, every=every, timeout=timeout, seconds=seconds)]
 
 
 def send_raw(port: int, data: bytes, *, close_write: bool, wait: float = 5.0) -> bytes:

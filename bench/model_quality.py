@@ -1,24 +1,16 @@
 """The served image models' figures on real held-out photographs, against issue 12's targets.
 
-    .venv/bin/python bench/model_quality.py [--write]
+    .venv/bin/python -m bench.model_quality [--write]
 
 Reads the shipped cards (predictors/artifacts/<name>/card.json), which `train_models`
 wrote from real images the models never trained on, and the artifact sizes on disk.
 """
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.harness import ROOT  # noqa: E402
-from bench.serve_bench import write_section  # noqa: E402
-
-ARTIFACTS = ROOT / "predictors" / "artifacts"
+from bench.harness import ARTIFACTS
+from bench.report import command_line, header, parser, publish, verdict
 
 
 def _ci(metric: dict) -> str:
@@ -26,11 +18,7 @@ def _ci(metric: dict) -> str:
     return f"{metric['value']:.3f} ({low:.3f}–{high:.3f})"
 
 
-def _met(ok: bool) -> str:
-    return "met" if ok else "missed"
-
-
-def report() -> str:
+def report(command: str) -> str:
     retina = json.loads((ARTIFACTS / "retina" / "card.json").read_text())
     ecg = json.loads((ARTIFACTS / "ecg" / "card.json").read_text())
     rt, et = retina["metrics"]["test"], ecg["metrics"]["test"]
@@ -41,42 +29,38 @@ def report() -> str:
     total = sum(sizes.values())
     minutes = (retina["training"]["wall_seconds"] + ecg["training"]["wall_seconds"]) / 60
     lines = [
-        f"Read {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC from the shipped cards with "
-        "`.venv/bin/python bench/model_quality.py`. Intervals are 95% bootstrap intervals over test images.", "",
+        f"{header(command, verb='Read')} from the shipped cards. Intervals are 95% bootstrap intervals over "
+        "test images.", "",
         f"Retina (served {retina['quantization']['served']}, input {retina['input']['height']}×"
         f"{retina['input']['width']}), IDRiD's official test split, {rt['images']} photos:", "",
         "| metric | value (95% CI) | target |", "|---|---|---|",
         f"| referable-DR (grade ≥ 2) AUC | {_ci(rt['referable_dr_auc'])} | ≥ 0.90: "
-        f"{_met(rt['referable_dr_auc']['value'] >= 0.90)} |",
+        f"{verdict(rt['referable_dr_auc']['value'] >= 0.90)} |",
         f"| sensitivity at 80% specificity | {_ci(rt['sensitivity_at_80_specificity'])} | |",
         f"| quadratic weighted kappa | {_ci(rt['quadratic_weighted_kappa'])} | ≥ 0.70: "
-        f"{_met(rt['quadratic_weighted_kappa']['value'] >= 0.70)} |",
+        f"{verdict(rt['quadratic_weighted_kappa']['value'] >= 0.70)} |",
         f"| accuracy (5 grades) | {_ci(rt['accuracy'])} | |", "",
         f"ECG (served {ecg['quantization']['served']}, input {ecg['input']['height']}×{ecg['input']['width']}, "
         f"lead area, grid suppressed), held-out real printouts, {et['images']} photos:", "",
         "| metric | value (95% CI) | test images | target |", "|---|---|---|---|",
-        f"| macro-F1 | {_ci(et['macro_f1'])} | {et['images']} | ≥ 0.85: {_met(et['macro_f1']['value'] >= 0.85)} |",
+        f"| macro-F1 | {_ci(et['macro_f1'])} | {et['images']} | ≥ 0.85: {verdict(et['macro_f1']['value'] >= 0.85)} |",
         f"| accuracy | {_ci(et['accuracy'])} | {et['images']} | |",
-        *[f"| recall {label} | {_ci(value)} | {et['support'][label]} | ≥ 0.70: {_met(value['value'] >= 0.70)} |"
+        *[f"| recall {label} | {_ci(value)} | {et['support'][label]} | ≥ 0.70: {verdict(value['value'] >= 0.70)} |"
           for label, value in recalls.items()], "",
-        f"Lowest class recall {worst_recall:.3f} (target ≥ 0.70: {_met(worst_recall >= 0.70)}). "
+        f"Lowest class recall {worst_recall:.3f} (target ≥ 0.70: {verdict(worst_recall >= 0.70)}). "
         f"int8: retina {retina['quantization']['decision']}; ECG {ecg['quantization']['decision']}.", "",
         "Artifacts on disk: " + ", ".join(f"{name} {size:.1f} MB" for name, size in sizes.items())
-        + f"; total {total:.1f} MB (target ≤ 40: {_met(total <= 40)}).",
+        + f"; total {total:.1f} MB (target ≤ 40: {verdict(total <= 40)}).",
         f"Training time recorded on the cards (`train_models retina ecg`, 2 CPU threads): {minutes:.1f} minutes "
-        f"(target ≤ 90: {_met(minutes <= 90)}).",
+        f"(target ≤ 90: {verdict(minutes <= 90)}).",
     ]
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--write", action="store_true")
-    args = parser.parse_args()
-    text = report()
-    print(text)
-    if args.write:
-        write_section("model-quality", text)
+    options = parser(__doc__)
+    args = options.parse_args()
+    publish(report(command_line(options, args)), "model-quality", args.write)
 
 
 if __name__ == "__main__":

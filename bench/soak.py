@@ -1,6 +1,6 @@
 """Soak: mixed traffic for minutes while the worker recycles; zero failures allowed.
 
-    .venv-dev/bin/python bench/soak.py [--seconds 600 | --short] [--max-requests 120] [--database-url URL] [--write]
+    .venv-dev/bin/python -m bench.soak [--seconds 600 | --short] [--max-requests 120] [--database-url URL] [--write]
 
 Starts the real site (runtime environment, gunicorn_config.py) with a low
 GUNICORN_MAX_REQUESTS so the worker is replaced several times, sends bounded loops of
@@ -11,7 +11,6 @@ matplotlib, so run it from the training environment; the server never imports it
 """
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import re
@@ -19,11 +18,11 @@ import sys
 import threading
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.harness import ROOT, Site, machine, payloads, percentile, pss_kb  # noqa: E402
+from bench.harness import ROOT, PssSampler, Site, health_probes, payloads, percentile, run_together
+from bench.report import command_line, header, parser, write_section
 
 LIMIT_MB = 512
 
@@ -63,35 +62,17 @@ class Soak:
                 self.record(kind, None, type(exc).__name__)
 
     def prober(self) -> None:
-        while not self.stop.is_set():
-            try:
-                status, _, seconds = self.site.request("GET", "/health/", timeout=5)
-                self.health.append(seconds * 1000)
-                self.record("health", status)
-            except (OSError, http.client.HTTPException) as exc:
-                self.record("health", None, type(exc).__name__)
-            self.stop.wait(1.0)
-
-    def sampler(self) -> None:
-        while not self.stop.is_set():
-            for pid in self.site.workers():
-                try:
-                    worker = pss_kb(pid) / 1024
-                    total = worker + pss_kb(self.site.process.pid) / 1024
-                except (OSError, RuntimeError):
-                    continue
-                self.samples.append((time.monotonic() - self.started, pid, worker, total))
-            self.stop.wait(0.5)
+        for probe in health_probes(self.site, every=1.0, timeout=5, stop=self.stop):
+            if probe.status is not None:
+                self.health.append(probe.seconds * 1000)
+            self.record("health", probe.status, probe.error)
 
     def run(self, cookie: str) -> None:
-        threads = [threading.Thread(target=self.client, args=(i, cookie)) for i in range(2)]
-        threads += [threading.Thread(target=self.prober), threading.Thread(target=self.sampler)]
-        for t in threads:
-            t.start()
-        self.stop.wait(self.seconds)
-        self.stop.set()
-        for t in threads:
-            t.join(timeout=120)
+        with PssSampler(self.site, every=0.5) as memory:
+            run_together([partial(self.client, 0, cookie), partial(self.client, 1, cookie), self.prober],
+                         self.stop, self.seconds, join_timeout=120)
+        self.samples = [(sample.at - self.started, pid, worker, worker + sample.master_mb)
+                        for sample in memory.samples for pid, worker in sample.workers_mb.items()]
 
     def lifetimes(self) -> list[dict]:
         order: list[int] = []
@@ -152,16 +133,15 @@ def plot(lifetimes_samples: list[tuple[float, int, float, float]], path: Path) -
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=600)
-    parser.add_argument("--short", action="store_true", help="60 s, for CI")
-    parser.add_argument("--max-requests", type=int, default=None)
-    parser.add_argument("--artifacts", type=Path, default=None, help="default: the shipped demo models")
-    parser.add_argument("--plot", type=Path, default=None, help="where to write the PSS plot (PNG)")
-    parser.add_argument("--database-url", default=None,
-                        help="the server's database (migrated at start); default: a temporary SQLite file")
-    parser.add_argument("--write", action="store_true", help="record the figures in docs/benchmarks.md")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--seconds", type=float, default=600)
+    options.add_argument("--short", action="store_true", help="60 s, for CI")
+    options.add_argument("--max-requests", type=int, default=None)
+    options.add_argument("--artifacts", type=Path, default=None, help="default: the shipped demo models")
+    options.add_argument("--plot", type=Path, default=None, help="where to write the PSS plot (PNG)")
+    options.add_argument("--database-url", default=None,
+                         help="the server's database (migrated at start); default: a temporary SQLite file")
+    args = options.parse_args()
     seconds = 60 if args.short else args.seconds
     max_requests = args.max_requests or (60 if args.short else 150)
     extra_env = {"GUNICORN_MAX_REQUESTS": str(max_requests), "GUNICORN_MAX_REQUESTS_JITTER": str(max_requests // 5)}
@@ -200,10 +180,7 @@ def main() -> int:
         print(f"plot written to {target}")
     ok = summary["failures"] == 0 and peak < LIMIT_MB and summary["worker_lifetimes"] >= 2
     if args.write:
-        from bench.serve_bench import write_section
-
-        command = "bench/soak.py" + (" --short" if args.short else f" --seconds {int(seconds)}")
-        text = (f"Measured on {machine()} with `.venv-dev/bin/python {command}` (server in the runtime "
+        text = (f"{header(command_line(options, args))} (server in the runtime "
                 f"environment, `GUNICORN_MAX_REQUESTS={max_requests}`): {requests} requests and "
                 f"{summary['health_probes']} health probes in {int(seconds)} s, {summary['failures']} failed, "
                 f"{summary['worker_lifetimes']} worker lifetimes, peak master + worker PSS {summary['peak_pss_mb']} MB, "

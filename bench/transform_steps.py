@@ -1,6 +1,6 @@
 """What each step of the shared image transform costs, on one core.
 
-    taskset -c 0 .venv/bin/python bench/transform_steps.py [--write]
+    taskset -c 0 .venv/bin/python -m bench.transform_steps [--write]
 
 For real photos of ../shared/data (the first of every 20 of each set), times the steps
 an upload goes through before the model, each on its own (median over the photos of the
@@ -11,35 +11,24 @@ Runs in the web runtime's environment, as the server does.
 """
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
-import time
-from pathlib import Path
 from typing import Any, Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
+from PIL import Image
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+from bench.harness import ARTIFACTS, ROOT, timed_runs_ms
+from bench.report import command_line, header, parser, publish
+from predictors.images import decode, ecg_page, fundus, gate, transform
+from predictors.serving.artifacts import open_artifact
 
-from bench.serve_bench import write_section  # noqa: E402
-from predictors.images import decode, ecg_page, fundus, gate, transform  # noqa: E402
-from predictors.serving.artifacts import open_artifact  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
 REPEATS = 5
 LIMITS = {"max_bytes": 50_000_000, "max_pixels": 60_000_000}
 
 
 def _ms(step: Callable[[], Any]) -> float:
-    times = []
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+    return statistics.median(timed_runs_ms(step, REPEATS, warm_up=False))
 
 
 def _photos(folder: str) -> list[bytes]:
@@ -47,7 +36,7 @@ def _photos(folder: str) -> list[bytes]:
 
 
 def measure() -> dict[str, dict[str, float]]:
-    specs = {name: open_artifact(name, ROOT / "predictors" / "artifacts" / name).input_spec for name in ("retina", "ecg")}
+    specs = {name: open_artifact(name, ARTIFACTS / name).input_spec for name in ("retina", "ecg")}
     before = {name: {k: v for k, v in spec.items() if k not in ("page", "light")} for name, spec in specs.items()}
     rows: dict[str, dict[str, list[float]]] = {"ecg": {}, "retina": {}}
 
@@ -85,8 +74,8 @@ def measure() -> dict[str, dict[str, float]]:
 
 
 def render(results: dict[str, dict[str, float]], command: str) -> str:
-    lines = [f"Measured with `{command}` on one core of this machine, nothing else running; medians over "
-             "every 20th photo of each labelled set, each the median of 5 runs, in ms.", "",
+    lines = [f"{header(command)}: one core, nothing else running; medians over every 20th photo of each "
+             "labelled set, each the median of 5 runs, in ms.", "",
              "| step | ECG | retina |", "|---|---|---|"]
     steps = list(dict.fromkeys([*results["ecg"], *results["retina"]]))
     for step in steps:
@@ -99,13 +88,9 @@ def render(results: dict[str, dict[str, float]], command: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", action="store_true", help="record the figures in docs/benchmarks.md")
-    args = parser.parse_args()
-    text = render(measure(), "taskset -c 0 .venv/bin/python bench/transform_steps.py")
-    print(text)
-    if args.write:
-        write_section("transform-steps", text)
+    options = parser(__doc__)
+    args = options.parse_args()
+    publish(render(measure(), command_line(options, args, prefix="taskset -c 0 ")), "transform-steps", args.write)
 
 
 if __name__ == "__main__":

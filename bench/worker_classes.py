@@ -1,6 +1,6 @@
 """Worker classes against slow clients: memory, latency, /health/ under attack.
 
-    .venv/bin/python bench/worker_classes.py [--seconds 10] [--write]
+    .venv/bin/python -m bench.worker_classes [--seconds 10] [--write]
 
 Starts the real site (runtime environment, gunicorn_config.py) once per candidate worker
 class (GUNICORN_WORKER_CLASS): gthread (the old setting), gevent (installed with pip into
@@ -13,21 +13,13 @@ and the decode-memory table in docs/benchmarks.md.
 """
 from __future__ import annotations
 
-import argparse
 import subprocess
-import sys
 import threading
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.harness import ROOT, RUNTIME_PYTHON, Site, machine, payloads, percentile  # noqa: E402
-from bench.hostile import (DECODE_CASES, SlowLoris, peak_above_resting_mb, probe_health,  # noqa: E402
-                           short_body_request)
-from bench.harness import DIABETES, multipart  # noqa: E402
-from bench.serve_bench import write_section  # noqa: E402
+from bench.harness import DIABETES, ROOT, RUNTIME_PYTHON, Site, multipart, payloads, percentile
+from bench.hostile import DECODE_CASES, SlowLoris, peak_above_resting_mb, probe_health, short_body_request
+from bench.report import command_line, header, parser, publish
 
 GEVENT_TARGET = ROOT / "var" / "bench-gevent"
 GEVENT_PACKAGES = ("gevent==26.9.0", "psycogreen==1.0.2")
@@ -103,8 +95,7 @@ def decode_memory() -> list[tuple[str, int, str, float]]:
 
 
 def render(results: dict, decode_rows: list, seconds: float, command: str) -> tuple[str, str]:
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"Measured {stamp} on {machine()}, with `{command}`: 8 slow connections (one header byte "
+    lines = [f"{header(command)}: 8 slow connections (one header byte "
              f"a second each) for {seconds:.0f} s while `/health/` is probed every 0.5 s (2 s timeout); "
              f"then ECG predictions back to back while it is probed every 0.25 s.", "",
              "| worker class | worker PSS idle / warm MB | /health/ p50 ms | form prediction p50 ms | "
@@ -114,7 +105,7 @@ def render(results: dict, decode_rows: list, seconds: float, command: str) -> tu
         lines.append(f"| {name} | {r['idle']} / {r['warm']} | {percentile(r['health'], 50) * 1000:.1f} | "
                      f"{percentile(r['form'], 50) * 1000:.1f} | {summarise(r['loris'])} | "
                      f"{summarise(r['during_ecg'])} | {r['short_body']} |")
-    decode = [f"Measured {stamp} with `{command}`: one authenticated `POST /api/v1/predict/retina` per "
+    decode = [f"{header(command)}: one authenticated `POST /api/v1/predict/retina` per "
               "file; the worker's peak RSS (VmHWM, reset through /proc/<pid>/clear_refs) above its RSS just "
               "before. The issue's \"before\" figures, same files, old decoder: 1.1-1.6 GB.", "",
               "| upload | file kB | answer | peak above resting MB |", "|---|---|---|---|"]
@@ -123,18 +114,14 @@ def render(results: dict, decode_rows: list, seconds: float, command: str) -> tu
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--write", action="store_true", help="record the figures in docs/benchmarks.md")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--seconds", type=float, default=10.0)
+    args = options.parse_args()
     results = {name: measure(name, args.seconds) for name in CANDIDATES}
     decode_rows = decode_memory()
-    command = ".venv/bin/python bench/worker_classes.py" + (f" --seconds {args.seconds:g}" if args.seconds != 10 else "")
-    workers, decode = render(results, decode_rows, args.seconds, command)
-    print(workers, decode, sep="\n\n")
-    if args.write:
-        write_section("worker-classes", workers)
-        write_section("decode-memory", decode)
+    workers, decode = render(results, decode_rows, args.seconds, command_line(options, args))
+    publish(workers, "worker-classes", args.write)
+    publish(decode, "decode-memory", args.write)
 
 
 if __name__ == "__main__":
