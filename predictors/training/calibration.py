@@ -9,7 +9,6 @@ validation probabilities, and the card records what they give there.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,13 +16,9 @@ import numpy as np
 # The temperature is searched on a log grid; beyond these ends the model is broken, not miscalibrated.
 TEMPERATURES = np.exp(np.linspace(np.log(0.25), np.log(8.0), 241))
 RELIABILITY_BINS = 10
-# "Uncertain — needs a human read" below the calibrated top probability that makes the answers
-# given at least this accurate on validation (the largest coverage that does).
-ANSWERED_ACCURACY_TARGET = {"retina": 0.80, "ecg": 0.92}
 # Never call an answer certain below this, whatever validation says: a near coin-flip is not an answer.
 MIN_UNCERTAIN_BELOW = 0.5
-REFERABLE_GRADE = 2
-# The referable threshold keeps at least this sensitivity for grade >= 2 on validation.
+# The referable threshold keeps at least this sensitivity for referable eyes on validation.
 REFERABLE_SENSITIVITY_TARGET = 0.90
 
 
@@ -71,10 +66,10 @@ def reliability_points(probs: np.ndarray, y: np.ndarray, bins: int = RELIABILITY
     return points
 
 
-def uncertain_threshold(name: str, probs: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """The lowest top-probability cut-off whose answered images reach the accuracy target on
-    validation, with the coverage and accuracy it gives there."""
-    target = ANSWERED_ACCURACY_TARGET[name]
+def uncertain_threshold(probs: np.ndarray, y: np.ndarray, target: float) -> dict[str, Any]:
+    """The cut-off below which an answer is "uncertain — needs a human read": the lowest top
+    probability whose answered images reach the accuracy target on validation (the largest
+    coverage that does), with the coverage and accuracy it gives there."""
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == y
     chosen = None
@@ -95,11 +90,12 @@ def uncertain_threshold(name: str, probs: np.ndarray, y: np.ndarray) -> dict[str
     }
 
 
-def referable_threshold(probs: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """The highest P(grade >= 2) cut-off that still finds REFERABLE_SENSITIVITY_TARGET of the
-    referable eyes on validation, with the sensitivity and specificity it gives there."""
-    score = probs[:, REFERABLE_GRADE:].sum(axis=1)
-    truth = y >= REFERABLE_GRADE
+def referable_threshold(probs: np.ndarray, y: np.ndarray, referable_grade: int) -> dict[str, Any]:
+    """The highest cut-off on the probability of a referable grade that still finds
+    REFERABLE_SENSITIVITY_TARGET of the referable eyes on validation, with the sensitivity and
+    specificity it gives there."""
+    score = probs[:, referable_grade:].sum(axis=1)
+    truth = y >= referable_grade
     threshold = 0.5
     if truth.any():
         for cut in np.round(np.arange(0.95, 0.049, -0.01), 2):
@@ -115,10 +111,10 @@ def referable_threshold(probs: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     }
 
 
-def calibrate(name: str, logits: np.ndarray, y: np.ndarray, plot_path: Path | None = None) -> dict[str, Any]:
-    """Card sections "calibration" and "decision" from the served graph's validation logits."""
-    from . import cards
-
+def calibrate(logits: np.ndarray, y: np.ndarray, answered_accuracy_target: float,
+              referable_grade: int | None) -> dict[str, Any]:
+    """Card sections "calibration" and "decision" from the served graph's validation logits; a
+    graded model (one with a referable grade) also gets its referable threshold."""
     temperature = fit_temperature(logits, y)
     before, after = softmax(logits), softmax(logits, temperature)
     calibration = {
@@ -132,9 +128,7 @@ def calibrate(name: str, logits: np.ndarray, y: np.ndarray, plot_path: Path | No
         "reliability_before": reliability_points(before, y),
         "reliability_after": reliability_points(after, y),
     }
-    decision = {"split": "validation", **uncertain_threshold(name, after, y)}
-    if name == "retina":
-        decision.update(referable_threshold(after, y))
-    if plot_path is not None:
-        cards.plot_top_label_reliability(plot_path, calibration, f"{name}: validation images ({len(y)})")
+    decision = {"split": "validation", **uncertain_threshold(after, y, answered_accuracy_target)}
+    if referable_grade is not None:
+        decision.update(referable_threshold(after, y, referable_grade))
     return {"calibration": calibration, "decision": decision}

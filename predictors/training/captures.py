@@ -194,6 +194,12 @@ def recapture(image: Image.Image, capture: Capture, seed: int) -> bytes:
     return FAMILIES[capture.family](image, capture.strength, np.random.default_rng(seed))
 
 
+def mild_families(kind: str) -> list[str]:
+    """The capture families training draws from for one kind of picture; phone_photo is a page
+    on a table photographed at an angle, so printouts only, as in BENCHMARK."""
+    return [family for family in MILD_RANGES if kind == "ecg" or family != "phone_photo"]
+
+
 def random_capture(image: Image.Image, kind: str, rng: np.random.Generator) -> bytes:
     """A training augmentation: one or two mild captures in a row, then as a phone sends it.
 
@@ -201,8 +207,7 @@ def random_capture(image: Image.Image, kind: str, rng: np.random.Generator) -> b
     tensor; ECG pages are turned a quarter or half only because phones and scanners do.
     """
     picture = image.convert("RGB")
-    families = [f for f in MILD_RANGES if kind == "ecg" or f != "phone_photo"]
-    for family in rng.choice(families, size=int(rng.integers(1, 3)), replace=False):
+    for family in rng.choice(mild_families(kind), size=int(rng.integers(1, 3)), replace=False):
         low, high = MILD_RANGES[family]
         picture = Image.open(io.BytesIO(FAMILIES[family](picture, float(rng.uniform(low, high)), rng)))
         picture.load()

@@ -86,14 +86,22 @@ _LIMITATIONS = {
 }
 
 
+def _rare_mild_npdr(class_counts: dict[str, list[int]]) -> str:
+    fitting, validation, test = (class_counts[split][1] for split in ("train", "validation", "test"))
+    return (f"Mild NPDR (grade 1) has only {fitting} fitting and {validation} validation images "
+            f"and {test or 'none'} in the test split: the model rarely predicts it and its "
+            "figures say little or nothing about it.")
+
+
+# Weaknesses counted from the card's own class counts, each with its place among _LIMITATIONS.
+_COUNTED_LIMITATIONS = {"retina": [(2, _rare_mild_npdr)]}
+
+
 def image_limitations(name: str, class_counts: dict[str, list[int]]) -> list[str]:
-    """The model's known weaknesses; the rare-grade sentence counted from the card's own class counts."""
+    """The model's known weaknesses, those about a rare class counted from its class counts."""
     limitations = list(_LIMITATIONS[name])
-    if name == "retina":
-        fitting, validation, test = (class_counts[split][1] for split in ("train", "validation", "test"))
-        limitations.insert(2, f"Mild NPDR (grade 1) has only {fitting} fitting and {validation} validation images "
-                              f"and {test or 'none'} in the test split: the model rarely predicts it and its "
-                              "figures say little or nothing about it.")
+    for position, sentence in _COUNTED_LIMITATIONS.get(name, []):
+        limitations.insert(position, sentence(class_counts))
     return limitations
 
 

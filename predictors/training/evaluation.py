@@ -13,7 +13,6 @@ from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score, recal
 
 BOOTSTRAP_SAMPLES = 1000
 BOOTSTRAP_SEED = 7
-REFERABLE_GRADE = 2
 TARGET_SPECIFICITY = 0.80
 
 
@@ -33,9 +32,9 @@ def _interval(metric: Callable[[np.ndarray, np.ndarray], float], y: np.ndarray, 
     return {"value": round(float(point), 4), "ci95": [round(float(low), 4), round(float(high), 4)]}
 
 
-def referable_score(probs: np.ndarray) -> np.ndarray:
-    """P(grade >= 2): the probability mass on moderate NPDR or worse."""
-    return probs[:, REFERABLE_GRADE:].sum(axis=1)
+def referable_score(probs: np.ndarray, referable_grade: int) -> np.ndarray:
+    """The probability of a referable grade: the mass on it and every worse one."""
+    return probs[:, referable_grade:].sum(axis=1)
 
 
 def sensitivity_at_specificity(truth: np.ndarray, score: np.ndarray, specificity: float = TARGET_SPECIFICITY) -> float:
@@ -47,21 +46,28 @@ def sensitivity_at_specificity(truth: np.ndarray, score: np.ndarray, specificity
     return float((score[truth] > threshold).mean())
 
 
-def retina_metrics(y: np.ndarray, probs: np.ndarray, classes: int) -> dict[str, Any]:
+def referral_metrics(y: np.ndarray, probs: np.ndarray, labels: list[str], referable_grade: int) -> dict[str, Any]:
+    """A graded screening model's figures: how well it ranks and calls referable eyes, and how
+    close its grades come (the card keys say DR: the one graded model is the retina model)."""
+    classes = len(labels)
     pred = probs.argmax(axis=1)
-    truth = y >= REFERABLE_GRADE
-    score = referable_score(probs)
-    called = pred >= REFERABLE_GRADE
+    truth = y >= referable_grade
+    score = referable_score(probs, referable_grade)
+    called = pred >= referable_grade
+    worse = labels[referable_grade][:1].lower() + labels[referable_grade][1:]
     return {
         "images": int(len(y)),
-        "referable_dr_auc": _interval(lambda t, p: roc_auc_score(t >= REFERABLE_GRADE, referable_score(p)), y, probs),
+        "referable_dr_auc": _interval(
+            lambda t, p: roc_auc_score(t >= referable_grade, referable_score(p, referable_grade)), y, probs),
         "sensitivity_at_80_specificity": _interval(
-            lambda t, p: sensitivity_at_specificity(t >= REFERABLE_GRADE, referable_score(p)), y, probs),
+            lambda t, p: sensitivity_at_specificity(t >= referable_grade, referable_score(p, referable_grade)),
+            y, probs),
         "quadratic_weighted_kappa": _interval(
             lambda t, p: cohen_kappa_score(t, p.argmax(1), weights="quadratic", labels=range(classes)), y, probs),
         "accuracy": _interval(lambda t, p: float((p.argmax(1) == t).mean()), y, probs),
         "referable_dr_at_argmax": {
-            "definition": "grade >= 2 (moderate NPDR or worse), called when the top grade is >= 2",
+            "definition": f"grade >= {referable_grade} ({worse} or worse), called when the top grade is "
+                          f">= {referable_grade}",
             "sensitivity": round(float((called & truth).sum() / max(1, truth.sum())), 4),
             "specificity": round(float((~called & ~truth).sum() / max(1, (~truth).sum())), 4),
         },
@@ -70,7 +76,8 @@ def retina_metrics(y: np.ndarray, probs: np.ndarray, classes: int) -> dict[str, 
     }
 
 
-def ecg_metrics(y: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict[str, Any]:
+def class_metrics(y: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """An ungraded classifier's figures: macro-F1, accuracy and each class's recall."""
     pred = probs.argmax(axis=1)
     classes = range(len(labels))
     return {
@@ -85,7 +92,3 @@ def ecg_metrics(y: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict[str
         "confusion_matrix": confusion_matrix(y, pred, labels=classes).tolist(),
     }
 
-
-def key_metric(name: str, metrics: dict[str, Any]) -> float:
-    """The figure the int8 graph is judged on: referable-DR AUC (retina), macro-F1 (ECG)."""
-    return float(metrics["referable_dr_auc" if name == "retina" else "macro_f1"]["value"])

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import xgboost as xgb
 
+from predictors.catalogue import SPECS
 from predictors.images.decode import ImageRejected, decode
 from predictors.images.transform import model_input
 from predictors.inputs import TABULAR_SCHEMAS
@@ -16,15 +17,18 @@ from predictors.serving.artifacts import Card, publish
 
 from . import cards, synth_ecg, synth_fundus
 from .export import ExportMismatch, export_onnx, quantize_int8, with_activation_map
-from .vision import ECG_LABELS, RETINA_LABELS, build_network, ecg_spec, onnx_probabilities, retina_spec
+from .vision import build_network, ecg_spec, onnx_probabilities, retina_spec
 
 log = logging.getLogger(__name__)
 
+# What the served network of each image model is, what input the weights' size makes, and the card's task.
 IMAGE_MODELS = {
-    "retina": ("efficientnet_lite0", RETINA_LABELS, retina_spec,
+    "retina": ("efficientnet_lite0", retina_spec,
                "diabetic retinopathy grade (International Clinical DR scale, 0-4) from a colour fundus photo"),
-    "ecg": ("resnet50", ECG_LABELS, ecg_spec, "cardiac finding from a 12-lead ECG printout image"),
+    "ecg": ("resnet50", ecg_spec, "cardiac finding from a 12-lead ECG printout image"),
 }
+# Calibration images when no folder is given: synthetic pictures of the model's kind.
+SYNTHETIC = {"fundus": synth_fundus.generate, "ecg": synth_ecg.generate}
 CALIBRATION_LIMIT = 64
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -60,8 +64,8 @@ def _calibration_images(name: str, spec: dict[str, Any], directory: Path | None)
         if not arrays:
             raise ImportFailed(f"no readable images in {directory}")
         return np.stack(arrays), f"{len(arrays)} images from {directory.name}/"
-    make = synth_fundus.generate if name == "retina" else synth_ecg.generate
-    classes = len(IMAGE_MODELS[name][1])
+    make = SYNTHETIC[SPECS[name].input]
+    classes = len(SPECS[name].labels)
     for i in range(16):
         arrays.append(model_input(make(i % classes, 500_000 + i), spec)[0])
     return np.stack(arrays), "16 synthetic images (no --calibration folder given)"
@@ -69,7 +73,8 @@ def _calibration_images(name: str, spec: dict[str, Any], directory: Path | None)
 
 def import_image_model(name: str, state_dict: Path, out_dir: Path, calibration_dir: Path | None = None,
                        input_size: int = 224) -> Card:
-    architecture, labels, spec_for, task = IMAGE_MODELS[name]
+    architecture, spec_for, task = IMAGE_MODELS[name]
+    labels, referable_grade = SPECS[name].labels, SPECS[name].referable_grade
     spec = spec_for(input_size)
     network = build_network(architecture, len(labels))
     result = network.load_state_dict(_load_state_dict(state_dict), strict=False)
@@ -110,7 +115,7 @@ def import_image_model(name: str, state_dict: Path, out_dir: Path, calibration_d
                                 "temperature": 1.0},
                 "decision": {"split": "none: HealthOracle has not evaluated imported weights; the floor of 0.5 is "
                                       "not a validated threshold", "uncertain_below": 0.5,
-                             **({"referable_threshold": 0.5} if name == "retina" else {})},
+                             **({"referable_threshold": 0.5} if referable_grade is not None else {})},
                 "data": {"source": f"imported state_dict {state_dict.name}", "synthetic": False},
                 "training": {"architecture": architecture, "imported_from": state_dict.name},
                 "intended_use": "Imported model served by HealthOracle. Its fitness for any use is the "

@@ -67,6 +67,11 @@ def ecg_images() -> list[LabelledImage]:
             for row in rows]
 
 
+def labelled_images(kind: str) -> list[LabelledImage]:
+    """The photos of one kind of picture ("fundus" or "ecg", a spec's input)."""
+    return {"fundus": fundus_images, "ecg": ecg_images}[kind]()
+
+
 def load_rgb(path: Path) -> Image.Image:
     return decode(path.read_bytes(), **DECODE_LIMITS).image
 

@@ -31,7 +31,8 @@ from neurokit2.ecg.ecg_simulate import _ecg_simulate_ecgsyn  # noqa: E402
 from PIL import Image, ImageFilter  # noqa: E402
 from scipy.signal import find_peaks  # noqa: E402
 
-CLASSES = ["Normal", "Abnormal heartbeat", "Myocardial Infarction", "History of MI"]
+from predictors.catalogue import SPECS  # noqa: E402
+
 LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 RATE = 100  # Hz: ten samples per millimetre of paper is more than a scan resolves
 DURATION = 10.0
@@ -68,7 +69,7 @@ class Record:
 
 def simulate(label: int, seed: int) -> Record:
     """Simulate one 12-lead record of the given class (a few seconds of CPU: an ODE per lead)."""
-    if label not in range(len(CLASSES)):
+    if label not in range(len(SPECS["ecg"].labels)):
         raise ValueError(f"label must be 0-3, not {label}")
     rng = np.random.default_rng([seed, label, 104729])
     gamma = LEAD_GAMMA * rng.uniform(0.85, 1.15, LEAD_GAMMA.shape)

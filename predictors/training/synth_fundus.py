@@ -15,13 +15,14 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-GRADES = ["No DR", "Mild NPDR", "Moderate NPDR", "Severe NPDR", "Proliferative DR"]
+from predictors.catalogue import SPECS
+
 SIZE = 288
 
 
 def generate(grade: int, seed: int, size: int = SIZE) -> Image.Image:
     """One fundus photo of the given grade; the same (grade, seed) gives the same pixels."""
-    if grade not in range(len(GRADES)):
+    if grade not in range(len(SPECS["retina"].labels)):
         raise ValueError(f"grade must be 0-4, not {grade}")
     rng = np.random.default_rng([seed, grade, 7919])
     s = size * 2  # draw at twice the size, then downsample: smooth edges for free

