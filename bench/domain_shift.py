@@ -1,0 +1,256 @@
+"""What the image models answer inside and outside the conditions they were validated on.
+
+    .venv-dev/bin/python -m bench.domain_shift [--per-format N] [--capture-photos N] [--write]
+
+Through the API of the real server (gunicorn_config.py, the runtime environment, the
+shipped artifacts) it sends two kinds of pictures and counts what comes back:
+
+- inside the validated domain, which must still be answered: each image model's held-out
+  test photos as taken (the files its card lists), and `--capture-photos` of them spread
+  over the split, each re-captured once by every family of captures.BENCHMARK, the
+  family's strengths taken in turn from photo to photo;
+- outside it, which should get no finding: the other machines' printouts in
+  ../shared/samples/ecg/ (read in place), `--per-format` pages in each of
+  other_formats.ECG_FORMATS (records from synth_ecg.simulate, one record per page of every
+  format), and `--per-format` test photos remade in each of other_formats.FUNDUS_LOOKS.
+
+Per group it reports the shares answered with a confident finding (confidence >= 0.80 and
+not flagged uncertain), answered below 0.80, flagged uncertain, refused (by the 422 code
+the API gives) and answered with any other status. The generators need the training
+environment (neurokit2, matplotlib), hence .venv-dev. --write records the table in
+docs/benchmarks.md and the per-group figures in var/domain_shift.json, for the cards.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from bench.harness import ARTIFACTS, ROOT, SAMPLES, Site
+from bench.report import command_line, header, model_versions, parser, publish
+from predictors.catalogue import SPECS
+from predictors.training import captures, other_formats, real_images, synth_ecg
+
+CONFIDENT = 0.8
+CLIENTS = 2  # one picture made here while the server reads the other
+KIND = {"retina": "fundus", "ecg": "ecg"}
+JSON_PATH = ROOT / "var" / "domain_shift.json"
+SECTION = "domain-shift"
+OUTCOMES = ("confident", "below", "uncertain")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One picture to send: which model, under what file name, made when it is sent."""
+
+    model: str
+    name: str
+    make: Callable[[], bytes]
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    model: str
+    domain: str  # "in": must be answered; "out": should get no finding
+    uploads: list[Upload]
+
+
+def outcome(status: int, body: dict[str, Any]) -> str:
+    """One answer as "confident", "below", "uncertain", "refused:<code>" or "status:<n>"."""
+    if status == 200:
+        if body.get("uncertain"):
+            return "uncertain"
+        return "confident" if body["confidence"] >= CONFIDENT else "below"
+    if status == 422:
+        return f"refused:{body.get('error', {}).get('code', 'unknown')}"
+    return f"status:{status}"
+
+
+def _spread(items: list[str], count: int) -> list[str]:
+    """`count` items evenly spread over the list (the test splits are ordered by class)."""
+    if count >= len(items):
+        return list(items)
+    return [items[round(i * (len(items) - 1) / max(1, count - 1))] for i in range(count)]
+
+
+def _test_files(model: str) -> list[str]:
+    card = json.loads((ARTIFACTS / model / "card.json").read_text())
+    return card["data"]["test_files"]
+
+
+def _photo(relative: str) -> Image.Image:
+    with Image.open(real_images.data_root() / relative) as image:
+        return image.convert("RGB")
+
+
+def in_domain_groups(capture_photos: int) -> list[Group]:
+    """Each model's test photos as taken, and a spread of them through every capture family."""
+    groups = []
+    for model in ("ecg", "retina"):
+        files = _test_files(model)
+        groups.append(Group(f"{model} test photos", model, "in", [
+            Upload(model, Path(file).name, lambda file=file: (real_images.data_root() / file).read_bytes())
+            for file in files]))
+        chosen = _spread(files, capture_photos)
+        families: dict[str, list[captures.Capture]] = {}
+        for condition in captures.BENCHMARK:
+            if KIND[model] in condition.kinds:
+                families.setdefault(condition.family, []).append(condition)
+        for family, conditions in families.items():
+            uploads = [Upload(model, f"{Path(file).stem}.jpg",
+                              lambda file=file, n=n, c=conditions[n % len(conditions)]:
+                              captures.recapture(_photo(file), c, seed=n))
+                       for n, file in enumerate(chosen)]
+            strengths = ", ".join(f"{c.strength:g}" for c in conditions)
+            groups.append(Group(f"{model} capture: {family} ({strengths})", model, "in", uploads))
+    return groups
+
+
+def out_of_domain_groups(per_format: int) -> list[Group]:
+    """Other machines' printouts, the rendered ECG formats and the other-camera fundus photos."""
+    printouts = sorted(p for p in (SAMPLES / "ecg").iterdir() if p.is_file())
+    groups = [Group("other machines' printouts (samples/ecg)", "ecg", "out",
+                    [Upload("ecg", path.name, path.read_bytes) for path in printouts])]
+    started = time.perf_counter()
+    records = [synth_ecg.simulate(n % len(SPECS['ecg'].labels), seed=n) for n in range(per_format)]
+    print(f"simulated {len(records)} ECG records in {time.perf_counter() - started:.0f} s", flush=True)
+    for name, spec in other_formats.ECG_FORMATS.items():
+        suffix = ".png" if spec.file_format == "PNG" else ".jpg"
+        groups.append(Group(f"rendered ECG: {name}", "ecg", "out", [
+            Upload("ecg", f"{name.replace(' ', '_')}_{n}{suffix}",
+                   lambda name=name, record=record, n=n: other_formats.render_ecg(name, record, n))
+            for n, record in enumerate(records)]))
+    photos = _spread(_test_files("retina"), per_format)
+    for name in other_formats.FUNDUS_LOOKS:
+        groups.append(Group(f"other camera: {name}", "retina", "out", [
+            Upload("retina", f"{Path(file).stem}.jpg",
+                   lambda name=name, file=file, n=n: other_formats.render_fundus(name, _photo(file), n))
+            for n, file in enumerate(photos)]))
+    return groups
+
+
+def _row(group: Group, outcomes: Counter[str]) -> dict[str, Any]:
+    images = sum(outcomes.values())
+    refused = {key.split(":", 1)[1]: n for key, n in sorted(outcomes.items()) if key.startswith("refused:")}
+    other = {key.split(":", 1)[1]: n for key, n in sorted(outcomes.items()) if key.startswith("status:")}
+    counts = {**{key: outcomes[key] for key in OUTCOMES}, "refused": sum(refused.values()),
+              "other_status": sum(other.values())}
+    return {
+        "group": group.name, "model": group.model, "domain": group.domain, "images": images, "counts": counts,
+        "shares": {key: round(n / images, 3) for key, n in counts.items()},
+        "refused_by": refused, "other_status_by": other,
+    }
+
+
+def _total(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows added up, as if one group."""
+    outcomes: Counter[str] = Counter()
+    for row in rows:
+        outcomes.update({key: row["counts"][key] for key in OUTCOMES})
+        outcomes.update({f"refused:{code}": n for code, n in row["refused_by"].items()})
+        outcomes.update({f"status:{code}": n for code, n in row["other_status_by"].items()})
+    return _row(Group(name, rows[0]["model"], rows[0]["domain"], []), outcomes)
+
+
+def run(groups: list[Group]) -> list[dict[str, Any]]:
+    site = Site().start()
+    rows = []
+    try:
+        for group in groups:
+            started = time.perf_counter()
+
+            def send(upload: Upload) -> str:
+                status, body, _ = site.predict(upload.model, (upload.name, upload.make()))
+                return outcome(status, body)
+
+            with ThreadPoolExecutor(CLIENTS) as pool:
+                outcomes = Counter(pool.map(send, group.uploads))
+            row = _row(group, outcomes)
+            rows.append(row)
+            print(f"{_line(row)}  ({time.perf_counter() - started:.0f} s)", flush=True)
+    finally:
+        site.stop()
+    return rows
+
+
+def with_totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The groups, each family of groups followed by its total where it has more than one."""
+    out: list[dict[str, Any]] = []
+    families: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        family = row["group"].split(":", 1)[0] if ":" in row["group"] else row["group"]
+        families.setdefault(family, []).append(row)
+    for family, members in families.items():
+        out += members
+        if len(members) > 1:
+            out.append({**_total(f"{family}: all", members), "total": True})
+    return out
+
+
+def _cell(row: dict[str, Any], key: str) -> str:
+    return f"{row['shares'][key]:.2f} ({row['counts'][key]})"
+
+
+def _line(row: dict[str, Any]) -> str:
+    refused = ", ".join(f"{code} {n}" for code, n in row["refused_by"].items())
+    return (f"{row['group']:<52} n={row['images']:<3} confident {_cell(row, 'confident')}  "
+            f"below {_cell(row, 'below')}  uncertain {_cell(row, 'uncertain')}  refused {_cell(row, 'refused')}"
+            f"{f' [{refused}]' if refused else ''}  other {_cell(row, 'other_status')}")
+
+
+def render(rows: list[dict[str, Any]], command: str, per_format: int, capture_photos: int) -> str:
+    lines = [header(command, model_versions(KIND)) + ", through the API of a real server. Each cell is a share "
+             "of the group's pictures (and their count). A confident finding is an answer at 80% or more not "
+             "flagged uncertain; refusals are the API's 422 codes. Inside the domain: the models' held-out test "
+             f"photos, and {capture_photos} of them per model each re-captured once by every capture family "
+             "(predictors/training/captures.py; the strengths in brackets taken in turn). Outside it: the other "
+             f"machines' printouts in ../shared/samples/ecg/, {per_format} pages per rendered ECG format and "
+             f"{per_format} test photos per other-camera look (predictors/training/other_formats.py).", ""]
+    for domain, title in (("in", "Inside the validated domain (must be answered)"),
+                          ("out", "Outside it (should get no finding)")):
+        lines += [f"{title}:", "", "| group | pictures | confident finding | answered < 80% | uncertain | "
+                  "refused (reason) | other status |", "|---|---|---|---|---|---|---|"]
+        for row in (r for r in rows if r["domain"] == domain):
+            reasons = ", ".join(f"{code} {n}" for code, n in row["refused_by"].items())
+            name = f"**{row['group']}**" if row.get("total") else row["group"]
+            lines.append(f"| {name} | {row['images']} | {_cell(row, 'confident')} | {_cell(row, 'below')} | "
+                         f"{_cell(row, 'uncertain')} | {_cell(row, 'refused')}{f': {reasons}' if reasons else ''} | "
+                         f"{_cell(row, 'other_status')} |")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def main() -> None:
+    options = parser(__doc__, "record the table in docs/benchmarks.md and the figures in var/domain_shift.json")
+    options.add_argument("--per-format", type=int, default=6,
+                         help="pages per rendered ECG format and photos per other-camera look")
+    options.add_argument("--capture-photos", type=int, default=12,
+                         help="test photos per model re-captured by every capture family")
+    options.add_argument("--json", type=Path, default=None,
+                         help="also write the figures here (with --write: var/domain_shift.json)")
+    args = options.parse_args()
+    # Where the figures go is not how they were measured: --json stays out of the command shown.
+    command = command_line(options, argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "json"}))
+    groups = in_domain_groups(args.capture_photos) + out_of_domain_groups(args.per_format)
+    rows = with_totals(run(groups))
+    publish(render(rows, command, args.per_format, args.capture_photos), SECTION, args.write)
+    for path in filter(None, [args.json, JSON_PATH if args.write else None]):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({
+            "measured": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC", "command": command,
+            "confident": CONFIDENT, "models": model_versions(KIND), "groups": rows}, indent=2) + "\n")
+        print(f"figures written to {path}")
+
+
+if __name__ == "__main__":
+    main()
