@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny real model artifacts, clinicians, tokens, runtime environment."""
+"""Shared fixtures: tiny real model artifacts, clinicians, tokens, scripted models, real servers,
+the runtime environment. Helpers that are not fixtures are in support.py."""
 from __future__ import annotations
 
 import ast
@@ -10,16 +11,18 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import nullcontext
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-from .databases import pass_database_url, scratch_database
+# Before the import below, so support's assertions report what they compared, as a test's do.
+pytest.register_assert_rewrite("tests.support")
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT.parent / "shared" / "samples"
-TEST_ARTIFACTS = ROOT / "var" / "test-artifacts"
+from .databases import pass_database_url, scratch_database  # noqa: E402
+from .support import (DECISION, ROOT, STRICT_LOGIN_LIMIT, STRICT_PASSWORD, STRICT_READ_TIMEOUT,  # noqa: E402
+                      TEST_ARTIFACTS, ScriptedImage, ScriptedTabular, rewrite_card)
 
 # The libraries whose output lands in the quick artifacts: training (torch, torchvision,
 # scikit-learn, xgboost), export (onnx, onnxruntime's quantizer) and the image pipeline.
@@ -179,8 +182,59 @@ def runtime_python() -> str:
     return str(candidate)
 
 
-def sample(*parts: str) -> Path:
-    path = SAMPLES.joinpath(*parts)
-    if not path.exists():
-        pytest.fail(f"missing shared sample {path}")
-    return path
+@pytest.fixture
+def scripted(artifacts, settings, monkeypatch):
+    """The quick artifacts served by scripted runtimes: each test sets what the models answer."""
+    settings.MODEL_RUNTIME_OVERRIDES = {
+        "xgboost_tabular": f"{ScriptedTabular.__module__}.{ScriptedTabular.__qualname__}",
+        "onnx_image": f"{ScriptedImage.__module__}.{ScriptedImage.__qualname__}"}
+    return monkeypatch
+
+
+@pytest.fixture
+def decided(scripted, artifacts):
+    """Scripted models, and a retina card with the decision rule support.DECISION states."""
+    rewrite_card(artifacts, "retina", lambda card: card.update(decision=DECISION))
+    return scripted
+
+
+@pytest.fixture
+def quick_site(quick_artifacts, tmp_path, runtime_python, server_env):
+    """A real server (gunicorn_config.py, the runtime environment) on a private copy of the quick artifacts."""
+    from bench.harness import Site
+
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(quick_artifacts, artifacts, ignore=shutil.ignore_patterns("complete"))
+    # INFO logs carry the registry's "loaded model" lines, which say when a load finished.
+    running = Site(artifacts=artifacts, extra_env={"MODEL_RETRY_SECONDS": "0", "LOG_LEVEL": "INFO",
+                                                   **server_env}).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def strict_site() -> Iterator:
+    """One real server for the session's hostile-traffic tests, each bounded to a handful of
+    requests and seconds of slow clients: few log-in attempts, a short read timeout, a clinician
+    dr_ada. SQLite in the site's own directory, or on the PostgreSQL pass a scratch database of
+    its own on that server."""
+    from bench.harness import Site, multipart
+    from bench.hostile import flat_png
+
+    env = {"LOGIN_FAILURE_LIMIT": str(STRICT_LOGIN_LIMIT), "REQUEST_READ_TIMEOUT": str(STRICT_READ_TIMEOUT),
+           "TRUSTED_PROXY_COUNT": "1", "GUNICORN_MAX_REQUESTS": "0"}
+    server = pass_database_url()
+    with scratch_database(server, prefix="healthoracle_hostile") if server else nullcontext() as url:
+        if url:
+            env["DATABASE_URL"] = url
+        running = Site(extra_env=env).start()
+        try:
+            running.manage("shell", "-c", "from django.contrib.auth.models import User; "
+                           f"User.objects.create_superuser('dr_ada', 'ada@example.org', {STRICT_PASSWORD!r})")
+            # Resting means with the imaging code loaded, as after any first upload.
+            body, content_type = multipart("image", "small.png", flat_png(64, 64, 8, 2, 3))
+            running.request("POST", "/api/v1/predict/retina", body,
+                            {"Authorization": f"Token {running.token}", "Content-Type": content_type})
+            yield running
+        finally:
+            running.stop()

@@ -7,7 +7,6 @@ photographed into var/test-artifacts/screenshots/<width>/ (gitignored), to be lo
 """
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -16,8 +15,8 @@ import pytest
 
 from predictors.models import Prediction
 
-from .conftest import ROOT, TEST_ARTIFACTS, sample
 from .page_text import contradictions
+from .support import MODELS, ROOT, SHIPPED, TEST_ARTIFACTS, cards_in, sample
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -30,18 +29,12 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 PASSWORD = "a long enough password 1"
 AXE = ROOT / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
-SHIPPED = ROOT / "predictors" / "artifacts"
-MODELS = ("diabetes", "heart", "retina", "ecg")
 # Run in the page by the DevTools protocol, which the Content-Security-Policy does not govern.
 AXE_RUN = """async () => {
     const result = await axe.run(document, {resultTypes: ["violations"]});
     return result.violations.filter(v => v.impact === "serious" || v.impact === "critical")
         .map(v => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map(n => n.target.join(" ")).join(", ")}`);
 }"""
-
-
-def cards_in(directory: Path) -> dict[str, dict]:
-    return {name: json.loads((directory / name / "card.json").read_text()) for name in MODELS}
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from predictors.inputs import TABULAR_SCHEMAS
 from predictors.inputs.fields import NumberField
 from predictors.models import Prediction
 
-from .test_pages import DIABETES_FORM, HEART_FORM
+from .support import DIABETES_FORM, HEART_FORM
 
 NUMBER_FIELDS = [(model, f.name) for model, schema in TABULAR_SCHEMAS.items()
                  for f in schema.fields if isinstance(f, NumberField)]

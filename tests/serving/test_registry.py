@@ -1,27 +1,26 @@
-"""The ModelLoader registry: lazy, single-load, budgeted, isolated failures, status."""
+"""predictors.serving.registry, the ModelLoader: lazy, single-load, budgeted, failures isolated
+per model, status."""
 from __future__ import annotations
 
 import gc
 import json
+import shutil
 import subprocess
 import threading
 import weakref
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.harness import payloads
 from predictors.catalogue import MODEL_SPECS
 from predictors.serving.registry import ModelLoader, ModelUnavailable, get_loader
 from predictors.serving.runtimes import RuntimeOptions
 
-from .conftest import ROOT
+from ..support import ROOT, image_probabilities, make_loader, sample
+
 
 MB = 1024 * 1024
-
-
-def make_loader(directory: Path, budget_mb: int = 1000, retry: float = 0.0) -> ModelLoader:
-    return ModelLoader(MODEL_SPECS, directory, budget_mb * MB, retry, RuntimeOptions())
 
 
 def test_nothing_loads_at_start_up_or_on_health(runtime_python, quick_artifacts):
@@ -116,29 +115,6 @@ def test_missing_artifact_fails_only_its_model_and_recovers_when_restored(artifa
     assert next(m for m in loader.status()["models"] if m["name"] == "retina")["state"] == "loaded"
 
 
-def test_tampered_weights_fail_the_manifest_check(artifacts):
-    loader = make_loader(artifacts)
-    model_file = artifacts / "ecg" / "model.onnx"
-    data = bytearray(model_file.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    model_file.write_bytes(bytes(data))
-    with pytest.raises(ModelUnavailable, match="does not match its manifest checksum"):
-        loader.get("ecg")
-    assert loader.get("heart") is not None
-
-
-def test_corrupt_onnx_with_a_matching_manifest_is_refused_by_the_runtime(artifacts):
-    from predictors.serving.artifacts import MANIFEST, write_manifest
-
-    (artifacts / "retina" / "model.onnx").write_bytes(b"this is not a protobuf" * 100)
-    files = list(json.loads((artifacts / "retina" / MANIFEST).read_text())["files"])
-    write_manifest(artifacts / "retina", files)
-    loader = make_loader(artifacts)
-    with pytest.raises(ModelUnavailable, match="ONNX Runtime cannot load"):
-        loader.get("retina")
-    assert loader.get("ecg") is not None
-
-
 def test_failed_model_waits_before_retrying(artifacts):
     loader = make_loader(artifacts, retry=3600)
     (artifacts / "heart" / "model.ubj").unlink()
@@ -166,45 +142,11 @@ def test_registry_follows_settings(artifacts, settings):
     assert get_loader().budget_bytes == 123 * MB
 
 
-@pytest.mark.django_db
-def test_warm_models_command_loads_and_reports(artifacts):
-    from io import StringIO
-
-    from django.core.management import call_command
-
-    out = StringIO()
-    call_command("warm_models", "all", stdout=out)
-    states = dict(line.split()[:2] for line in out.getvalue().splitlines())
-    assert states == {"diabetes": "loaded", "heart": "loaded", "retina": "loaded", "ecg": "loaded"}
-    assert all(m["state"] == "loaded" for m in get_loader().status()["models"])
-
-
-def test_background_warmup_never_blocks(artifacts, settings, monkeypatch):
-    """The caller (a worker starting) gets control back while the models are still loading."""
-    from predictors.serving.runtimes.xgboost_tabular import XGBoostTabular
-    from predictors.serving.warmup import start_background_warmup
-
-    release = threading.Event()
-    real_load = XGBoostTabular.load.__func__
-
-    def held_load(cls, artifact, options):
-        assert release.wait(60), "the test never released the load"
-        return real_load(cls, artifact, options)
-
-    monkeypatch.setattr(XGBoostTabular, "load", classmethod(held_load))
-    settings.WARM_MODELS = ["diabetes", "retina", "nonsense"]
-    thread = start_background_warmup()  # would hang here if the warm-up ran on the caller's thread
-    assert thread is not None and thread.daemon and thread.is_alive()
-    assert all(m["state"] == "not_loaded" for m in get_loader().status()["models"])
-    release.set()
-    thread.join(timeout=120)
-    states = {m["name"]: m["state"] for m in get_loader().status()["models"]}
-    assert states["retina"] == "loaded" and states["diabetes"] == "loaded" and states["ecg"] == "not_loaded"
-
-
 def test_artifact_changed_while_loaded_is_noticed_on_the_next_request(artifacts, tmp_path):
     loader = make_loader(artifacts)
-    assert loader.get("retina") is not None
+    retina = loader.get("retina")
+    probabilities = image_probabilities(retina, sample("fundus", "retina.jpg"))
+    assert probabilities.shape == (len(retina.labels),) and probabilities.sum() == pytest.approx(1, abs=1e-4)
     away = tmp_path / "retina-away"
     (artifacts / "retina").rename(away)
     with pytest.raises(ModelUnavailable, match="no artifact directory"):
@@ -217,47 +159,20 @@ def test_artifact_changed_while_loaded_is_noticed_on_the_next_request(artifacts,
         loader.get("retina")
 
 
-def _model_name_lists(path: Path) -> list[int]:
-    """Lines of `path` that write two or more model names as one literal list, tuple or set.
-
-    Dicts keyed by model name hold a fact per model (its form, its data source), not the list."""
-    import ast
-
-    from predictors.catalogue import NAMES
-
-    lines = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
-            names = [i.value for i in node.elts if isinstance(i, ast.Constant) and i.value in NAMES]
-            if len(names) >= 2:
-                lines.append(node.lineno)
-    return lines
-
-
-def test_the_four_models_are_listed_in_one_place():
-    """Issue 16: registry, models, api, train_models, import_model, pipeline and the base template
-    each wrote the list; now predictors.catalogue does, and everything reads it."""
-    from predictors.catalogue import NAMES
-
-    code = [p for p in (ROOT / "predictors").rglob("*.py")
-            if "migrations" not in p.parts and p.name != "catalogue.py"]
-    offenders = {str(p.relative_to(ROOT)): lines for p in code if (lines := _model_name_lists(p))}
-    assert offenders == {}
-    templates = {p.name: p.read_text() for p in (ROOT / "templates").rglob("*.html")}
-    assert [name for name, text in templates.items()
-            if sum(f"'{model}'" in text or f'"{model}"' in text for model in NAMES) >= 2] == []
-
-
-@pytest.mark.django_db
-def test_every_catalogued_model_has_its_pages_and_endpoint(admin_client, artifacts):
-    from predictors.catalogue import MODEL_SPECS
-    from predictors.openapi import build_document
-
-    nav = admin_client.get("/").content.decode()
-    paths = build_document()["paths"]
-    history = admin_client.get("/history/").content.decode()
-    for spec in MODEL_SPECS:
-        assert f'href="/predict/{spec.name}/">{spec.nav}</a>' in nav
-        assert f'<option value="{spec.name}">{spec.title}</option>' in history
-        assert admin_client.get(f"/models/{spec.name}/").status_code == 200
-        assert f"/api/v1/predict/{spec.name}" in paths
+@pytest.mark.slow
+def test_artifact_deleted_or_corrupted_while_serving_fails_only_that_model(quick_site):
+    inputs = payloads()
+    assert quick_site.predict("retina", inputs["retina"])[0] == 200
+    retina = quick_site.artifacts / "retina"
+    shutil.move(retina, quick_site.workdir / "retina-away")
+    status, body, _ = quick_site.predict("retina", inputs["retina"])
+    assert status == 503 and body["error"]["code"] == "model_unavailable"
+    assert quick_site.predict("heart", inputs["heart"])[0] == 200
+    shutil.move(quick_site.workdir / "retina-away", retina)
+    assert quick_site.predict("retina", inputs["retina"])[0] == 200
+    model_file = quick_site.artifacts / "ecg" / "model.onnx"
+    model_file.write_bytes(model_file.read_bytes()[: model_file.stat().st_size // 2])
+    status, body, _ = quick_site.predict("ecg", inputs["ecg"])
+    assert status == 503 and "manifest checksum" in body["error"]["message"]
+    assert quick_site.request("GET", "/ready/")[0] == 503
+    assert quick_site.predict("diabetes", inputs["diabetes"])[0] == 200

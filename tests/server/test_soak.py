@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT
+from ..support import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def test_short_soak_survives_recycling_without_a_failed_request(runtime_python, 
     """On the shipped models (soak.py's default): the 512 MB a Render instance has is a claim about
     them, and the quick test builds are a fraction of their size."""
     plot = tmp_path / "soak.png"
-    command = [sys.executable, "bench/soak.py", "--short", "--plot", str(plot)]
+    command = [sys.executable, "-m", "bench.soak", "--short", "--plot", str(plot)]
     if "DATABASE_URL" in server_env:
         command += ["--database-url", server_env["DATABASE_URL"]]
     result = run_bounded(command, timeout=400)

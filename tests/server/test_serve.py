@@ -13,7 +13,7 @@ import pytest
 
 from bench.harness import free_port
 
-from .conftest import ROOT
+from ..support import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -1,28 +1,59 @@
-"""The model sees the same picture however the clinic captured it (issue 15).
+"""predictors.images.transform: the one model input, shared with training.
 
-Real labelled photos from ../shared/data, re-captured by the benchmark's own families
-(predictors.training.captures), go through the site's decoder and the shared transform;
-the model input must stay close to the one made from the original file.
+It matches what standard torchvision transforms make around the image-kind steps, and the
+model sees the same picture however the clinic captured it (issue 15): real labelled photos
+from ../shared/data, re-captured by the benchmark's own families (predictors.training.captures),
+go through the site's decoder and the transform, and the model input must stay close to the
+one made from the original file.
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from torchvision import transforms
 
 from predictors.images import ecg_page
 from predictors.images.decode import decode
+from predictors.images.ecg_page import crop_ecg_grid, suppress_red_grid
+from predictors.images.fundus import crop_field_of_view, normalise_fundus
 from predictors.images.transform import model_input
-from predictors.training import captures, real_images
+from predictors.training import captures
 from predictors.training.vision import ecg_spec, retina_spec
 
-LIMITS = {"max_bytes": 50_000_000, "max_pixels": 60_000_000}
+from ..support import DATA_LIMITS, LIMITS, sample, sample_names
+
+
+ECG_SAMPLES = sample_names("ecg")
+FUNDUS_SAMPLES = sample_names("fundus")
 ECG_SPEC = ecg_spec(160, 272)
 RETINA_SPEC = retina_spec(288)
 
 
+def torchvision_reference(image: Image.Image, spec: dict) -> np.ndarray:
+    """What a model trained with standard torchvision transforms expects, around our image-kind steps."""
+    if spec.get("page") == "straighten":
+        image = ecg_page.prepare_page(image)
+    if spec.get("crop") == "field_of_view":
+        image = crop_field_of_view(image)
+    if spec.get("crop") == "ecg_grid":
+        image = crop_ecg_grid(image, turn_upright=spec.get("page") == "straighten")
+    if spec.get("grid") == "suppress_red":
+        image = suppress_red_grid(image)
+    if spec["resize"] == "stretch":
+        resize = [transforms.Resize((spec["height"], spec["width"]))]
+    else:
+        resize = [transforms.Resize(spec["resize_shorter_side"]), transforms.CenterCrop(spec["height"])]
+    tensor = transforms.Compose([*resize, transforms.ToTensor()])(image)
+    if spec.get("light") == "field_of_view":
+        lit = normalise_fundus(tensor.numpy().transpose(1, 2, 0) * 255) / 255
+        tensor = torch.from_numpy(np.ascontiguousarray(lit.transpose(2, 0, 1), dtype=np.float32))
+    return transforms.Normalize(spec["mean"], spec["std"])(tensor).unsqueeze(0).numpy()
+
+
 def _input(data: bytes, spec: dict) -> np.ndarray:
-    return model_input(decode(data, **LIMITS).image, spec)[0]
+    return model_input(decode(data, **DATA_LIMITS).image, spec)[0]
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -30,14 +61,22 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-@pytest.fixture(scope="module")
-def ecg_pages() -> list:
-    return [item.path for item in real_images.ecg_images()[::110]]
+@pytest.mark.parametrize("name", FUNDUS_SAMPLES)
+def test_fundus_transform_matches_torchvision_on_real_photos(name):
+    image = decode(sample("fundus", name).read_bytes(), **LIMITS).image
+    spec = retina_spec(224)
+    ours = model_input(image, spec)
+    assert ours.shape == (1, 3, 224, 224) and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, torchvision_reference(image, spec), atol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def fundus_photos() -> list:
-    return [item.path for item in real_images.fundus_images()[::150]]
+@pytest.mark.parametrize("name", ECG_SAMPLES)
+def test_ecg_transform_matches_torchvision_on_real_printouts(name):
+    image = decode(sample("ecg", name).read_bytes(), **LIMITS).image
+    spec = ecg_spec(160, 272)
+    ours = model_input(image, spec)
+    assert ours.shape == (1, 3, 160, 272)
+    np.testing.assert_allclose(ours, torchvision_reference(image, spec), atol=1e-5)
 
 
 @pytest.mark.parametrize("capture", [
@@ -85,35 +124,3 @@ def test_without_the_light_step_a_dim_fundus_photo_looks_different(fundus_photos
     path = fundus_photos[0]
     dim = captures.recapture(Image.open(path), captures.Capture("brightness", 0.45, captures.BOTH), seed=0)
     assert np.abs(_input(path.read_bytes(), spec) - _input(dim, spec)).mean() > 0.2
-
-
-@pytest.mark.parametrize("degrees", [-8.0, -3.5, 2.0, 5.0])
-def test_the_tilt_of_a_page_is_read_from_its_lines(ecg_pages, degrees):
-    page = ecg_page.normalise_light(Image.open(ecg_pages[0]).convert("RGB").reduce(2))
-    turned = page.rotate(degrees, resample=Image.Resampling.BILINEAR, fillcolor=(255, 255, 255))
-    grey = np.asarray(turned.convert("L"), dtype=np.float32)
-    assert ecg_page.tilt_degrees(grey) == pytest.approx(degrees, abs=0.3)
-
-
-def test_a_scan_has_no_paper_outline_but_a_phone_photo_does(ecg_pages):
-    scan = Image.open(ecg_pages[0]).convert("RGB")
-    assert ecg_page.paper_corners(scan) is None
-    photo = decode(captures.recapture(scan, captures.Capture("phone_photo", 0.1, ("ecg",)), seed=3), **LIMITS).image
-    corners = ecg_page.paper_corners(photo)
-    assert corners is not None
-    # The page lies inside the photo's 8% margin on every side.
-    assert (corners[:, 0] > 0.03 * photo.width).all() and (corners[:, 0] < 0.97 * photo.width).all()
-    assert (corners[:, 1] > 0.03 * photo.height).all() and (corners[:, 1] < 0.97 * photo.height).all()
-
-
-def test_a_shadow_across_a_scan_is_not_taken_for_the_paper_edge(ecg_pages):
-    scan = Image.open(ecg_pages[1]).convert("RGB")
-    shadowed = decode(captures.recapture(scan, captures.Capture("uneven_light", 0.5, captures.BOTH), seed=1),
-                      **LIMITS).image
-    assert ecg_page.paper_corners(shadowed) is None
-
-
-def test_captures_are_reproducible(ecg_pages):
-    image = Image.open(ecg_pages[0])
-    capture = captures.Capture("phone_photo", 0.05, ("ecg",))
-    assert captures.recapture(image, capture, seed=7) == captures.recapture(image, capture, seed=7)

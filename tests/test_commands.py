@@ -1,6 +1,6 @@
-"""Running the site with no shell (Render's free plan): the first admin from the Blueprint,
-tokens a clinician manages on a page, records exported before the free database expires,
-and a page that is refused for lack of an image slot keeping what was typed and the file."""
+"""The management commands an operator runs, with a shell or without one (Render's free plan): the
+first admin from the Blueprint, API tokens, the history exported before the free database
+expires, the models checked and warmed, a demo clinician, migrations."""
 from __future__ import annotations
 
 import csv
@@ -13,15 +13,14 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.test import Client
 
-from predictors.busy import HELD_FIELD
-from predictors.server.admission import BUSY_KEY
 from predictors.models import APIToken, Prediction
+from predictors.serving.registry import get_loader
 
-from .conftest import ROOT, sample
+from .support import ROOT
 
 pytestmark = pytest.mark.django_db
+
 
 ADMIN = {"ADMIN_USERNAME": "head_nurse", "ADMIN_EMAIL": "head@example.org",
          "ADMIN_PASSWORD": "a long and unusual passphrase"}
@@ -55,6 +54,24 @@ def test_build_without_admin_variables_changes_nothing_and_a_weak_password_stops
     assert not django_user_model.objects.exists()
 
 
+def test_apitoken_command_prints_a_working_token_stored_hashed(client, django_user_model):
+    out, err = StringIO(), StringIO()
+    call_command("apitoken", "nurse_lee", "--create-user", stdout=out, stderr=err)
+    key = out.getvalue().strip()
+    assert "password" in err.getvalue()
+    token = APIToken.objects.get(user__username="nurse_lee")
+    assert token.key_hash != key and key not in token.key_hash and len(token.key_hash) == 64
+    assert APIToken.user_for_key(key).username == "nurse_lee"
+    response = client.post("/api/v1/predict/diabetes", "{}", content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Token {key}")
+    assert response.status_code == 400  # authenticated; the body is what is wrong
+
+
+def test_apitoken_for_unknown_user_without_create_fails_clearly():
+    with pytest.raises(CommandError, match="no user named"):
+        call_command("apitoken", "ghost")
+
+
 def test_apitoken_prints_the_key_alone_on_stdout(runtime_python, tmp_path):
     """`KEY=$(manage.py apitoken bob)`: the site's start-up logs must not land in the key."""
     env = {"PATH": os.environ["PATH"], "DEBUG": "1", "LOG_LEVEL": "INFO",
@@ -77,30 +94,6 @@ def test_apitoken_revoke_by_prefix(clinician):
         call_command("apitoken", clinician.username, "--revoke", key[:8], stdout=StringIO(), stderr=StringIO())
 
 
-def test_clinician_creates_names_sees_once_and_revokes_a_token(logged_in, clinician, client):
-    page = logged_in.get("/tokens/")
-    assert page.status_code == 200 and b"no API tokens" in page.content
-    assert logged_in.post("/tokens/", {"name": ""}).status_code == 400
-    created = logged_in.post("/tokens/", {"name": "clinic laptop"})
-    key = re.search(r'<code class="key">([^<]+)</code>', created.content.decode()).group(1)
-    assert APIToken.user_for_key(key) == clinician
-    again = logged_in.get("/tokens/").content.decode()
-    assert "clinic laptop" in again and key[:8] in again and key not in again  # seen once, then only its prefix
-    answer = client.post("/api/v1/predict/diabetes", "{}", content_type="application/json",
-                         HTTP_AUTHORIZATION=f"Token {key}")
-    assert answer.status_code != 401
-    token = APIToken.objects.get(user=clinician)
-    revoked = logged_in.post(f"/tokens/{token.pk}/revoke/", follow=True)
-    assert b"revoked" in revoked.content and APIToken.user_for_key(key) is None
-
-
-def test_a_clinician_cannot_revoke_another_ones_token(logged_in, django_user_model):
-    other = django_user_model.objects.create_user(username="dr_bo", password="x" * 20)
-    token, key = APIToken.issue(other, name="theirs")
-    logged_in.post(f"/tokens/{token.pk}/revoke/")
-    assert APIToken.user_for_key(key) == other
-
-
 def test_export_history_writes_every_record_as_json_lines_and_csv(clinician, tmp_path):
     form = Prediction.objects.create(user=clinician, model_name="diabetes", model_version="v1",
                                      inputs={"glucose": 150}, outputs={"probability": 0.7}, latency_ms=2.0,
@@ -119,23 +112,43 @@ def test_export_history_writes_every_record_as_json_lines_and_csv(clinician, tmp
     assert len(rows) == 2 and json.loads(rows[1]["outputs"]) == {"grade": 2}
 
 
-def test_busy_page_keeps_what_was_typed_and_the_file(logged_in, django_user_model):
-    """Refused for lack of an image slot, the page shows the form as typed and keeps the upload
-    on the server: the next Predict, with no file chosen again, uses it (the shipped retina model answers)."""
-    photo = sample("fundus", "retina.jpg")
-    with open(photo, "rb") as fh:
-        busy = logged_in.post("/predict/retina/", {"case_reference": "bay 7", "image": fh}, **{BUSY_KEY: "12"})
-    page = busy.content.decode()
-    assert busy.status_code == 503 and busy["Retry-After"] == "12"
-    assert "busy" in page and 'value="bay 7"' in page and "retina.jpg is kept" in page
-    assert not Prediction.objects.exists()
-    token = re.search(rf'name="{HELD_FIELD}" value="([^"]+)"', page).group(1)
-    other = Client()
-    other.force_login(django_user_model.objects.create_user(username="dr_bo", password="x" * 20))
-    assert other.post("/predict/retina/", {HELD_FIELD: token}).status_code == 400  # held for its sender alone
-    answer = logged_in.post("/predict/retina/", {"case_reference": "bay 7", HELD_FIELD: token})
-    assert answer.status_code == 200, answer.content.decode()[:2000]
-    record = Prediction.objects.get()
-    assert record.model_name == "retina" and record.reference == "bay 7"
-    reused = logged_in.post("/predict/retina/", {"case_reference": "bay 7", HELD_FIELD: token})
-    assert reused.status_code == 400  # the held file is used once, then gone
+def test_check_models_passes_intact_artifacts_and_names_a_broken_one(artifacts):
+    out = StringIO()
+    call_command("check_models", stdout=out)
+    lines = dict(line.split(maxsplit=1) for line in out.getvalue().splitlines())
+    assert lines == {"diabetes": "ok", "heart": "ok", "retina": "ok", "ecg": "ok"}
+
+    model_file = artifacts / "heart" / "model.ubj"
+    model_file.write_bytes(model_file.read_bytes()[:-1])
+    out = StringIO()
+    with pytest.raises(CommandError, match=r"1 model artifact\(s\) unusable .*: heart\."):
+        call_command("check_models", stdout=out)
+    lines = dict(line.split(maxsplit=1) for line in out.getvalue().splitlines())
+    assert "manifest checksum" in lines["heart"] and lines["ecg"] == "ok"
+
+
+def test_warm_models_command_loads_and_reports(artifacts):
+    out = StringIO()
+    call_command("warm_models", "all", stdout=out)
+    states = dict(line.split()[:2] for line in out.getvalue().splitlines())
+    assert states == {"diabetes": "loaded", "heart": "loaded", "retina": "loaded", "ecg": "loaded"}
+    assert all(m["state"] == "loaded" for m in get_loader().status()["models"])
+
+
+def test_demo_user_prints_a_password_that_logs_in_and_keeps_it_on_a_second_run(client):
+    out = StringIO()
+    call_command("demo_user", stdout=out)
+    password = re.fullmatch(r"Created demo clinician 'demo' with password: (\S+)\n", out.getvalue()).group(1)
+    again = StringIO()
+    call_command("demo_user", stdout=again)
+    assert "exists" in again.getvalue() and password not in again.getvalue()
+    response = client.post("/accounts/login/", {"username": "demo", "password": password})
+    assert response.status_code == 302 and response["Location"] == "/"
+
+
+def test_models_have_no_missing_migrations():
+    out = StringIO()
+    try:
+        call_command("makemigrations", "--check", "--dry-run", stdout=out)
+    except SystemExit:
+        pytest.fail(f"model changes without a migration:\n{out.getvalue()}")

@@ -1,0 +1,176 @@
+"""predictors.server.bridge on the real server (gunicorn_config.py, the runtime environment, loopback):
+/health/ answered by the event loop whatever the threads are doing, and request bodies read
+whole, within the read timeout, before Django sees them.
+
+Timing figures (/health/ percentiles while a model loads, and on the simulated free instance)
+live in bench/; here a probe only has to answer within seconds, which a busy 2-core machine
+still manages, plus the one bound set for /health/: 100 ms while every thread is busy.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from bench.harness import DIABETES, Site, payloads
+from bench.hostile import SlowLoris, probe_health, send_raw, short_body_request
+
+from ..support import STRICT_READ_TIMEOUT, api_error, assert_health_answers, model_load_started
+
+
+THREADS = 2
+
+
+@pytest.mark.slow
+def test_health_answers_within_100_ms_while_every_thread_is_busy():
+    """The probe is answered by the event loop: threads stuck on a locked database do not delay it."""
+    site = Site(extra_env={"GUNICORN_THREADS": str(THREADS)}).start()
+    try:
+        site.predict("diabetes", DIABETES)  # Django and the model are loaded: only the lock can slow what follows
+        lock = sqlite3.connect(site.workdir / "bench.sqlite3", timeout=1)
+        lock.execute("BEGIN EXCLUSIVE")  # every request that reads the database now waits in its thread
+        held = time.perf_counter()
+        with ThreadPoolExecutor(THREADS + 1) as pool:
+            stuck = [pool.submit(site.predict, "diabetes", DIABETES) for _ in range(THREADS)]
+            time.sleep(0.5)  # both threads are inside Django, waiting for the lock
+            page = pool.submit(site.request, "GET", "/accounts/login/")  # needs a thread, touches no database
+            probes = []
+            for _ in range(10):
+                status, _, seconds = site.request("GET", "/health/", timeout=5)
+                probes.append((status, seconds))
+                time.sleep(0.1)
+            time.sleep(1.0)
+            lock.rollback()
+            released = time.perf_counter() - held
+            page_status, _, page_seconds = page.result()
+            [future.result() for future in stuck]
+        lock.close()
+        assert page_status == 200 and page_seconds > 1.0, "the pool's threads were not all busy"
+        assert all(status == 200 and seconds < 0.1 for status, seconds in probes), (probes, released)
+    finally:
+        site.stop()
+
+
+@pytest.mark.slow
+def test_slow_header_clients_do_not_starve_health(strict_site):
+    with SlowLoris(strict_site.port, connections=8):  # twice the worker's threads
+        latencies = probe_health(strict_site, seconds=5)
+    assert latencies and all(latency is not None and latency < 1.0 for latency in latencies), latencies
+
+
+@pytest.mark.slow
+def test_slow_upload_and_cold_model_load_do_not_block_health(quick_site):
+    inputs = payloads()
+    worker = quick_site.workers()[0]
+    slow = socket.create_connection(("127.0.0.1", quick_site.port))
+    body_size = 2_000_000
+    slow.sendall((f"POST /api/v1/predict/retina HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  f"Authorization: Token {quick_site.token}\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+                  f"Content-Length: {body_size}\r\n\r\n").encode())
+    stop = threading.Event()
+
+    def dribble():
+        while not stop.is_set():
+            slow.sendall(b"x" * 100)
+            time.sleep(0.05)
+
+    cold: dict = {}
+
+    def cold_ecg():
+        cold["status"], cold["body"], _ = quick_site.predict("ecg", inputs["ecg"])
+
+    dribbler = threading.Thread(target=dribble, daemon=True)
+    loader = threading.Thread(target=cold_ecg)
+    dribbler.start()
+    loader.start()
+    probes_during_load = 0
+    deadline = time.monotonic() + 120
+    try:
+        while loader.is_alive() and time.monotonic() < deadline:
+            loading = model_load_started(worker)
+            assert_health_answers(quick_site)
+            if loading and loader.is_alive():
+                probes_during_load += 1
+            time.sleep(0.02)
+        loader.join(timeout=5)
+        assert dribbler.is_alive()  # the slow upload held its thread throughout
+    finally:
+        stop.set()
+        dribbler.join(timeout=5)
+        slow.close()
+    assert not loader.is_alive()
+    assert cold.get("status") == 200, cold
+    assert cold["body"]["model"] == "ecg" and cold["body"]["label"] in cold["body"]["probabilities"]
+    assert probes_during_load >= 1, "no /health/ probe was answered while the ECG model loaded"
+    assert_health_answers(quick_site)
+
+
+@pytest.mark.slow
+def test_body_that_ends_short_of_its_content_length_is_never_processed(strict_site):
+    body = json.dumps(DIABETES).encode()
+    assert short_body_request(strict_site.port, strict_site.token, body, missing=10, close_write=True) == b""
+    stalled = short_body_request(strict_site.port, strict_site.token, body, missing=10, close_write=False,
+                                 wait=STRICT_READ_TIMEOUT + 5)
+    status = int(stalled.split(b" ", 2)[1])
+    assert api_error(status, stalled.split(b"\r\n\r\n", 1)[1]) == (408, "request_timeout")
+
+
+def test_a_body_cut_off_by_the_read_timeout_closes_its_spooled_file(monkeypatch):
+    """The 408 frees the stalled upload's temporary file at once, not whenever it is garbage-collected."""
+    import asyncio
+    import tempfile
+
+    from predictors.server import bridge as server_bridge
+
+    opened: list[tempfile.SpooledTemporaryFile] = []
+
+    class RecordedSpool(tempfile.SpooledTemporaryFile):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    monkeypatch.setattr(server_bridge.tempfile, "SpooledTemporaryFile", RecordedSpool)
+    sent: list[dict] = []
+    first = True
+
+    async def receive() -> dict:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b"x" * 100, "more_body": True}
+        await asyncio.Event().wait()  # the client stalls with 900 bytes still owed
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    bridge = server_bridge.BufferedWSGIBridge(lambda: server_bridge.Served(
+        lambda environ, start_response: [], threads=1, max_body_bytes=10_000, read_timeout=0.2,
+        json_paths=lambda path: True, admission=None, recycler=None))
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/predict/diabetes",
+             "headers": [(b"content-length", b"1000")]}
+    try:
+        asyncio.run(bridge(scope, receive, send))
+    finally:
+        bridge.executor.shutdown()
+    assert sent[0]["status"] == 408
+    assert len(opened) == 1 and opened[0].closed
+
+
+@pytest.mark.slow
+def test_chunked_body_is_read_whole(strict_site):
+    payload = json.dumps({**DIABETES, "glucose": "high"}).encode()
+    request = (f"POST /api/v1/predict/diabetes HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               f"Authorization: Token {strict_site.token}\r\n"
+               "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+    half = len(payload) // 2
+    for part in (payload[:half], payload[half:]):
+        request += f"{len(part):x}\r\n".encode() + part + b"\r\n"
+    answer = send_raw(strict_site.port, request + b"0\r\n\r\n", close_write=False)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    error = json.loads(body)["error"]
+    assert head.startswith(b"HTTP/1.1 400") and error["code"] == "invalid_fields" and "glucose" in error["fields"]

@@ -1,0 +1,105 @@
+"""predictors.server.recycling and gunicorn's master: a worker replaced without a gap or a crash,
+whether it asked to be (recycling) or was killed mid-request."""
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import threading
+import time
+
+import pytest
+
+from bench.harness import Site, payloads
+
+from ..support import wait_for_model_load_to_start
+
+pytestmark = pytest.mark.slow
+
+
+RECYCLE_TRAFFIC = 32  # requests sent while the worker is recycled every 5
+
+
+def test_worker_is_replaced_without_a_gap_and_probes_do_not_count():
+    """Recycled every 5 requests (probes not counted): every probe answered at once, no request lost,
+    no worker killed or aborted, models warmed again in each new worker."""
+    site = Site(extra_env={"GUNICORN_MAX_REQUESTS": "5", "WARM_MODELS": "all", "LOG_LEVEL": "INFO"}).start()
+    try:
+        first = site.workers()
+        for _ in range(30):  # probes alone never recycle
+            assert site.request("GET", "/health/", timeout=5)[0] == 200
+        assert site.workers() == first
+        stop = threading.Event()
+        probes: list[float | None] = []
+
+        def probe() -> None:
+            while not stop.is_set():
+                try:
+                    status, _, seconds = site.request("GET", "/health/", timeout=5)
+                    probes.append(seconds if status == 200 else None)
+                except OSError:
+                    probes.append(None)
+                stop.wait(0.1)
+
+        prober = threading.Thread(target=probe)
+        prober.start()
+        pids = set(first)
+        statuses = []
+        inputs = payloads()
+        try:
+            for index in range(RECYCLE_TRAFFIC):
+                model = ("diabetes", "retina", "heart", "ecg")[index % 4]
+                statuses.append(site.predict(model, inputs[model])[0])
+                pids.update(site.workers())
+            deadline = time.monotonic() + 30
+            while len(site.workers()) != 1 and time.monotonic() < deadline:  # the last replacement settles
+                pids.update(site.workers())
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            prober.join()
+        log = site.log_tail(200_000)
+        assert statuses == [200] * RECYCLE_TRAFFIC, statuses
+        # A worker serves its 5 and whatever arrives until its replacement has booted.
+        assert len(pids) >= 3, f"the worker was not recycled twice: {pids}\n{log[-3000:]}"
+        assert len(site.workers()) == 1, site.workers()
+        assert probes and all(seconds is not None and seconds < 1.0 for seconds in probes), probes
+        assert "asks for its replacement" in log and "replaces worker" in log
+        for death in ("SIGABRT", "terminate called", "was sent SIGKILL", "WORKER TIMEOUT", "exited with code"):
+            assert death not in log, f"{death!r} in the server log:\n{log[-3000:]}"
+        assert len(re.findall(r"loaded model ecg", log)) >= 2  # each new worker warms again
+    finally:
+        site.stop()
+
+
+def test_worker_killed_mid_request_is_replaced_and_serves_again(quick_site):
+    inputs = payloads()
+    worker = quick_site.workers()[0]
+    outcome = {}
+
+    def cold_request():
+        try:
+            outcome["status"] = quick_site.predict("ecg", inputs["ecg"])[0]
+        except (OSError, http.client.HTTPException) as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=cold_request)
+    thread.start()
+    wait_for_model_load_to_start(worker, timeout=60)
+    os.kill(worker, signal.SIGKILL)
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    # The worker had the request (else the next worker would have answered it) and died
+    # with it: the client sees the connection drop, never a half-written or made-up answer.
+    assert set(outcome) == {"error"}, outcome
+    assert isinstance(outcome["error"], ConnectionError), repr(outcome["error"])
+    quick_site.wait_healthy(timeout=60)
+    replacements = quick_site.workers()
+    assert replacements and worker not in replacements
+    for model in ("diabetes", "ecg"):
+        assert quick_site.predict(model, inputs[model])[0] == 200
+    # ...and it died mid-load: the registry logged the replacement's ECG load, never the killed worker's.
+    log = quick_site.log_tail(chars=10_000_000)
+    assert f"[pid {replacements[0]}] loaded model ecg" in log
+    assert f"[pid {worker}] loaded model ecg" not in log

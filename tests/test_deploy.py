@@ -1,0 +1,62 @@
+"""The deploy files: render.yaml, gunicorn_config.py and requirements.txt fit one small instance."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import yaml
+from django.urls import resolve
+
+from .support import ROOT, run_python
+
+
+def test_render_blueprint_starts_gunicorn_with_our_config_and_probes_a_routed_health_path():
+    blueprint = yaml.safe_load((ROOT / "render.yaml").read_text())
+    web = next(s for s in blueprint["services"] if s["type"] == "web")
+    assert "gunicorn" in web["startCommand"] and "--config gunicorn_config.py" in web["startCommand"]
+    assert "requirements.txt" in web["buildCommand"] and "requirements-train" not in web["buildCommand"]
+    assert resolve(web["healthCheckPath"]).url_name == "health"
+    env = {e["key"]: e for e in web["envVars"]}
+    assert env["SECRET_KEY"].get("generateValue") is True
+    assert env["DATABASE_URL"]["fromDatabase"]["name"] == blueprint["databases"][0]["name"]
+    assert env["PYTHON_VERSION"]["value"].startswith("3.11")
+
+
+def test_gunicorn_config_fits_one_small_instance():
+    code = ("import runpy, json; c = runpy.run_path('gunicorn_config.py')\n"
+            "print(json.dumps({k: c[k] for k in ('workers','worker_class','threads','timeout','graceful_timeout',"
+            "'max_requests','max_requests_jitter','preload_app','worker_tmp_dir','bind')}))")
+    result = run_python(sys.executable, code, {"PATH": os.environ["PATH"], "PORT": "10000"})
+    config = json.loads(result.stdout)
+    # One asyncio worker: slow clients cost a coroutine; Django runs in the bridge's own thread pool.
+    assert config["workers"] == 1 and config["worker_class"] == "asgi" and config["threads"] == 1
+    assert config["preload_app"] is False
+    # gunicorn's recycling counts probes and leaves a gap; predictors/server/recycling.py does it instead.
+    assert config["max_requests"] == 0
+    assert config["bind"] == "0.0.0.0:10000"
+    assert config["timeout"] > config["graceful_timeout"] > 0
+
+
+def test_gunicorn_config_refuses_a_typo_naming_the_variable():
+    """gunicorn prints what its config file raises and exits: the message must say which setting is wrong."""
+    code = "import runpy; runpy.run_path('gunicorn_config.py')"
+    env = {"PATH": os.environ["PATH"]}
+    chosen = run_python(sys.executable, code, {**env, "GUNICORN_WORKER_CLASS": "gevent", "GUNICORN_TIMEOUT": "90"})
+    assert chosen.returncode == 0, chosen.stderr
+    not_a_number = run_python(sys.executable, code, {**env, "GUNICORN_TIMEOUT": "2m"})
+    assert not_a_number.returncode != 0
+    assert "ValueError: GUNICORN_TIMEOUT='2m' is not a whole number" in not_a_number.stderr
+    unknown_class = run_python(sys.executable, code, {**env, "GUNICORN_WORKER_CLASS": "uvicorn"})
+    assert unknown_class.returncode != 0
+    assert "GUNICORN_WORKER_CLASS='uvicorn' is not supported" in unknown_class.stderr
+    assert "use asgi, gthread, gevent" in unknown_class.stderr
+
+
+def test_web_requirements_exclude_training_libraries():
+    names = {line.split("==")[0].strip().lower() for line in (ROOT / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")}
+    assert not names & {"torch", "torchvision", "scikit-learn", "xgboost"}
+    assert {"django", "gunicorn", "onnxruntime", "xgboost-cpu"} <= names
+    assert all("==" in line for line in (ROOT / "requirements.txt").read_text().splitlines()
+               if line.strip() and not line.startswith("#"))

@@ -1,0 +1,143 @@
+"""The prediction forms (predictors/forms.py): clinical words and units, field errors that keep what was
+typed, photos refused in words, case references that may identify a patient, screen readers."""
+from __future__ import annotations
+
+import html
+import io
+import re
+
+import pytest
+
+from predictors.models import Prediction
+
+from .support import DIABETES_FORM, HEART_FORM, dark_fundus, described_by_ids, sample
+
+pytestmark = pytest.mark.django_db
+
+
+def test_diabetes_form_shows_units_and_blank_means_unknown(logged_in, artifacts):
+    page = logged_in.get("/predict/diabetes/").content.decode()
+    for unit in ("mg/dL", "mm Hg", "µU/mL", "kg/m²", "years"):
+        assert unit in page
+    response = logged_in.post("/predict/diabetes/", DIABETES_FORM)
+    assert response.status_code == 200
+    record = Prediction.objects.get()
+    assert record.inputs["insulin"] is None and record.inputs["skin_thickness"] is None
+    result = response.content.decode()
+    assert "estimated probability of diabetes within five years" in result
+    # A glucose of 168 mg/dL two hours into a tolerance test is the strongest sign in the Pima data.
+    factors = re.findall(r"<li class=\"(?:raised|lowered)\">([^<]+)</li>", result)
+    assert factors[0] == "Glucose 168 mg/dL raised the risk"
+    assert record.model_version in result and "/models/diabetes/" in result
+    assert result.count("not a medical device") == 1
+    assert logged_in.get(f"/history/{record.pk}/").content.decode().count("Glucose 168 mg/dL raised the risk") == 1
+
+
+def test_heart_form_uses_clinical_words_and_accepts_unknowns(logged_in, artifacts):
+    page = logged_in.get("/predict/heart/").content.decode()
+    for words in ("Typical angina", "Non-anginal pain", "ST-T wave abnormality", "Left ventricular hypertrophy",
+                  "Downsloping", "Reversible defect", "Unknown"):
+        assert words in page
+    response = logged_in.post("/predict/heart/", {**HEART_FORM, "ecg_image": sample("ecg", "ecg00026.jpg").open("rb")})
+    assert response.status_code == 200
+    parent = Prediction.objects.get(parent__isnull=True)
+    assert parent.inputs["cholesterol"] is None and parent.inputs["exercise_angina"] is True
+    assert parent.attachments.get().model_name == "ecg"
+
+
+def test_only_number_boxes_say_blank_means_unknown(logged_in):
+    page = logged_in.get("/predict/heart/").content.decode()
+    # resting_bp, cholesterol, max_heart_rate, st_depression, major_vessels; not the five dropdowns.
+    assert page.count("Leave blank if unknown") == 5
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("glucose", "1000", "between 40 and 400"),
+    ("glucose", "abc", "Enter a number"),
+    ("glucose", "nan", "Enter a number"),
+    ("glucose", "inf", "Enter a number"),
+    ("age", "", "This field is required"),
+    ("pregnancies", "2.5", "whole number"),
+])
+def test_bad_form_values_show_field_errors_and_keep_the_input(logged_in, artifacts, field, value, message):
+    response = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, field: value})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert message in page and "Please correct the fields" in page
+    assert 'value="35.1"' in page  # what the clinician typed is still there
+    assert Prediction.objects.count() == 0
+
+
+def test_wrong_photo_on_the_combined_form_records_nothing(logged_in, artifacts):
+    data = {**DIABETES_FORM, "retina_image": sample("ecg", "ecg00001.png").open("rb")}
+    response = logged_in.post("/predict/diabetes/", data)
+    assert response.status_code == 400
+    assert "does not look like a retinal fundus photograph" in response.content.decode()
+    assert Prediction.objects.count() == 0
+
+
+def test_image_pages_refuse_non_images(logged_in, artifacts, tmp_path):
+    fake = tmp_path / "scan.png"
+    fake.write_text("not an image")
+    response = logged_in.post("/predict/ecg/", {"image": fake.open("rb")})
+    assert response.status_code == 400
+    assert "not an image this site can read" in response.content.decode()
+
+
+def test_the_page_form_says_what_to_fix_and_keeps_the_typed_values(logged_in, artifacts):
+    dark = io.BytesIO(dark_fundus())
+    dark.name = "dark.jpg"
+    response = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "case_reference": "Bed 7",
+                                                     "retina_image": dark})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "cannot be graded reliably" in page and "too dark" in page
+    assert 'value="35.1"' in page and 'value="Bed 7"' in page
+    assert Prediction.objects.count() == 0
+
+
+# A case reference that looks like a patient identifier is held back until confirmed.
+
+@pytest.mark.parametrize("reference, signs", [
+    ("Jane Smith DOB 01/02/1960 MRN 1234567", "a date and a long number and words such as DOB or MRN"),
+    ("Smith 12.03.1961", "a date"),
+    ("943 476 5919", "a long number"),
+    ("mrn 55", "words such as DOB or MRN"),
+])
+def test_a_reference_that_may_identify_a_patient_is_held_until_edited_or_confirmed(logged_in, artifacts, reference,
+                                                                                   signs):
+    response = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "case_reference": reference})
+    assert response.status_code == 400 and Prediction.objects.count() == 0
+    page = html.unescape(response.content.decode())
+    assert f"This may identify a patient: it contains {signs}." in page
+    assert f'value="{reference}"' in page and 'value="35.1"' in page  # nothing typed is lost
+    assert 'name="keep_reference"' in page
+    edited = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "case_reference": "Bed 4"})
+    assert edited.status_code == 200 and Prediction.objects.get().reference == "Bed 4"
+    confirmed = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "case_reference": reference,
+                                                      "keep_reference": "on"})
+    assert confirmed.status_code == 200
+    assert Prediction.objects.filter(reference=reference).count() == 1
+
+
+@pytest.mark.parametrize("reference", ["Bed 4", "Clinic B, slot 3", "ward 7 bay 2", "Rm 101 review"])
+def test_ordinary_references_pass_without_a_question(logged_in, artifacts, reference):
+    assert 'name="keep_reference"' not in logged_in.get("/predict/diabetes/").content.decode()
+    response = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "case_reference": reference})
+    assert response.status_code == 200 and Prediction.objects.get().reference == reference
+
+
+@pytest.mark.parametrize("path, data", [
+    ("/predict/diabetes/", None), ("/predict/heart/", None), ("/predict/retina/", None), ("/predict/ecg/", None),
+    ("/predict/diabetes/", {**DIABETES_FORM, "glucose": "1000", "age": ""}),
+    ("/predict/heart/", {**HEART_FORM, "sex": ""}),
+    ("/predict/retina/", {}),
+])
+def test_screen_readers_find_every_fields_help_and_errors(logged_in, artifacts, path, data):
+    page = (logged_in.get(path) if data is None else logged_in.post(path, data)).content.decode()
+    wanted, ids = described_by_ids(page)
+    assert wanted, "no field is described"
+    assert [i for i in wanted if i not in ids] == []
+    if data is not None:  # each invalid field names its error
+        invalid = re.findall(r'<(?:input|select)[^>]*aria-invalid="true"[^>]*>', page)
+        assert invalid and all("_error" in tag for tag in invalid)
