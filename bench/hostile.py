@@ -1,7 +1,7 @@
 """Hostile clients over raw sockets: slow headers, short bodies, decode bombs.
 
 Shared by bench/worker_classes.py (which measures worker classes against them) and
-tests/test_hostile.py (which holds the chosen configuration to them). Standard library
+tests/server/test_bridge.py and the `strict_site` tests (which hold the chosen configuration to them). Standard library
 only, like bench/harness.py.
 """
 from __future__ import annotations
