@@ -19,7 +19,8 @@ from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 # What an image model's graph answers with (predictors.serving.runtimes.onnx_image reads it so).
-IMAGE_OUTPUT = "logits, one per label in order; the runtime applies softmax"
+IMAGE_OUTPUT = ("logits, one per label in order (the runtime applies softmax); cam, the top class's activation map; "
+                "domain_distance, how far the input lies from the photos it was trained on (domain section)")
 
 INTENDED_USE_TABULAR = (
     "Demonstration model for HealthOracle. It estimates risk from a small public research "

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import multiprocessing
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,7 +30,7 @@ from predictors.images.decode import decode
 from predictors.images.transform import model_input
 from predictors.serving.artifacts import Card, publish
 
-from . import calibration, captures, cards, evaluation, real_images
+from . import calibration, captures, cards, domain, evaluation, real_images
 from .export import export_onnx, quantize_with_fallback, with_activation_map
 
 log = logging.getLogger(__name__)
@@ -413,9 +414,10 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
     with publish(out_dir) as staging:
         (staging / "plots").mkdir()
         served = export_and_quantize(r, model, data, staging)
+        domain_section = add_domain_score(r, served, data, workers)
         calibrated = calibrate_served(r, served, data, staging)
         served_test = evaluate_served(r, served, data, calibrated["calibration"]["temperature"], staging)
-        card = image_card(r, data, served, calibrated, served_test, pytorch_test, training, staging)
+        card = image_card(r, data, served, calibrated, served_test, pytorch_test, training, domain_section, staging)
         card.write(staging)
     return card
 
@@ -459,6 +461,45 @@ def export_and_quantize(r: Recipe, model: torch.nn.Module, data: ImageData, stag
     return Served(served_path, export, quantization)
 
 
+def add_domain_score(r: Recipe, served: Served, data: ImageData, workers: int) -> dict[str, Any]:
+    """The served graph's domain score (training/domain.py), fitted on the fitting photos and one
+    re-capture of each, thresholded on validation photos and their capture variants; the card's section."""
+    x_train, _ = data.part("train")
+    x_val, _ = data.part("validation")
+    fitting_paths = [data.items[i].path for i in data.splits.train]
+    validation_paths = [data.items[i].path for i in data.splits.validation]
+    return domain.fit_and_add(r.name, served.path, x_train, _one_capture_each(fitting_paths, r, workers),
+                              x_val, domain.validation_capture_inputs(validation_paths, r.image_kind, r.input_spec),
+                              seed=SEED)
+
+
+def _one_capture_each(paths: list[Path], r: Recipe, workers: int) -> np.ndarray:
+    """One mild random re-capture of each fitting photo, as training draws them."""
+    return prepare_captures(paths, replace(r, captures_per_image=1), workers)[:, 0]
+
+
+def add_domain_to_artifact(name: str, directory: Path, workers: int = 2) -> dict[str, Any]:
+    """Fit the domain score for an image model already shipped, from its own split of the real photos
+    (checked against the card's test files), and publish the artifact again with the score in its graph
+    and on its card; the logits do not change (`manage.py fit_domain`)."""
+    card = Card.read(directory)
+    r = recipe(name, quick=False)
+    data = read_and_split(r, workers)
+    test_files = sorted(str(data.items[i].path.relative_to(real_images.data_root())) for i in data.splits.test)
+    if test_files != sorted(card.fields["data"]["test_files"]):
+        raise RuntimeError(f"{name}: the split made now is not the one on the card; retrain instead")
+    with publish(directory) as staging:
+        for path in directory.rglob("*"):
+            if path.is_file():
+                (staging / path.relative_to(directory)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, staging / path.relative_to(directory))
+        served = Served(staging / card.model_file, card.fields.get("export", {}), card.fields.get("quantization", {}))
+        section = add_domain_score(r, served, data, workers)
+        Card({**card.fields, "version": cards.version_for(served.path), "output": cards.IMAGE_OUTPUT,
+              "domain": section}).write(staging)
+    return section
+
+
 def calibrate_served(r: Recipe, served: Served, data: ImageData, staging: Path) -> dict[str, Any]:
     """The card's calibration and decision sections from the served graph on validation, and their plot."""
     x_val, y_val = data.part("validation")
@@ -486,7 +527,8 @@ def evaluate_served(r: Recipe, served: Served, data: ImageData, temperature: flo
 
 
 def image_card(r: Recipe, data: ImageData, served: Served, calibrated: dict[str, Any], served_test: dict[str, Any],
-               pytorch_test: dict[str, Any], training: dict[str, Any], staging: Path) -> Card:
+               pytorch_test: dict[str, Any], training: dict[str, Any], domain_section: dict[str, Any],
+               staging: Path) -> Card:
     data_section = _data_section(r, data)
     return Card.new(
         name=r.name, version=cards.version_for(served.path), kind="onnx_image", task=r.task,
@@ -503,6 +545,7 @@ def image_card(r: Recipe, data: ImageData, served: Served, calibrated: dict[str,
             },
             "quantization": {key: value for key, value in served.quantization.items() if key != "served_validation"},
             **calibrated,
+            "domain": domain_section,
             "export": served.export,
             "data": data_section,
             "training": training,

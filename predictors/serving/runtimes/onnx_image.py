@@ -1,7 +1,9 @@
 """ONNX Runtime for the image models: int8 (or fp32) graphs, lean session settings.
 
-A graph answers its logits and the top class's activation map in one run; the runtime
-turns the logits into calibrated probabilities with the temperature on the model card.
+A graph answers its logits, the top class's activation map and its domain score (how far
+the picture lies from those it was trained on, predictors/training/domain.py) in one
+run; the runtime turns the logits into calibrated probabilities with the temperature on
+the model card.
 """
 from __future__ import annotations
 
@@ -23,16 +25,18 @@ GRAPH_OPTIMIZATION = {
 }
 
 
-OUTPUTS = ["logits", "cam"]
+OUTPUTS = ["logits", "cam", "domain_distance"]
 
 
 @dataclass(frozen=True)
 class ImageOutput:
-    """Calibrated probabilities, one per label, and where in the picture the top one came from:
-    the class activation map on the network's last feature grid (coarse; upsample to show it)."""
+    """Calibrated probabilities, one per label; where in the picture the top one came from
+    (the class activation map on the network's last feature grid: coarse, upsample to show
+    it); and how far the picture lies from the pictures the model was trained on."""
 
     probabilities: np.ndarray
     activation_map: np.ndarray
+    domain_distance: float
 
 
 class OnnxImage:
@@ -79,7 +83,7 @@ class OnnxImage:
 
     def predict(self, features: np.ndarray) -> ImageOutput:
         """Calibrated probabilities and the activation map for one preprocessed image (1, 3, H, W)."""
-        logits, cam = self._session.run(OUTPUTS, {self._input: features.astype(np.float32, copy=False)})
+        logits, cam, distance = self._session.run(OUTPUTS, {self._input: features.astype(np.float32, copy=False)})
         scaled = logits[0] / self._temperature
         exp = np.exp(scaled - scaled.max())
-        return ImageOutput(probabilities=exp / exp.sum(), activation_map=cam[0])
+        return ImageOutput(probabilities=exp / exp.sum(), activation_map=cam[0], domain_distance=float(distance[0]))
