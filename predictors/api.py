@@ -26,7 +26,8 @@ def _reject_constant(name: str) -> Any:
 
 
 def api_endpoint(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
-    """POST only, authenticated, and a model that cannot load becomes a 503 with its reason."""
+    """POST only, authenticated; a model that cannot load becomes a 503 with its reason, an upload
+    outside what the model was validated on a 422 `outside_domain`."""
 
     @csrf_exempt  # tokens need no CSRF; session requests are checked in api_user
     @wraps(view)
@@ -44,6 +45,8 @@ def api_endpoint(view: Callable[..., JsonResponse]) -> Callable[..., JsonRespons
             response = error_response(503, "model_unavailable", f"The {exc.name} model is unavailable: {exc.reason}")
             response["Retry-After"] = "5"
             return response
+        except services.OutsideDomain as exc:  # no finding: nothing was recorded
+            return error_response(422, "outside_domain", exc.message, {"image": [exc.message]})
 
     return wrapper
 

@@ -147,6 +147,10 @@ class PredictionForm(forms.Form):
     def prediction_requests(self) -> list[TabularRequest | ImageRequest]:
         raise NotImplementedError
 
+    def image_field_for(self, model: str) -> str:
+        """The field whose upload went to this image model (where its refusal is shown)."""
+        raise NotImplementedError
+
 
 class TabularForm(PredictionForm):
     schema: TabularSchema
@@ -179,12 +183,18 @@ class TabularForm(PredictionForm):
             requests.append(ImageRequest(self.image_model, image))
         return requests
 
+    def image_field_for(self, model: str) -> str:
+        return self.image_field
+
 
 class ImageForm(PredictionForm):
     model: str
 
     def prediction_requests(self) -> list[TabularRequest | ImageRequest]:
         return [ImageRequest(self.model, self.cleaned_data["image"])]
+
+    def image_field_for(self, model: str) -> str:
+        return "image"
 
 
 class DiabetesForm(TabularForm):

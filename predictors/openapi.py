@@ -20,7 +20,8 @@ ERROR_STATUSES = {
     "408": "The request did not arrive within REQUEST_READ_TIMEOUT",
     "413": "Body, file, pixel count or decoded size over the limit",
     "415": "Not JSON / not multipart, or a file that is not a supported image",
-    "422": "Well-formed but out of range, or an image of the wrong kind (not a fundus photo / not an ECG)",
+    "422": "Well-formed but out of range; an image of the wrong kind (not a fundus photo / not an ECG), one too poor "
+           "to read (`ungradable`), or one outside what the model was validated on (`outside_domain`)",
     "503": "Model or database unavailable",
 }
 

@@ -33,6 +33,16 @@ CLOSE_CALL_MARGIN = 0.15
 TOP_FACTORS = 3
 
 
+class OutsideDomain(Exception):
+    """An upload further from the pictures the model was trained and validated on than its card
+    allows: the model's figures say nothing about its answer there, so none is given."""
+
+    def __init__(self, model: str, message: str):
+        super().__init__(message)
+        self.model = model
+        self.message = message
+
+
 def risk_band(probability: float) -> str:
     return next(band for limit, band in RISK_BANDS if probability < limit)
 
@@ -128,11 +138,18 @@ def run_image(request: ImageRequest) -> Answer:
 
     started = time.perf_counter()
     model = get_loader().get(request.model)
-    decision = model.artifact.card.get("decision")
+    card = model.artifact.card
+    decision, domain = card.get("decision"), card.get("domain")
     if not decision:  # a card from before the thresholds: no rule to answer by, so no answer
         raise ModelUnavailable(request.model, "its card has no decision thresholds (card key 'decision')")
+    if not domain:  # nor without the limit of what it was validated on
+        raise ModelUnavailable(request.model, "its card has no validated domain (card key 'domain')")
     features = model_input(request.image.image, model.artifact.input_spec)
     output = model.predict(features)
+    if not output.domain_distance <= domain["threshold"]:  # a NaN distance is outside too
+        log.info("%s upload outside the validated domain: distance %.1f over %.1f", request.model,
+                 output.domain_distance, domain["threshold"])
+        raise OutsideDomain(request.model, domain["message"])
     probabilities = output.probabilities
     labels = model.labels
     top = int(probabilities.argmax())
@@ -174,6 +191,9 @@ def predict(user, requests: list[TabularRequest | ImageRequest], source: str, re
             answer = run_tabular(request) if isinstance(request, TabularRequest) else run_image(request)
         except ModelUnavailable:
             metrics.observe(request.model, "unavailable")
+            raise
+        except OutsideDomain:
+            metrics.observe(request.model, "outside_domain")
             raise
         metrics.observe(request.model, "ok", answer.seconds)
         answers.append(answer)

@@ -52,6 +52,7 @@ def _predict(request: HttpRequest, model: str) -> HttpResponse:
     form_class = FORMS[model]
     status = 200
     error = None
+    outside = None  # the image model whose validated domain an upload fell outside
     if request.method == "POST":
         if refused(request):  # no image slot came free in time (predictors/server/admission.py)
             return busy_page(request, form_class, spec)
@@ -62,6 +63,11 @@ def _predict(request: HttpRequest, model: str) -> HttpResponse:
                 record = services.predict(request.user, requests, source="web", reference=form.reference)
             except ModelUnavailable as exc:
                 error, status = f"The {exc.name} model is unavailable right now: {exc.reason}", 503
+            except services.OutsideDomain as exc:
+                form.add_error(form.image_field_for(exc.model), "Outside what the model was validated on: see above. "
+                                                                 "Nothing was recorded.")
+                outside = {"spec": get_loader().spec(exc.model), "message": exc.message}
+                status = 422
             else:
                 return _result_page(request, record, presentation.thumbnails_for(record, requests),
                                     presentation.activation_maps_for(record))
@@ -69,7 +75,8 @@ def _predict(request: HttpRequest, model: str) -> HttpResponse:
             status = 400
     else:
         form = form_class()
-    return render(request, "predict.html", {"form": form, "spec": spec, "error": error}, status=status)
+    return render(request, "predict.html", {"form": form, "spec": spec, "error": error, "outside": outside},
+                  status=status)
 
 
 @login_required

@@ -181,7 +181,7 @@ class ScriptedImage:
 
     def predict(self, features):
         return SimpleNamespace(probabilities=np.asarray(self.probabilities, dtype=np.float32),
-                               activation_map=np.zeros((7, 7), dtype=np.float32))
+                               activation_map=np.zeros((7, 7), dtype=np.float32), domain_distance=0.0)
 
 
 # The retina card's decision rule in the tests that script its answers: "uncertain" under 60%,

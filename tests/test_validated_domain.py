@@ -1,0 +1,56 @@
+"""An image answer only inside what its model was validated on (issue 21), with the shipped models.
+
+Another machine's ECG printout gets no finding: the API answers 422 `outside_domain`, the
+page keeps what was typed and shows what a supported printout looks like, and nothing is
+recorded. The training machine's own printouts, as taken, are still answered.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from predictors.models import Prediction
+
+from .support import HEART_FORM, SHIPPED, assert_error, post_image, sample
+
+pytestmark = pytest.mark.django_db
+
+# Other machines' printouts in ../shared/samples/ecg, far outside the training machine's layout.
+OTHER_MACHINES = ["ecg00001.png", "ecg00005.jpg", "ecg00026.jpg"]
+
+
+@pytest.mark.parametrize("name", OTHER_MACHINES)
+def test_another_machines_printout_gets_no_finding_from_the_api(client, api_token, name):
+    response = post_image(client, "ecg", sample("ecg", name).read_bytes(), api_token, name=name)
+    error = assert_error(response, 422, "outside_domain")
+    assert "one ECG machine" in error["message"] and "have the ECG read by a clinician" in error["message"]
+    assert error["fields"] == {"image": [error["message"]]}
+    assert not Prediction.objects.exists()
+
+
+def test_the_training_machines_own_test_printouts_are_answered(client, api_token):
+    """A spread of the ECG model's held-out test photos (never fitted on), as taken: inside, answered."""
+    from predictors.training import real_images
+
+    test_files = json.loads((SHIPPED / "ecg" / "card.json").read_text())["data"]["test_files"]
+    assert len(test_files) > 80
+    for file in test_files[::10]:
+        response = post_image(client, "ecg", (real_images.data_root() / file).read_bytes(), api_token)
+        assert response.status_code == 200, (file, response.content)
+
+
+def test_the_heart_page_keeps_the_form_and_shows_what_the_model_knows(logged_in):
+    with open(sample("ecg", "ecg00026.jpg"), "rb") as printout:
+        response = logged_in.post("/predict/heart/", {**HEART_FORM, "case_reference": "bay 3", "ecg_image": printout})
+    page = response.content.decode()
+    assert response.status_code == 422
+    assert "No answer: outside what the ECG model was validated on" in page
+    assert "examples/ecg.png" in page and "one 12-lead report layout" in page
+    assert 'value="bay 3"' in page and 'value="140"' in page
+    assert not Prediction.objects.exists()
+
+
+def test_the_card_page_states_the_validated_domain(logged_in):
+    page = logged_in.get("/models/ecg/").content.decode()
+    assert "Validated on photos and scans of printouts of one 12-lead report layout" in page
