@@ -28,3 +28,13 @@ def test_no_pristine_photo_of_the_training_data_is_ungradable():
         refused = [(item.path.name, quality.problems) for item in items
                    if not (quality := assess(real_images.load_rgb(item.path), kind)).readable]
         assert not refused, refused[:5]
+
+
+@pytest.mark.parametrize("radius", [25, 40])
+def test_a_fundus_photo_blurred_far_past_focus_is_ungradable(radius):
+    """Far past a few pixels of blur the fine-to-coarse ratio climbs back to a sharp photo's;
+    the middle band's own detail does not (issue 21), so such a photo is still "blurred"."""
+    from PIL import ImageFilter
+
+    decoded = decode(labelled_photos("fundus")[3].path.read_bytes(), **DATA_LIMITS).image
+    assert "blurred" in assess(decoded.filter(ImageFilter.GaussianBlur(radius)), "fundus").problems
