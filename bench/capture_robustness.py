@@ -27,13 +27,14 @@ from PIL import Image
 
 from bench.harness import ARTIFACTS, Site
 from bench.report import command_line, header, model_versions, parser, publish
+from predictors.catalogue import SPECS
 from predictors.serving.artifacts import write_manifest
 from predictors.training import captures, real_images
 
 CONFIDENT = 0.8
 CLIENTS = 2
 KIND = {"retina": "fundus", "ecg": "ecg"}
-REFERABLE_GRADE = 2
+REFERABLE_GRADE = SPECS["retina"].referable_grade
 
 
 def _test_items(card: dict[str, Any], name: str) -> list[tuple[Path, int]]:

@@ -38,6 +38,7 @@ from PIL import Image
 from bench.harness import ARTIFACTS, ROOT, SAMPLES, Site
 from bench.report import command_line, header, model_versions, parser, publish
 from predictors.catalogue import SPECS
+from predictors.serving.artifacts import write_manifest
 from predictors.training import captures, other_formats, real_images, synth_ecg
 
 CONFIDENT = 0.8
@@ -250,6 +251,44 @@ def main() -> None:
             "measured": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC", "command": command,
             "confident": CONFIDENT, "models": model_versions(KIND), "groups": rows}, indent=2) + "\n")
         print(f"figures written to {path}")
+    if args.write:
+        write_cards(rows, command)
+
+
+# How each family of groups is named on a card page, for a clinician.
+CARD_TITLES = {
+    "ecg test photos": "Its own test printouts, as taken",
+    "retina test photos": "Its own test photos, as taken",
+    "ecg capture": "The same, re-captured as clinics do (dim, tilted, recompressed…)",
+    "retina capture": "The same, re-captured as clinics do (dim, tilted, recompressed…)",
+    "other machines' printouts (samples/ecg)": "Real printouts from other ECG machines",
+    "rendered ECG": "Other machines' layouts and papers, drawn by this site",
+    "other camera": "Its test photos made to look like other cameras' (field, colour, size)",
+}
+
+
+def write_cards(rows: list[dict[str, Any]], command: str) -> None:
+    """Each model's groups (a family's total where it has several) on its card, under the domain
+    section training wrote, and the manifest refreshed so the registry still verifies the card."""
+    measured = f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d}"
+    for model in KIND:
+        directory = ARTIFACTS / model
+        card = json.loads((directory / "card.json").read_text())
+        if "domain" not in card:
+            continue
+        shown = [row for row in rows if row["model"] == model and (row.get("total") or not any(
+            other.get("total") and other["group"].split(":", 1)[0] == row["group"].split(":", 1)[0]
+            for other in rows))]
+        card["domain"]["benchmark"] = {"measured": measured, "command": command, "confident": CONFIDENT, "groups": [
+            {"title": CARD_TITLES.get(row["group"].removesuffix(": all"), row["group"]), "domain": row["domain"],
+             "images": row["images"],
+             "finding": row["shares"]["confident"], "below": row["shares"]["below"],
+             "uncertain": row["shares"]["uncertain"], "refused": row["shares"]["refused"],
+             "refused_by": {code: round(n / row["images"], 3) for code, n in row["refused_by"].items()}}
+            for row in shown]}
+        (directory / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+        manifest = json.loads((directory / "manifest.json").read_text())
+        write_manifest(directory, list(manifest["files"]))
 
 
 if __name__ == "__main__":
