@@ -239,11 +239,15 @@ HEART = {"age": 61, "sex": "male", "chest_pain_type": "asymptomatic", "resting_b
 
 
 def payloads() -> dict[str, Payload]:
+    """One request per model. The ECG upload is a printout from the model's own machine (the first
+    of its held-out test photos, read in place): another machine's is refused as outside the
+    domain the model was validated on, which would measure the refusal, not the model."""
+    ecg_test = json.loads((ARTIFACTS / "ecg" / "card.json").read_text())["data"]["test_files"][0]
     return {
         "diabetes": DIABETES,
         "heart": HEART,
         "retina": ("retina.jpg", (SAMPLES / "fundus" / "retina.jpg").read_bytes()),
-        "ecg": ("stemi_printout.png", (SAMPLES / "ecg" / "stemi_printout.png").read_bytes()),
+        "ecg": (Path(ecg_test).name, (ROOT.parent / "shared" / "data" / ecg_test).read_bytes()),
     }
 
 

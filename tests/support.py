@@ -74,6 +74,16 @@ def fundus_photo() -> Image.Image:
     return Image.open(labelled_photos("fundus")[3].path)
 
 
+def ecg_printout(index: int = 0) -> bytes:
+    """A printout from the ECG model's own machine, one of its held-out test photos as taken:
+    inside the domain it was validated on, so it is answered (other machines' printouts in
+    ../shared/samples/ecg are refused: tests/test_validated_domain.py)."""
+    from predictors.training import real_images
+
+    test_files = json.loads((SHIPPED / "ecg" / "card.json").read_text())["data"]["test_files"]
+    return (real_images.data_root() / test_files[index]).read_bytes()
+
+
 def ecg_page_photo() -> Image.Image:
     """A real ECG printout of the data set, as taken."""
     return Image.open(labelled_photos("ecg")[5].path)

@@ -10,7 +10,7 @@ import pytest
 
 from predictors.models import Prediction
 
-from .support import DIABETES_FORM, HEART_FORM, dark_fundus, described_by_ids, sample
+from .support import DIABETES_FORM, HEART_FORM, dark_fundus, described_by_ids, ecg_printout, named_upload, sample
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,7 @@ def test_heart_form_uses_clinical_words_and_accepts_unknowns(logged_in, artifact
     for words in ("Typical angina", "Non-anginal pain", "ST-T wave abnormality", "Left ventricular hypertrophy",
                   "Downsloping", "Reversible defect", "Unknown"):
         assert words in page
-    response = logged_in.post("/predict/heart/", {**HEART_FORM, "ecg_image": sample("ecg", "ecg00026.jpg").open("rb")})
+    response = logged_in.post("/predict/heart/", {**HEART_FORM, "ecg_image": named_upload(ecg_printout())})
     assert response.status_code == 200
     parent = Prediction.objects.get(parent__isnull=True)
     assert parent.inputs["cholesterol"] is None and parent.inputs["exercise_angina"] is True

@@ -12,7 +12,7 @@ from predictors import presentation
 from predictors.models import Prediction
 
 from .page_text import contradictions, page_text
-from .support import DIABETES_FORM, ROOT, cards_in, sample
+from .support import DIABETES_FORM, ROOT, cards_in, ecg_printout, named_upload, sample
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +60,7 @@ def test_ecg_page_result(logged_in, artifacts):
     """The page shows the recorded answer: each class with its own probability, the headline its top class."""
     from predictors.presentation import percent
 
-    response = logged_in.post("/predict/ecg/", {"image": sample("ecg", "stemi_printout.png").open("rb")})
+    response = logged_in.post("/predict/ecg/", {"image": named_upload(ecg_printout())})
     assert response.status_code == 200
     page = response.content.decode()
     outputs = Prediction.objects.get(model_name="ecg").outputs

@@ -44,6 +44,12 @@ COMPONENTS = 32
 THUMBNAIL_POOL = 8
 # The share of validation photos and their capture variants that the threshold answers.
 QUANTILE = 0.99
+# At least this many fitting rows for each principal direction kept: fewer, and the
+# smallest directions' variances are noise that makes every new picture look far away.
+ROWS_PER_COMPONENT = 10
+# A quick test build fits on a few dozen photos, too few to place its threshold: it answers
+# up to this many times its farthest validation photo, and refuses only what is far beyond.
+QUICK_MARGIN = 10.0
 OUTPUT = "domain_distance"
 THUMBNAIL = "domain_thumbnail"
 # The benchmark capture families the validation photos are re-captured with, two each in
@@ -65,15 +71,16 @@ class Domain:
         return (whitened ** 2).sum(axis=1)
 
 
-def fit(fitting: np.ndarray, validation: np.ndarray, components: int = COMPONENTS) -> Domain:
+def fit(fitting: np.ndarray, validation: np.ndarray, quick: bool = False) -> Domain:
     """Centre and whiten the fitting rows along their main directions; threshold on validation rows."""
     x = np.asarray(fitting, dtype=np.float64)
     mean = x.mean(axis=0)
     _, singular, directions = np.linalg.svd(x - mean, full_matrices=False)
-    kept = min(components, len(singular))
+    kept = max(1, min(COMPONENTS, len(x) // ROWS_PER_COMPONENT, len(singular)))
     sd = np.maximum(singular[:kept] / np.sqrt(len(x)), 1e-6)
     unthresholded = Domain(mean.astype(np.float32), (directions[:kept].T / sd).astype(np.float32), float("inf"))
-    threshold = float(np.quantile(unthresholded.score(validation), QUANTILE))
+    scores = unthresholded.score(validation)
+    threshold = QUICK_MARGIN * float(scores.max()) if quick else float(np.quantile(scores, QUANTILE))
     return Domain(unthresholded.mean, unthresholded.projection, threshold)
 
 
@@ -181,7 +188,7 @@ def fundus_turns(inputs: np.ndarray, seed: int) -> np.ndarray:
 
 
 def fit_and_add(name: str, graph: Path, fitting: np.ndarray, fitting_captures: np.ndarray,
-                validation: np.ndarray, validation_captures: np.ndarray, seed: int) -> dict[str, Any]:
+                validation: np.ndarray, validation_captures: np.ndarray, seed: int, quick: bool = False) -> dict[str, Any]:
     """Fit the score on the fitting photos and their re-captures, threshold it on validation photos and
     their capture variants, add it to the served graph, check the graph against the fit, and return the
     card's `domain` section."""
@@ -191,7 +198,7 @@ def fit_and_add(name: str, graph: Path, fitting: np.ndarray, fitting_captures: n
     fitted = thumbnail_rows(graph, np.concatenate(fit_inputs))
     checked = np.concatenate([validation, validation_captures])
     held = thumbnail_rows(graph, checked)
-    domain = fit(fitted, held)
+    domain = fit(fitted, held, quick)
     add_score(graph, domain)
     expected = domain.score(held)
     served = scored_outputs(graph, checked)
@@ -201,17 +208,20 @@ def fit_and_add(name: str, graph: Path, fitting: np.ndarray, fitting_captures: n
     answered = float(np.mean(served <= domain.threshold))
     log.info("%s: domain score fitted on %d rows, threshold %.3f; %.1f%% of %d validation rows answered", name,
              len(fitted), domain.threshold, 100 * answered, len(checked))
-    return section(name, domain, fitting=len(fitted), photos=len(validation),
+    return section(name, domain, quick, fitting=len(fitted), photos=len(validation),
                    captures=len(validation_captures), answered=answered)
 
 
-def section(name: str, domain: Domain, *, fitting: int, photos: int, captures: int, answered: float) -> dict[str, Any]:
+def section(name: str, domain: Domain, quick: bool, *, fitting: int, photos: int, captures: int,
+            answered: float) -> dict[str, Any]:
     return {
         "score": (f"the squared Mahalanobis distance of the model's input, seen at 1/{THUMBNAIL_POOL} scale, from "
-                  f"the fitting photos and their re-captures, over their first {COMPONENTS} principal directions"),
+                  f"the fitting photos and their re-captures, over their first {domain.projection.shape[1]} "
+                  "principal directions"),
         "components": int(domain.projection.shape[1]),
         "threshold": round(domain.threshold, 4),
-        "quantile": QUANTILE,
+        "threshold_rule": (f"{QUICK_MARGIN:g} times the farthest validation photo (a quick test build)" if quick
+                           else f"the {QUANTILE:.0%} point of validation photos and their capture variants"),
         "fitted_on": fitting,
         "validation": {"photos": photos, "captures": captures, "answered": round(answered, 4)},
         "validated_on": VALIDATED_ON[name],

@@ -470,7 +470,7 @@ def add_domain_score(r: Recipe, served: Served, data: ImageData, workers: int) -
     validation_paths = [data.items[i].path for i in data.splits.validation]
     return domain.fit_and_add(r.name, served.path, x_train, _one_capture_each(fitting_paths, r, workers),
                               x_val, domain.validation_capture_inputs(validation_paths, r.image_kind, r.input_spec),
-                              seed=SEED)
+                              seed=SEED, quick=r.quick)
 
 
 def _one_capture_each(paths: list[Path], r: Recipe, workers: int) -> np.ndarray:

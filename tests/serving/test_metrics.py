@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from ..support import post_image, sample
+from ..support import ecg_printout, post_image
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ def prediction_count(client, model: str, outcome: str) -> float:
 
 def test_metrics_count_failed_predictions_by_outcome(client, artifacts, api_token, settings):
     settings.METRICS_TOKEN = "metrics-secret"
-    ecg = sample("ecg", "ecg00001.png").read_bytes()
+    ecg = ecg_printout()
     before = {outcome: prediction_count(client, "ecg", outcome) for outcome in ("ok", "unavailable")}
     assert post_image(client, "ecg", ecg, api_token).status_code == 200
     (artifacts / "ecg" / "model.onnx").write_bytes(b"corrupted")
