@@ -188,7 +188,8 @@ def fundus_turns(inputs: np.ndarray, seed: int) -> np.ndarray:
 
 
 def fit_and_add(name: str, graph: Path, fitting: np.ndarray, fitting_captures: np.ndarray,
-                validation: np.ndarray, validation_captures: np.ndarray, seed: int, quick: bool = False) -> dict[str, Any]:
+                validation: np.ndarray, validation_captures: np.ndarray, seed: int, quick: bool = False,
+                validated_on: str | None = None) -> dict[str, Any]:
     """Fit the score on the fitting photos and their re-captures, threshold it on validation photos and
     their capture variants, add it to the served graph, check the graph against the fit, and return the
     card's `domain` section."""
@@ -209,11 +210,12 @@ def fit_and_add(name: str, graph: Path, fitting: np.ndarray, fitting_captures: n
     log.info("%s: domain score fitted on %d rows, threshold %.3f; %.1f%% of %d validation rows answered", name,
              len(fitted), domain.threshold, 100 * answered, len(checked))
     return section(name, domain, quick, fitting=len(fitted), photos=len(validation),
-                   captures=len(validation_captures), answered=answered)
+                   captures=len(validation_captures), answered=answered,
+                   validated_on=validated_on or VALIDATED_ON[name])
 
 
 def section(name: str, domain: Domain, quick: bool, *, fitting: int, photos: int, captures: int,
-            answered: float) -> dict[str, Any]:
+            answered: float, validated_on: str) -> dict[str, Any]:
     return {
         "score": (f"the squared Mahalanobis distance of the model's input, seen at 1/{THUMBNAIL_POOL} scale, from "
                   f"the fitting photos and their re-captures, over their first {domain.projection.shape[1]} "
@@ -224,8 +226,8 @@ def section(name: str, domain: Domain, quick: bool, *, fitting: int, photos: int
                            else f"the {QUANTILE:.0%} point of validation photos and their capture variants"),
         "fitted_on": fitting,
         "validation": {"photos": photos, "captures": captures, "answered": round(answered, 4)},
-        "validated_on": VALIDATED_ON[name],
-        "message": OUTSIDE[name].format(on=VALIDATED_ON[name]),
+        "validated_on": validated_on,
+        "message": OUTSIDE[name].format(on=validated_on),
     }
 
 

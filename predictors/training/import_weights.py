@@ -15,7 +15,7 @@ from predictors.images.transform import model_input
 from predictors.inputs import TABULAR_SCHEMAS
 from predictors.serving.artifacts import Card, publish
 
-from . import cards, synth_ecg, synth_fundus
+from . import cards, domain, synth_ecg, synth_fundus
 from .export import ExportMismatch, export_onnx, quantize_int8, with_activation_map
 from .vision import build_network, ecg_spec, onnx_probabilities, retina_spec
 
@@ -102,6 +102,12 @@ def import_image_model(name: str, state_dict: Path, out_dir: Path, calibration_d
             int8_path.unlink()
             fp32_path.rename(int8_path)
             served = "fp32"
+        # Its domain is what it was imported with: half the calibration pictures fit the score,
+        # the other half place its (quick-build) threshold.
+        no_captures = calibration[:0]
+        domain_section = domain.fit_and_add(
+            name, int8_path, calibration[::2], no_captures, calibration[1::2], no_captures, seed=0, quick=True,
+            validated_on=f"the {calibration_source} it was imported with (HealthOracle has not validated it)")
         card = Card.new(
             name=name, version=cards.version_for(int8_path), kind="onnx_image", task=task, model_file="model.onnx",
             labels=labels, input_spec=spec, plots={}, library_versions=cards.library_versions(), sections={
@@ -116,6 +122,7 @@ def import_image_model(name: str, state_dict: Path, out_dir: Path, calibration_d
                 "decision": {"split": "none: HealthOracle has not evaluated imported weights; the floor of 0.5 is "
                                       "not a validated threshold", "uncertain_below": 0.5,
                              **({"referable_threshold": 0.5} if referable_grade is not None else {})},
+                "domain": domain_section,
                 "data": {"source": f"imported state_dict {state_dict.name}", "synthetic": False},
                 "training": {"architecture": architecture, "imported_from": state_dict.name},
                 "intended_use": "Imported model served by HealthOracle. Its fitness for any use is the "
