@@ -83,19 +83,18 @@ def _box_mean(values: np.ndarray, radius: int) -> np.ndarray:
     return (total / (size * size)).astype(np.float32)
 
 
-def _sharpness(grey: np.ndarray, where: np.ndarray) -> float:
-    """Fine-scale detail over coarse-scale detail inside `where`: about 0.5 or more on a sharp
-    photo, falling steeply with the first pixels of blur (then climbing back, see
-    FUNDUS_MIN_DETAIL), and unchanged by brightness or contrast."""
+def _bands(grey: np.ndarray, where: np.ndarray) -> tuple[float, float]:
+    """The mean size, inside `where`, of the fine band (grey less its 3×3 mean) and of the middle
+    band (the 3×3 mean less the 7×7): what blur takes first, and what it takes next."""
     fine, coarse = _box_mean(grey, 1), _box_mean(grey, 3)
-    high = np.abs(grey - fine)[where].mean()
-    middle = np.abs(fine - coarse)[where].mean()
-    return float(high / max(middle, 1e-3))
+    return float(np.abs(grey - fine)[where].mean()), float(np.abs(fine - coarse)[where].mean())
 
 
-def _detail(grey: np.ndarray, where: np.ndarray) -> float:
-    """The middle band's mean size: what is left of vessels and lesions at a few pixels' scale."""
-    return float(np.abs(_box_mean(grey, 1) - _box_mean(grey, 3))[where].mean())
+def _sharpness(high: float, middle: float) -> float:
+    """Fine-band detail over middle-band detail: about 0.5 or more on a sharp photo, falling
+    steeply with the first pixels of blur (then climbing back, see FUNDUS_MIN_DETAIL), and
+    unchanged by brightness or contrast."""
+    return high / max(middle, 1e-3)
 
 
 def assess(image: Image.Image, kind: str) -> Quality:
@@ -110,9 +109,10 @@ def assess(image: Image.Image, kind: str) -> Quality:
         inner = inner if inner.any() else disc
         exposure = float(np.median(brightest[disc]))
         burnt = float((grey[disc] >= 250).mean())
-        sharpness = _sharpness(grey, inner)
+        high, middle = _bands(grey, inner)
+        sharpness = _sharpness(high, middle)
         contrast = float(grey[inner].std())
-        detail = _detail(grey, inner) / max(contrast, 1e-3)
+        detail = middle / max(contrast, 1e-3)
         problems = tuple(problem for problem, bad in (
             ("too_dark", exposure < FUNDUS_MIN_EXPOSURE), ("burnt_out", burnt > FUNDUS_MAX_BURNT),
             ("blurred", sharpness < FUNDUS_MIN_SHARPNESS or detail < FUNDUS_MIN_DETAIL)) if bad)
@@ -120,7 +120,7 @@ def assess(image: Image.Image, kind: str) -> Quality:
         paper, ink = (float(v) for v in np.percentile(grey[::2, ::2], (90, 0.5)))
         exposure, burnt, contrast = paper, float((grey >= 254).mean()), paper - ink
         strokes = np.abs(grey - _box_mean(grey, 4)) > 0.1 * contrast
-        sharpness = _sharpness(grey, strokes) if strokes.any() else 0.0
+        sharpness = _sharpness(*_bands(grey, strokes)) if strokes.any() else 0.0
         problems = tuple(problem for problem, bad in (
             ("too_dark", paper < ECG_MIN_PAPER), ("faint", contrast < ECG_MIN_INK_CONTRAST),
             ("blurred", sharpness < ECG_MIN_SHARPNESS)) if bad)
