@@ -127,12 +127,14 @@ def run_tabular(request: TabularRequest) -> Answer:
 
 
 def run_image(request: ImageRequest) -> Answer:
-    """The two decisions an image result carries come from the model's card, chosen on
-    its validation images (training/calibration.py): "uncertain" (needs a human read)
-    when the top probability is under `decision.uncertain_below`, and, for the retina,
-    referable when P(grade >= the spec's referable grade) reaches `decision.referable_threshold`. The grade shown
-    is the most likely single grade, so the two may point different ways; the result
-    page says so in words.
+    """An upload whose domain score passes the card's `domain.threshold` gets no answer at all
+    (OutsideDomain): the model's figures say nothing about pictures unlike those it was fitted
+    and validated on (training/domain.py). Otherwise the two decisions an image result carries
+    come from the model's card, chosen on its validation images (training/calibration.py):
+    "uncertain" (needs a human read) when the top probability is under
+    `decision.uncertain_below`, and, for a graded model, referable when P(grade >= its
+    referable grade) reaches `decision.referable_threshold`. The grade shown is the most
+    likely single grade, so the two may point different ways; the result page says so in words.
     """
     from .images.transform import model_input  # numpy + Pillow load with the first image, not at start-up
 
