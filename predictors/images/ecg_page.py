@@ -14,6 +14,8 @@ import math
 import numpy as np
 from PIL import Image
 
+from . import channels
+
 # The page is brought to about this many pixels on its longer side before anything else
 # (between this and twice it): the model reads its lead area at 272 pixels across, and
 # every step after costs by the pixel.
@@ -98,8 +100,8 @@ def paper_corners(image: Image.Image) -> np.ndarray | None:
     scale = ANALYSIS_SIDE / max(rgb.size)
     size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
     small = np.asarray(rgb.resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
-    grey = small.mean(axis=2)
-    chroma = small.max(axis=2) - small.min(axis=2)
+    grey = channels.mean(small)
+    chroma = channels.brightest(small) - channels.darkest(small)
     threshold = _otsu(grey)
     paper = _filled(_erode((grey > threshold) & (chroma < 60)))
     share = paper.mean()
@@ -310,7 +312,7 @@ def normalise_light(image: Image.Image) -> Image.Image:
     light = np.stack([np.asarray(Image.fromarray(smooth[..., c].astype(np.float32)).resize(
         (width, height), Image.Resampling.BILINEAR)) for c in range(3)], axis=2)
     flat = rgb / np.maximum(light, 1.0)
-    ink = min(float(np.percentile(flat[::4, ::4].mean(axis=2), INK_PERCENTILE)), 0.8)
+    ink = min(float(np.percentile(channels.mean(flat[::4, ::4]), INK_PERCENTILE)), 0.8)
     flat -= ink
     flat *= 255.0 / (1.0 - ink)
     return Image.fromarray(np.clip(flat, 0, 255).astype(np.uint8), "RGB")
@@ -373,7 +375,7 @@ def suppress_red_grid(image: Image.Image) -> Image.Image:
     page turns into moire. A 3×3 minimum then thickens one-pixel traces so they survive
     the downscale to the model's input.
     """
-    brightest = np.asarray(image.convert("RGB"), dtype=np.uint8).max(axis=2)
+    brightest = channels.brightest(np.asarray(image.convert("RGB"), dtype=np.uint8))
     return Image.fromarray(_minimum_3x3(brightest), "L").convert("RGB")
 
 

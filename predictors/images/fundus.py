@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from . import channels
+
 # A fundus camera's mask is near black; the retina, even at its darkest edge, is not.
 # The threshold follows the photo's own exposure (a share of the way from its mask's black
 # to its brightest pixels), so a dim or washed-out photo keeps its whole disc, with a
@@ -29,7 +31,7 @@ def crop_field_of_view(image: Image.Image) -> Image.Image:
     rgb = image.convert("RGB")
     factor = max(1, min(rgb.size) // FOV_FIND_SIDE)
     small = rgb.reduce(factor) if factor > 1 else rgb
-    brightest = np.asarray(small, dtype=np.uint8).max(axis=2)
+    brightest = channels.brightest(np.asarray(small, dtype=np.uint8))
     lit = field_of_view_mask(brightest)
     rows = np.flatnonzero(lit.mean(axis=1) > FOV_MIN_SHARE)
     cols = np.flatnonzero(lit.mean(axis=0) > FOV_MIN_SHARE)
@@ -70,7 +72,7 @@ FUNDUS_TARGET_STD = (28.0, 22.0, 14.0)
 
 def normalise_fundus(rgb: np.ndarray) -> np.ndarray:
     """A fundus photo (H, W, 3 float32, 0-255) with illumination and colour normalised inside its field of view."""
-    mask = field_of_view_mask(rgb.max(axis=2))
+    mask = field_of_view_mask(channels.brightest(rgb))
     if mask.mean() < 0.05:
         return rgb
     height, width = mask.shape

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from . import ecg_page, quality
+from . import channels, ecg_page, quality
 from .decode import ImageRejected
 
 GATE_SIZE = 256
@@ -76,7 +76,7 @@ def scene_scores(image: Image.Image) -> SceneScores:
     small = ecg_page.rectify_paper(small.reduce(factor) if factor > 1 else small)
     small = small.resize((GATE_SIZE, GATE_SIZE), Image.Resampling.BILINEAR)
     rgb = np.asarray(small, dtype=np.float32)
-    bright = float(np.percentile(rgb.max(axis=2), 99))
+    bright = float(np.percentile(channels.brightest(rgb), 99))
     rgb = np.minimum(rgb * min(GATE_MAX_GAIN, 255.0 / max(bright, 1.0)), 255.0)
     luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     median = float(np.median(luma))
@@ -96,7 +96,7 @@ def scene_scores(image: Image.Image) -> SceneScores:
         flat_fraction=float((gradient < 12).mean()),
         border_luma=float(luma[radius > 1.05].mean()),
         centre_luma=float(luma[centre].mean()),
-        colourfulness=float((rgb.max(axis=2) - rgb.min(axis=2)).mean()),
+        colourfulness=float((channels.brightest(rgb) - channels.darkest(rgb)).mean()),
         red_dominance=float((red + 1) / (blue + 1)),
     )
 

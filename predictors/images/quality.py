@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from . import channels
 from .fundus import field_of_view_mask
 
 # Measures are taken on a copy this many pixels on its longer side: enough for the fine
@@ -71,7 +72,7 @@ def _working_grey(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     if factor > 1:
         image = image.reduce(factor)
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
-    return rgb.max(axis=2), rgb.mean(axis=2)
+    return channels.brightest(rgb), channels.mean(rgb)
 
 
 def _box_mean(values: np.ndarray, radius: int) -> np.ndarray:
