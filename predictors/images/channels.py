@@ -8,6 +8,7 @@ give the same values bit for bit (tests/images/test_channels.py holds them to it
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 
 def brightest(rgb: np.ndarray) -> np.ndarray:
@@ -25,3 +26,9 @@ def mean(rgb: np.ndarray) -> np.ndarray:
     if rgb.dtype != np.float32:
         raise TypeError(f"mean() is written for float32 pictures, not {rgb.dtype}")
     return (rgb[..., 0] + rgb[..., 1] + rgb[..., 2]) / np.float32(3)
+
+
+def as_rgb(image: Image.Image) -> Image.Image:
+    """The picture as RGB: itself when it already is (Pillow's convert copies even then, and
+    every step after decoding is handed RGB)."""
+    return image if image.mode == "RGB" else image.convert("RGB")

@@ -56,7 +56,7 @@ def prepare_page(image: Image.Image) -> Image.Image:
 
     Upside-down pages are turned later, once the lead area is found (is_upside_down).
     """
-    page = _working_size(image.convert("RGB"))
+    page = _working_size(channels.as_rgb(image))
     page = normalise_light(rectify_paper(page))
     grey = np.asarray(page.convert("L"), dtype=np.float32)
     angle = tilt_degrees(grey)
@@ -96,7 +96,7 @@ def paper_corners(image: Image.Image) -> np.ndarray | None:
     Paper is the bright, colourless region; its outline's extreme points along the four
     diagonals tell its sides apart, and lines fitted to the sides give the corners.
     """
-    rgb = image.convert("RGB")
+    rgb = channels.as_rgb(image)
     scale = ANALYSIS_SIDE / max(rgb.size)
     size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
     small = np.asarray(rgb.resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
@@ -218,7 +218,7 @@ def rectify_paper(image: Image.Image) -> Image.Image:
         return image
     target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float64)
     coefficients = perspective_coefficients(target, corners + 0.5)
-    page = image.convert("RGB").transform((width, height), Image.Transform.PERSPECTIVE, coefficients,
+    page = channels.as_rgb(image).transform((width, height), Image.Transform.PERSPECTIVE, coefficients,
                                           Image.Resampling.BILINEAR)
     # A sliver of table left along an edge would be lit up as paper and read as grid ink; a
     # page's own margin is blank, so a little of it goes instead.
@@ -340,7 +340,7 @@ def crop_ecg_grid(image: Image.Image, turn_upright: bool = False) -> Image.Image
     traces more of the model's few hundred pixels (about 1 px per mm of paper). With
     `turn_upright`, a page whose printed header lies below the grid is turned round.
     """
-    rgb = image.convert("RGB")
+    rgb = channels.as_rgb(image)
     array = np.asarray(rgb, dtype=np.int16)
     red = array[..., 0]
     grid = (red - array[..., 1] > GRID_RED_EXCESS) & (red >= array[..., 2]) & (red > GRID_MIN_RED)
@@ -375,7 +375,7 @@ def suppress_red_grid(image: Image.Image) -> Image.Image:
     page turns into moire. A 3×3 minimum then thickens one-pixel traces so they survive
     the downscale to the model's input.
     """
-    brightest = channels.brightest(np.asarray(image.convert("RGB"), dtype=np.uint8))
+    brightest = channels.brightest(np.asarray(channels.as_rgb(image), dtype=np.uint8))
     return Image.fromarray(_minimum_3x3(brightest), "L").convert("RGB")
 
 

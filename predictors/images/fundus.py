@@ -28,7 +28,7 @@ def crop_field_of_view(image: Image.Image) -> Image.Image:
     about FOV_FIND_SIDE pixels high; a square box around it is cut from the image itself,
     padded with the mask's level where it reaches past the photo's edge.
     """
-    rgb = image.convert("RGB")
+    rgb = channels.as_rgb(image)
     factor = max(1, min(rgb.size) // FOV_FIND_SIDE)
     small = rgb.reduce(factor) if factor > 1 else rgb
     brightest = channels.brightest(np.asarray(small, dtype=np.uint8))

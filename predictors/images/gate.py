@@ -67,11 +67,16 @@ class SceneScores:
         return self.border_luma < 45 or self.border_luma < 0.5 * self.centre_luma
 
 
+# Distance from the thumbnail's centre, in half-widths: the fundus camera's lit disc and its dark rim.
+_RADIUS = np.hypot(*np.mgrid[0:GATE_SIZE, 0:GATE_SIZE] - (GATE_SIZE - 1) / 2) / (GATE_SIZE / 2)
+_CENTRE, _BORDER = _RADIUS < 0.6, _RADIUS > 1.05
+
+
 def scene_scores(image: Image.Image) -> SceneScores:
     """The scores of the picture as the model will see its subject: a page photographed on a
     table judged on the page (rectified), and the exposure stretched so that a dim photo
     is told apart by what it shows; whether it is too dark to read is quality.py's call."""
-    small = image.convert("RGB")
+    small = channels.as_rgb(image)
     factor = min(small.size) // (2 * GATE_SIZE)
     small = ecg_page.rectify_paper(small.reduce(factor) if factor > 1 else small)
     small = small.resize((GATE_SIZE, GATE_SIZE), Image.Resampling.BILINEAR)
@@ -80,13 +85,10 @@ def scene_scores(image: Image.Image) -> SceneScores:
     rgb = np.minimum(rgb * min(GATE_MAX_GAIN, 255.0 / max(bright, 1.0)), 255.0)
     luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     median = float(np.median(luma))
-    yy, xx = np.mgrid[0:GATE_SIZE, 0:GATE_SIZE]
-    radius = np.hypot(yy - (GATE_SIZE - 1) / 2, xx - (GATE_SIZE - 1) / 2) / (GATE_SIZE / 2)
-    centre = radius < 0.6
     gy = np.abs(np.diff(luma, axis=0))[:, :-1]
     gx = np.abs(np.diff(luma, axis=1))[:-1, :]
     gradient = np.maximum(gx, gy)
-    red, blue = rgb[..., 0][centre].mean(), rgb[..., 2][centre].mean()
+    red, blue = rgb[..., 0][_CENTRE].mean(), rgb[..., 2][_CENTRE].mean()
     return SceneScores(
         median_luma=median,
         luma_std=float(luma.std()),
@@ -94,8 +96,8 @@ def scene_scores(image: Image.Image) -> SceneScores:
         ink_fraction=float((luma < median - 40).mean()),
         edge_fraction=float((gradient > 25).mean()),
         flat_fraction=float((gradient < 12).mean()),
-        border_luma=float(luma[radius > 1.05].mean()),
-        centre_luma=float(luma[centre].mean()),
+        border_luma=float(luma[_BORDER].mean()),
+        centre_luma=float(luma[_CENTRE].mean()),
         colourfulness=float((channels.brightest(rgb) - channels.darkest(rgb)).mean()),
         red_dominance=float((red + 1) / (blue + 1)),
     )

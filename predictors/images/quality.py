@@ -71,7 +71,7 @@ def _working_grey(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     factor = max(image.size) // QUALITY_SIDE
     if factor > 1:
         image = image.reduce(factor)
-    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    rgb = np.asarray(channels.as_rgb(image), dtype=np.float32)
     return channels.brightest(rgb), channels.mean(rgb)
 
 

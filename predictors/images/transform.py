@@ -6,7 +6,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from PIL import Image
 
-from . import ecg_page, fundus
+from . import channels, ecg_page, fundus
 
 
 def model_input(image: Image.Image, spec: Mapping[str, Any]) -> np.ndarray:
@@ -24,7 +24,7 @@ def model_input(image: Image.Image, spec: Mapping[str, Any]) -> np.ndarray:
         if spec.get(key) is not None:
             image = _rule(rules, key, spec[key])(image, spec)
     resized = _rule(RESIZE_RULES, "resize", spec["resize"])(image, spec)
-    rgb = np.asarray(resized.convert("RGB"), dtype=np.float32)
+    rgb = np.asarray(channels.as_rgb(resized), dtype=np.float32)
     array = _rule(LIGHT_RULES, "light", spec.get("light"))(rgb) / 255.0
     mean = np.asarray(spec["mean"], dtype=np.float32)
     std = np.asarray(spec["std"], dtype=np.float32)
