@@ -20,7 +20,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class Ticket:
     refused: bool = False
     retry_after: int = 0
     release: Callable[[], None] = lambda: None
+    abandoned: bool = False  # the client left while the request waited: run nothing, answer nothing
 
     @property
     def message(self) -> str:
@@ -83,8 +84,14 @@ class ImageAdmission:
         body.seek(0)
         return FILE_PART.search(head) is not None
 
-    async def admit(self, method: str, path: str, body: Any) -> Ticket:
-        """Wait in the event loop for a slot; a refusal past the wait budget."""
+    async def admit(self, method: str, path: str, body: Any,
+                    client_gone: Callable[[], Awaitable[Any]] | None = None) -> Ticket:
+        """Wait in the event loop for a slot; a refusal past the wait budget.
+
+        `client_gone()` completes when the client disconnects: an upload that loses its client
+        while queued is abandoned, never run. Nobody would see its answer, it would not be
+        recorded as seen, and on a tenth of a CPU it would cost the next clinician seconds.
+        """
         if not self.is_image_work(method, path, body):
             return ADMITTED
         if self.slots is None:
@@ -92,7 +99,9 @@ class ImageAdmission:
         if self.slots.locked():
             self.waiting += 1
             try:
-                await asyncio.wait_for(self.slots.acquire(), timeout=self.wait_seconds)
+                if not await self._slot_or_client_gone(client_gone):
+                    log.info("client left while its upload waited for an image slot; not processed: %s", path)
+                    return Ticket(abandoned=True)
             except TimeoutError:
                 retry = max(1, math.ceil(self.seconds_per_image * self.waiting / self.concurrency))
                 log.warning("image request refused after %.1f s in the queue (%d waiting): %s",
@@ -109,3 +118,29 @@ class ImageAdmission:
             self.slots.release()
 
         return Ticket(release=release)
+
+    async def _slot_or_client_gone(self, client_gone: Callable[[], Awaitable[Any]] | None) -> bool:
+        """True with a slot taken; False, holding none, if the client left first; TimeoutError past the budget."""
+        slot = asyncio.ensure_future(asyncio.wait_for(self.slots.acquire(), timeout=self.wait_seconds))
+        if client_gone is None:
+            await slot
+            return True
+        gone = asyncio.ensure_future(client_gone())
+        try:
+            await asyncio.wait({slot, gone}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the server gave up on the request: no slot may stay taken for it
+            slot.cancel()
+            raise
+        finally:
+            gone.cancel()
+        if not slot.done():
+            slot.cancel()
+            try:
+                await slot
+            except asyncio.CancelledError:
+                return False
+        slot.result()  # raises TimeoutError past the budget
+        if gone.done() and not gone.cancelled():
+            self.slots.release()  # the slot came as the client left: hand it on
+            return False
+        return True

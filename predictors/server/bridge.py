@@ -17,7 +17,7 @@ tenth of a CPU a thread may wait seconds for its turn:
   imported in a background thread once the worker listens; other requests wait for it.
 - Image work (an upload to an image model) waits here for one of IMAGE_CONCURRENCY
   slots (predictors/server/admission.py), so a queue of uploads holds no thread and forms and
-  pages keep running beside them.
+  pages keep running beside them; an upload whose client leaves while it waits is never run.
 - The whole server-side time of each request, from its arrival to its response, is
   sent as `Server-Timing: app;dur=<ms>` (bench/serve_bench.py reads it).
 """
@@ -108,7 +108,11 @@ class BufferedWSGIBridge:
                 return
             body, length = received
         environ = _environ(scope, body, length)
-        ticket = await served.admission.admit(scope["method"], scope["path"], body)
+        ticket = await served.admission.admit(scope["method"], scope["path"], body,
+                                              client_gone=lambda: _disconnected(receive))
+        if ticket.abandoned:
+            body.close()
+            return
         if ticket.refused:
             if served.json_paths(scope["path"]):
                 body.close()
@@ -116,11 +120,11 @@ class BufferedWSGIBridge:
                                    [(b"retry-after", str(ticket.retry_after).encode())])
                 return
             environ.update(ticket.environ())  # the page says so, keeping what was typed and the file
-        loop = asyncio.get_running_loop()
-        try:
-            status, headers, chunks = await loop.run_in_executor(self.executor, self._run, served.app, environ)
-        finally:
-            ticket.release()
+        # The slot is freed when Django's thread is done, not when this coroutine is: the server
+        # cancels it a few seconds after a client leaves, and the work still runs to its record.
+        work = asyncio.get_running_loop().run_in_executor(self.executor, self._run, served.app, environ)
+        work.add_done_callback(lambda _: ticket.release())
+        status, headers, chunks = await asyncio.shield(work)
         duration = (time.perf_counter() - arrived) * 1000
         headers.append((b"server-timing", f"app;dur={duration:.1f}".encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -275,6 +279,12 @@ def yield_to_event_loop() -> None:
 
 class BodyTooLarge(Exception):
     """A body without a Content-Length grew past the limit while it was read."""
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns once the client has gone: its body is read whole, so its next message is its leaving."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -72,3 +72,35 @@ def test_refused_api_upload_says_when_to_retry():
         assert refusals and all(code == "busy" and int(retry) >= 1 for retry, code in refusals), seen
     finally:
         site.stop()
+
+
+def test_an_upload_whose_client_leaves_while_queued_is_never_run():
+    """Three uploads hold and queue for the one image slot; three more are sent and their clients hang
+    up at once: those three are neither answered nor recorded, and the slot is not lost to them."""
+    import socket
+    import time
+
+    site = Site(extra_env={"IMAGE_CONCURRENCY": "1", "IMAGE_QUEUE_SECONDS": "60", "LOG_LEVEL": "INFO"}).start()
+    ecg = payloads()["ecg"]
+    body, content_type = multipart("image", *ecg)
+    request = (f"POST /api/v1/predict/ecg HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {site.token}\r\n"
+               f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    count = ["shell", "-c", "from predictors.models import Prediction; print(Prediction.objects.count())"]
+    try:
+        site.predict("ecg", ecg)  # loaded; one record
+        with ThreadPoolExecutor(3) as pool:
+            kept = [pool.submit(site.predict, "ecg", ecg) for _ in range(3)]
+            time.sleep(0.1)  # the three kept uploads hold and queue for the slot for several tenths of a second
+            for _ in range(3):
+                with socket.create_connection(("127.0.0.1", site.port)) as leaving:
+                    leaving.sendall(request)
+                    leaving.shutdown(socket.SHUT_RDWR)
+            assert [future.result()[0] for future in kept] == [200, 200, 200]
+        deadline = time.monotonic() + 10
+        while site.log_tail().count("not processed") < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert site.log_tail().count("not processed") == 3, site.log_tail()
+        assert site.manage(*count).splitlines()[-1] == "4"
+        assert site.predict("ecg", ecg)[0] == 200  # the slot is free for the next clinician
+    finally:
+        site.stop()
