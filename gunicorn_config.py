@@ -116,6 +116,15 @@ def when_ready(server) -> None:
     os.environ["HEALTHORACLE_ARBITER_PID"] = str(os.getpid())
 
 
+def nworkers_changed(server, new_value: int, old_value: int | None) -> None:
+    """When a recycled worker's replacement asks for one worker fewer, the arbiter stops its oldest:
+    make that the worker being replaced (predictors/server/recycling.py)."""
+    if old_value is not None and new_value < old_value:
+        from predictors.server.recycling import retire_named_predecessor
+
+        retire_named_predecessor(server.WORKERS, os.getpid())
+
+
 def worker_exit(server, worker) -> None:
     """Exit cleanly: no model load may still run on another thread when the process ends.
 

@@ -12,13 +12,14 @@ listening. So gunicorn_config.py turns it off and this module recycles instead:
   (plus up to GUNICORN_MAX_REQUESTS_JITTER), for an operator who prefers a schedule.
 
 The old worker asks the arbiter for one more worker (SIGTTIN) and keeps serving. The
-replacement, once Django is imported and it can answer requests, asks the arbiter for
-one fewer (SIGTTOU); the arbiter stops its oldest worker, the old one, with SIGTERM,
-which finishes its requests in flight within GUNICORN_GRACEFUL_TIMEOUT. Both listen on
-the same socket in between, so there is no moment without a worker. The replacement
-loads models only once its predecessor has exited, so the two never hold two copies.
-With several workers the arbiter stops the oldest one, which is the one that asked
-unless another has been recycled in between.
+replacement, once Django is imported and it can answer requests, names its predecessor
+in a file beside the marker and asks the arbiter for one fewer (SIGTTOU). The arbiter
+stops its oldest worker; gunicorn_config.py's nworkers_changed hook makes the named
+predecessor the oldest first (retire_named_predecessor), so with several workers it is
+the one that asked that goes, not whichever is oldest. It is stopped with SIGTERM and
+finishes its requests in flight within GUNICORN_GRACEFUL_TIMEOUT. Both listen on the
+same socket in between, so there is no moment without a worker. The replacement loads
+models only once its predecessor has exited, so the two never hold two copies.
 """
 from __future__ import annotations
 
@@ -35,6 +36,36 @@ from predictors.serving.memory import MB, rss_bytes
 log = logging.getLogger(__name__)
 
 
+def marker_path(marker_dir: Path, arbiter_pid: int) -> Path:
+    """The file in which a worker that asked for its replacement names itself (one at a time)."""
+    return marker_dir / f"healthoracle-recycle-{arbiter_pid}"
+
+
+def retiring_file(marker: Path) -> Path:
+    """The file in which a replacement names the worker the arbiter is to stop."""
+    return marker.with_name(marker.name + "-retiring")
+
+
+def marker_dir() -> Path:
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() else Path(tempfile.gettempdir())
+
+
+def retire_named_predecessor(workers: dict, arbiter_pid: int) -> int | None:
+    """In the arbiter, as the worker count falls: make the worker a replacement named the oldest,
+    since gunicorn stops the oldest (the lowest `age`). Returns its pid, or None when none is named
+    (an operator's own SIGTTOU) or it has already gone."""
+    retiring = retiring_file(marker_path(marker_dir(), arbiter_pid))
+    try:
+        pid = int(retiring.read_text())
+    except (OSError, ValueError):
+        return None
+    retiring.unlink(missing_ok=True)
+    if pid not in workers:
+        return None
+    workers[pid].age = min(worker.age for worker in workers.values()) - 1
+    return pid
+
 
 class Recycler:
     """Counts the requests of one worker and asks for its replacement once."""
@@ -42,7 +73,7 @@ class Recycler:
     def __init__(self, max_rss_mb: int, max_requests: int, jitter: int, marker_dir: Path, arbiter_pid: int):
         self.max_rss_bytes = max_rss_mb * MB
         self.max_requests = max_requests + (random.randint(0, jitter) if max_requests and jitter else 0)
-        self.marker = marker_dir / f"healthoracle-recycle-{arbiter_pid}"
+        self.marker = marker_path(marker_dir, arbiter_pid)
         self.arbiter_pid = arbiter_pid
         self.requests = 0
         self.asked = False
@@ -52,9 +83,8 @@ class Recycler:
     def from_settings(cls) -> "Recycler":
         from django.conf import settings
 
-        shm = Path("/dev/shm")
         return cls(settings.WORKER_MAX_RSS_MB, settings.WORKER_MAX_REQUESTS, settings.WORKER_MAX_REQUESTS_JITTER,
-                   shm if shm.is_dir() else Path(tempfile.gettempdir()), os.getppid())
+                   marker_dir(), os.getppid())
 
     @property
     def enabled(self) -> bool:
@@ -91,6 +121,8 @@ class Recycler:
             self.predecessor = int(self.marker.read_text())
         except (OSError, ValueError):
             return
+        retiring = retiring_file(self.marker)
+        retiring.write_text(str(self.predecessor))
         self.marker.unlink(missing_ok=True)
         log.info("worker %d replaces worker %d", os.getpid(), self.predecessor)
         os.kill(self.arbiter_pid, signal.SIGTTOU)

@@ -3,6 +3,7 @@ whether it asked to be (recycling) or was killed mid-request."""
 from __future__ import annotations
 
 import http.client
+import logging
 import os
 import re
 import signal
@@ -71,6 +72,45 @@ def test_worker_is_replaced_without_a_gap_and_probes_do_not_count():
         assert len(re.findall(r"loaded model ecg", log)) >= 2  # each new worker warms again
     finally:
         site.stop()
+
+
+def test_with_several_workers_the_arbiter_stops_the_worker_that_asked(tmp_path, monkeypatch):
+    """gunicorn stops its oldest worker when the count falls; with several workers that need not be
+    the one that asked. gunicorn's own arbiter code, handed our hook, stops the one that asked."""
+    import types
+
+    from gunicorn.arbiter import Arbiter
+
+    import gunicorn_config
+    from predictors.server import recycling
+
+    arbiter_pid, asking, oldest, replacement = os.getpid(), os.getpid(), 4_000_001, 4_000_003
+    monkeypatch.setenv("HEALTHORACLE_ARBITER_PID", str(arbiter_pid))
+    monkeypatch.setattr(recycling, "marker_dir", lambda: tmp_path)
+    sent = []
+    monkeypatch.setattr(recycling.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    recycling.Recycler(0, 1, 0, tmp_path, arbiter_pid).after_request()  # this worker asks
+    recycling.Recycler(0, 0, 0, tmp_path, arbiter_pid).on_ready()  # its replacement is ready
+    assert sent == [(arbiter_pid, signal.SIGTTIN), (arbiter_pid, signal.SIGTTOU)]
+
+    arbiter = Arbiter.__new__(Arbiter)
+    arbiter.WORKERS = {oldest: types.SimpleNamespace(age=1), asking: types.SimpleNamespace(age=2),
+                       replacement: types.SimpleNamespace(age=3)}
+    arbiter._num_workers = 3
+    arbiter.cfg = types.SimpleNamespace(nworkers_changed=gunicorn_config.nworkers_changed,
+                                        enable_backlog_metric=False)
+    arbiter.log = logging.getLogger("gunicorn.error")
+    arbiter._last_logged_active_worker_count = None
+    arbiter.spawn_workers = lambda: None
+    stopped = []
+    arbiter.kill_worker = lambda pid, sig: (stopped.append(pid), arbiter.WORKERS.pop(pid))
+    arbiter.handle_ttou()
+    assert stopped == [asking]
+    # An operator's own SIGTTOU, with no replacement naming anyone, stops the oldest as gunicorn does.
+    arbiter.WORKERS[asking] = types.SimpleNamespace(age=4)
+    arbiter._num_workers = 3
+    arbiter.handle_ttou()
+    assert stopped == [asking, oldest]
 
 
 def test_worker_killed_mid_request_is_replaced_and_serves_again(quick_site):
