@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from . import channels
+from .neighbourhood import erode
 
 # The page is brought to about this many pixels on its longer side before anything else
 # (between this and twice it): the model reads its lead area at 272 pixels across, and
@@ -103,14 +104,14 @@ def paper_corners(image: Image.Image) -> np.ndarray | None:
     grey = channels.mean(small)
     chroma = channels.brightest(small) - channels.darkest(small)
     threshold = _otsu(grey)
-    paper = _filled(_erode((grey > threshold) & (chroma < 60)))
+    paper = _filled(erode((grey > threshold) & (chroma < 60)))
     share = paper.mean()
     if share >= PAPER_FILLS_FRAME or share < PAPER_MIN_AREA:
         return None
     ys, xs = np.nonzero(paper)
     corners = np.stack([(xs[i], ys[i]) for i in (np.argmin(xs + ys), np.argmax(xs - ys), np.argmax(xs + ys),
                                                  np.argmin(xs - ys))]).astype(np.float64)
-    outline = np.stack(np.nonzero(paper & ~_erode(paper))[::-1], axis=1).astype(np.float64)
+    outline = np.stack(np.nonzero(paper & ~erode(paper))[::-1], axis=1).astype(np.float64)
     corners = _refine_corners(corners, outline)
     if corners is None:
         return None
@@ -193,12 +194,6 @@ def _filled(mask: np.ndarray) -> np.ndarray:
         return (index >= first[:, None]) & (index <= last[:, None])
 
     return span(mask) & span(mask.T).T
-
-
-def _erode(mask: np.ndarray) -> np.ndarray:
-    padded = np.pad(mask, 1, mode="edge")
-    rows = padded[:-2] & padded[1:-1] & padded[2:]
-    return rows[:, :-2] & rows[:, 1:-1] & rows[:, 2:]
 
 
 def _polygon_area(corners: np.ndarray) -> float:

@@ -16,6 +16,7 @@ from PIL import Image
 
 from . import channels
 from .fundus import field_of_view_mask
+from .neighbourhood import box_mean, erode
 
 # Measures are taken on a copy this many pixels on its longer side: enough for the fine
 # structure (vessels, a trace's edge) that blur removes first.
@@ -75,19 +76,10 @@ def _working_grey(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     return channels.brightest(rgb), channels.mean(rgb)
 
 
-def _box_mean(values: np.ndarray, radius: int) -> np.ndarray:
-    """The mean of each (2 radius + 1)-square neighbourhood, edges replicated, from an integral image."""
-    size = 2 * radius + 1
-    padded = np.pad(values.astype(np.float64), radius, mode="edge")
-    integral = np.pad(padded.cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))
-    total = integral[size:, size:] - integral[:-size, size:] - integral[size:, :-size] + integral[:-size, :-size]
-    return (total / (size * size)).astype(np.float32)
-
-
 def _bands(grey: np.ndarray, where: np.ndarray) -> tuple[float, float]:
     """The mean size, inside `where`, of the fine band (grey less its 3×3 mean) and of the middle
     band (the 3×3 mean less the 7×7): what blur takes first, and what it takes next."""
-    fine, coarse = _box_mean(grey, 1), _box_mean(grey, 3)
+    fine, coarse = box_mean(grey, 1), box_mean(grey, 3)
     return float(np.abs(grey - fine)[where].mean()), float(np.abs(fine - coarse)[where].mean())
 
 
@@ -106,7 +98,7 @@ def assess(image: Image.Image, kind: str) -> Quality:
         if not disc.any():
             disc = np.ones_like(brightest, dtype=bool)
         # The rim of the disc is an edge of the camera, not of the retina: measure inside it.
-        inner = _box_mean(disc.astype(np.float32), 4) > 0.999
+        inner = erode(disc, 4)
         inner = inner if inner.any() else disc
         exposure = float(np.median(brightest[disc]))
         burnt = float((grey[disc] >= 250).mean())
@@ -120,7 +112,7 @@ def assess(image: Image.Image, kind: str) -> Quality:
     else:
         paper, ink = (float(v) for v in np.percentile(grey[::2, ::2], (90, 0.5)))
         exposure, burnt, contrast = paper, float((grey >= 254).mean()), paper - ink
-        strokes = np.abs(grey - _box_mean(grey, 4)) > 0.1 * contrast
+        strokes = np.abs(grey - box_mean(grey, 4)) > 0.1 * contrast
         sharpness = _sharpness(*_bands(grey, strokes)) if strokes.any() else 0.0
         problems = tuple(problem for problem, bad in (
             ("too_dark", paper < ECG_MIN_PAPER), ("faint", contrast < ECG_MIN_INK_CONTRAST),
