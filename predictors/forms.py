@@ -48,7 +48,7 @@ class ScanField(forms.FileField):
         try:
             decoded = decode(upload.read(), max_bytes=settings.MAX_UPLOAD_BYTES,
                              max_pixels=settings.MAX_IMAGE_PIXELS)
-            gate(decoded.image, self.kind)
+            gate(decoded.image, self.kind, decoded.rectified_page())
         except ImageRejected as exc:
             raise forms.ValidationError(exc.message, code=exc.code, params={"status": exc.status}) from exc
         return decoded

@@ -146,7 +146,9 @@ def run_image(request: ImageRequest) -> Answer:
         raise ModelUnavailable(request.model, "its card has no decision thresholds (card key 'decision')")
     if not domain:  # nor without the limit of what it was validated on
         raise ModelUnavailable(request.model, "its card has no validated domain (card key 'domain')")
-    features = model_input(request.image.image, model.artifact.input_spec)
+    spec = model.artifact.input_spec
+    page = request.image.rectified_page() if spec.get("page") else None  # found once, by the gate
+    features = model_input(request.image.image, spec, rectified_page=page)
     output = model.predict(features)
     if not output.domain_distance <= domain["threshold"]:  # a NaN distance is outside too
         log.info("%s upload outside the validated domain: distance %.1f over %.1f", request.model,
@@ -172,7 +174,7 @@ def run_image(request: ImageRequest) -> Answer:
         result["referable_probability"] = round(referable_probability, 4)
         result["referable_threshold"] = decision["referable_threshold"]
         result["referable_dr"] = referable_probability >= decision["referable_threshold"]
-    looked = WhereItLooked(features, output.activation_map, model.artifact.input_spec)
+    looked = WhereItLooked(features, output.activation_map, spec)
     return Answer(request.model, model.version, {"image": request.image.record()}, result,
                   time.perf_counter() - started, looked)
 

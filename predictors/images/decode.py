@@ -8,12 +8,14 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
 from predictors.catalogue import IMAGE_FORMATS
+
+from . import ecg_page
 
 # A clinical upload is one still picture; a phone's MPO keeps its primary image first.
 SINGLE_PRIMARY_FRAME_FORMATS = frozenset({"MPO"})
@@ -67,6 +69,15 @@ class DecodedImage:
     width: int
     height: int
     format: str
+    # What the gate and the model transform both use, made by whichever asks first.
+    _shared: dict[str, Image.Image] = field(default_factory=dict, repr=False, compare=False)
+
+    def rectified_page(self) -> Image.Image:
+        """The upload as a page at working size, seen square-on (ecg_page.rectified_page): the gate
+        judges the picture on it and the ECG transform goes on from it, so it is found once."""
+        if "rectified_page" not in self._shared:
+            self._shared["rectified_page"] = ecg_page.rectified_page(self.image)
+        return self._shared["rectified_page"]
 
     def record(self) -> dict[str, Any]:
         return {"sha256": self.sha256, "bytes": self.bytes, "width": self.width,

@@ -52,13 +52,19 @@ INK_PERCENTILE = 0.5
 LIGHT_BLOCK = 32
 
 
-def prepare_page(image: Image.Image) -> Image.Image:
+def rectified_page(image: Image.Image) -> Image.Image:
+    """The page at working size, seen square-on: the part of the page analysis that the gate
+    (is this a page?) and the model transform share, made once per upload (DecodedImage.page)."""
+    return rectify_paper(_working_size(channels.as_rgb(image)))
+
+
+def prepare_page(image: Image.Image, rectified: Image.Image | None = None) -> Image.Image:
     """The page at working size, rectified, evenly lit, deskewed and turned so its lead rows run across.
 
-    Upside-down pages are turned later, once the lead area is found (is_upside_down).
+    `rectified` is rectified_page(image) when it has been made already. Upside-down pages
+    are turned later, once the lead area is found (is_upside_down).
     """
-    page = _working_size(channels.as_rgb(image))
-    page = normalise_light(rectify_paper(page))
+    page = normalise_light(rectified if rectified is not None else rectified_page(image))
     grey = np.asarray(page.convert("L"), dtype=np.float32)
     angle = tilt_degrees(grey)
     if MIN_TILT_DEGREES <= abs(angle) <= MAX_TILT_DEGREES:

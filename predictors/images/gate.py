@@ -72,14 +72,14 @@ _RADIUS = np.hypot(*np.mgrid[0:GATE_SIZE, 0:GATE_SIZE] - (GATE_SIZE - 1) / 2) / 
 _CENTRE, _BORDER = _RADIUS < 0.6, _RADIUS > 1.05
 
 
-def scene_scores(image: Image.Image) -> SceneScores:
+def scene_scores(image: Image.Image, rectified_page: Image.Image | None = None) -> SceneScores:
     """The scores of the picture as the model will see its subject: a page photographed on a
-    table judged on the page (rectified), and the exposure stretched so that a dim photo
-    is told apart by what it shows; whether it is too dark to read is quality.py's call."""
-    small = channels.as_rgb(image)
-    factor = min(small.size) // (2 * GATE_SIZE)
-    small = ecg_page.rectify_paper(small.reduce(factor) if factor > 1 else small)
-    small = small.resize((GATE_SIZE, GATE_SIZE), Image.Resampling.BILINEAR)
+    table judged on the page (rectified, the very page the ECG model's transform goes on
+    from: ecg_page.rectified_page, passed in when made already), and the exposure stretched
+    so that a dim photo is told apart by what it shows; whether it is too dark to read is
+    quality.py's call."""
+    page = rectified_page if rectified_page is not None else ecg_page.rectified_page(image)
+    small = page.resize((GATE_SIZE, GATE_SIZE), Image.Resampling.BILINEAR)
     rgb = np.asarray(small, dtype=np.float32)
     bright = float(np.percentile(channels.brightest(rgb), 99))
     rgb = np.minimum(rgb * min(GATE_MAX_GAIN, 255.0 / max(bright, 1.0)), 255.0)
@@ -114,7 +114,7 @@ GATE_MESSAGES = {
 MIN_SHORTER_SIDE = 256
 
 
-def gate(image: Image.Image, expected: str) -> SceneScores:
+def gate(image: Image.Image, expected: str, rectified_page: Image.Image | None = None) -> SceneScores:
     """Refuse an image that is not the kind of picture the model was trained on, or that it
     cannot read (too dark, burnt out, blurred, too faint: "ungradable", with what to fix).
 
@@ -127,7 +127,7 @@ def gate(image: Image.Image, expected: str) -> SceneScores:
             "image_too_small",
             f"The image is only {side} pixels on its shorter side; upload the original photo or "
             f"scan (at least {MIN_SHORTER_SIDE} pixels).", 422)
-    scores = scene_scores(image)
+    scores = scene_scores(image, rectified_page)
     if scores.kind != expected and not scores.could_be(expected):
         raise ImageRejected(f"not_{expected}", GATE_MESSAGES[expected], 422)
     readability = quality.assess(image, expected)

@@ -9,7 +9,8 @@ from PIL import Image
 from . import channels, ecg_page, fundus
 
 
-def model_input(image: Image.Image, spec: Mapping[str, Any]) -> np.ndarray:
+def model_input(image: Image.Image, spec: Mapping[str, Any], *,
+                rectified_page: Image.Image | None = None) -> np.ndarray:
     """The model transform: the card's input spec applied to an RGB image.
 
     Optional image-kind steps come first (``page``: an ECG page rectified, evenly lit,
@@ -18,11 +19,14 @@ def model_input(image: Image.Image, spec: Mapping[str, Any]) -> np.ndarray:
     matches torchvision's Resize / CenterCrop / ToTensor / Normalize on PIL images pixel
     for pixel (tests hold it to that), then ``light``: a fundus photo's illumination and
     colour normalised inside its field of view. Training calls this same function, so served pixels
-    cannot drift from trained ones.
+    cannot drift from trained ones. `rectified_page` is ecg_page.rectified_page(image), passed
+    when the gate has made it already, so that an upload's page is found once; the pixels are
+    the same either way (tests/images/test_transform.py).
     """
+    shared = {"rectified_page": rectified_page}
     for key, rules in IMAGE_STEPS:
         if spec.get(key) is not None:
-            image = _rule(rules, key, spec[key])(image, spec)
+            image = _rule(rules, key, spec[key])(image, spec, shared)
     resized = _rule(RESIZE_RULES, "resize", spec["resize"])(image, spec)
     rgb = np.asarray(channels.as_rgb(resized), dtype=np.float32)
     array = _rule(LIGHT_RULES, "light", spec.get("light"))(rgb) / 255.0
@@ -61,14 +65,16 @@ def _resize_shorter_side(image: Image.Image, size: int) -> Image.Image:
 
 
 Step = Callable[[Image.Image, Mapping[str, Any]], Image.Image]
+# An image-kind step also gets the intermediate pictures made already for this upload, by name.
+ImageStep = Callable[[Image.Image, Mapping[str, Any], Mapping[str, Any]], Image.Image]
 
 # The rules a card's input spec can name, by key, in the order the steps run.
-IMAGE_STEPS: tuple[tuple[str, Mapping[str, Step]], ...] = (
-    ("page", {"straighten": lambda image, spec: ecg_page.prepare_page(image)}),
-    ("crop", {"field_of_view": lambda image, spec: fundus.crop_field_of_view(image),
-              "ecg_grid": lambda image, spec: ecg_page.crop_ecg_grid(
+IMAGE_STEPS: tuple[tuple[str, Mapping[str, ImageStep]], ...] = (
+    ("page", {"straighten": lambda image, spec, shared: ecg_page.prepare_page(image, shared["rectified_page"])}),
+    ("crop", {"field_of_view": lambda image, spec, shared: fundus.crop_field_of_view(image),
+              "ecg_grid": lambda image, spec, shared: ecg_page.crop_ecg_grid(
                   image, turn_upright=spec.get("page") == "straighten")}),
-    ("grid", {"suppress_red": lambda image, spec: ecg_page.suppress_red_grid(image)}),
+    ("grid", {"suppress_red": lambda image, spec, shared: ecg_page.suppress_red_grid(image)}),
 )
 RESIZE_RULES: Mapping[str, Step] = {"shorter_side_then_centre_crop": _shorter_side_then_centre_crop,
                                     "stretch": _stretch}

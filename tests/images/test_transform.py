@@ -124,3 +124,19 @@ def test_without_the_light_step_a_dim_fundus_photo_looks_different(fundus_photos
     path = fundus_photos[0]
     dim = captures.recapture(Image.open(path), captures.Capture("brightness", 0.45, captures.BOTH), seed=0)
     assert np.abs(_input(path.read_bytes(), spec) - _input(dim, spec)).mean() > 0.2
+
+
+def test_an_ecg_page_found_once_by_the_gate_gives_the_same_model_input(ecg_pages):
+    """The server finds an upload's page once, for the gate, and hands it to the transform: the
+    model input is the one training computes from the photo alone, pixel for pixel, for a scan
+    and for a phone photo of the page on a table (where the page is really rectified)."""
+    from predictors.images.gate import gate
+
+    for n, path in enumerate(ecg_pages):
+        for data in (path.read_bytes(), captures.recapture(Image.open(path), captures.Capture("phone_photo", 0.1, ("ecg",)), n)):
+            decoded = decode(data, **LIMITS)
+            gate(decoded.image, "ecg", decoded.rectified_page())
+            page = decoded.rectified_page()
+            assert decoded.rectified_page() is page  # made once
+            alone = model_input(decoded.image, ECG_SPEC)
+            assert np.array_equal(model_input(decoded.image, ECG_SPEC, rectified_page=page), alone)
