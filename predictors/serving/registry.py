@@ -39,6 +39,8 @@ class UnknownModel(KeyError):
 class ModelUnavailable(Exception):
     """A model that cannot serve right now; the message says why, for the operator."""
 
+    retry_after = "5"  # seconds, the Retry-After the API and the page send with it
+
     def __init__(self, name: str, reason: str):
         super().__init__(f"{name}: {reason}")
         self.name = name
@@ -317,7 +319,7 @@ def get_loader() -> ModelLoader:
                                    graph_optimization=settings.ORT_GRAPH_OPTIMIZATION,
                                    endpoints={name: InferenceEndpoint(settings.INFERENCE_URL, settings.INFERENCE_TIMEOUT,
                                                                       settings.INFERENCE_TOKEN)
-                                              for name in settings.INFERENCE_MODELS}),
+                                              for name in settings.INFERENCE_MODELS if settings.INFERENCE_URL}),
                     settings.MODEL_RUNTIME_OVERRIDES)
     return _loader
 

@@ -47,13 +47,6 @@ class RemoteImage:
         endpoint = options.endpoints[artifact.name]
         sha256 = model_sha256(artifact)
         metadata = call(endpoint, "GET", f"/v2/models/{artifact.name}")
-        try:
-            inputs, outputs = metadata["inputs"], metadata["outputs"]
-            check_graph(artifact, inputs[0]["shape"], {output["name"]: output["shape"] for output in outputs})
-            input_name = inputs[0]["name"]
-        except (KeyError, IndexError, TypeError) as exc:
-            raise RuntimeUnavailable(f"the model server's metadata for {artifact.name} does not describe its "
-                                     f"inputs and outputs ({type(exc).__name__}: {exc})") from None
         served = served_sha256(endpoint, artifact.name, metadata)
         if sha256 not in served:
             raise RuntimeUnavailable(
@@ -61,6 +54,13 @@ class RemoteImage:
                 f"{', '.join(v[:12] for v in served) or 'without a sha256'}, not this site's {artifact.version} "
                 f"(model file sha256 {sha256[:12]}…); deploy what `manage.py write_inference_repository` writes "
                 f"from these artifacts")
+        try:
+            inputs, outputs = metadata["inputs"], metadata["outputs"]
+            check_graph(artifact, inputs[0]["shape"], {output["name"]: output["shape"] for output in outputs})
+            input_name = inputs[0]["name"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise RuntimeUnavailable(f"the model server's metadata for {artifact.name} does not describe its "
+                                     f"inputs and outputs ({type(exc).__name__}: {exc})") from None
         return cls(endpoint, artifact.name, input_name, sha256, card_temperature(artifact))
 
     def predict(self, features: np.ndarray) -> ImageOutput:
