@@ -53,6 +53,17 @@ def pss_kb(pid: int) -> int:
     raise RuntimeError(f"no Pss for {pid}")
 
 
+def terminate(process: subprocess.Popen | None, grace: float) -> None:
+    """SIGTERM, `grace` seconds to finish its requests, then SIGKILL."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 def children(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -157,13 +168,7 @@ class Site:
 
     def stop(self) -> None:
         """Stop gunicorn and its worker, and delete the working directory (its SQLite database and log)."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        terminate(self.process, grace=40)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def workers(self) -> list[int]:
@@ -271,13 +276,7 @@ class ModelServer:
         return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        terminate(self.process, grace=30)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
