@@ -58,7 +58,7 @@ class LoadedModel:
     loaded_at: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.time)
     uses: int = 0
-    on_failure: Callable[[str], None] = lambda reason: None  # the registry's, told when the runtime cannot answer
+    on_failure: Callable[["LoadedModel", str], None] = lambda model, reason: None  # told when the runtime cannot answer
 
     @property
     def name(self) -> str:
@@ -78,7 +78,7 @@ class LoadedModel:
         try:
             return self.runtime.predict(features)
         except RuntimeUnavailable as exc:
-            self.on_failure(str(exc))
+            self.on_failure(self, str(exc))
             raise ModelUnavailable(self.name, str(exc)) from exc
 
 
@@ -165,7 +165,7 @@ class ModelLoader:
         model = LoadedModel(spec=spec, artifact=artifact, runtime=runtime,
                             cost_bytes=max(rss_after - rss_before, runtime.size_bytes), load_seconds=seconds,
                             file_signature=_signature(artifact.model_path),
-                            on_failure=lambda reason: self._runtime_failed(name, reason))
+                            on_failure=self._runtime_failed)
         with self._lock:
             self._loaded[name] = model
             history = self._history[name]
@@ -182,12 +182,16 @@ class ModelLoader:
             history = self._history[name]
             history.error, history.failed_at = reason, time.monotonic()
 
-    def _runtime_failed(self, name: str, reason: str) -> None:
-        """A loaded model's runtime could not answer (its model server away): drop it, and refuse it
-        for the retry pause rather than let every request wait out the server's timeout."""
-        log.error("model %s could not answer: %s", name, reason)
-        self.unload(name, reason="its runtime failed")
-        self._record_failure(name, reason)
+    def _runtime_failed(self, model: LoadedModel, reason: str) -> None:
+        """A loaded model's runtime could not answer (its model server away): drop it, unless a
+        newer load has replaced it meanwhile, and refuse the model for the retry pause rather than
+        let every request wait out the server's timeout."""
+        log.error("model %s could not answer: %s", model.name, reason)
+        with self._lock:
+            if self._loaded.get(model.name) is model:
+                del self._loaded[model.name]
+                self._history[model.name].unloads += 1
+        self._record_failure(model.name, reason)
 
     def endpoint_readiness(self, timeout: float) -> dict[str, str]:
         """For each model served by a model server, whether that server has it ready ("ok" or why
