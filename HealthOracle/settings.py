@@ -285,5 +285,24 @@ if ORT_GRAPH_OPTIMIZATION not in {"disable", "basic", "extended", "all"}:
 # kind=dotted.Class pairs replacing a runtime, e.g. the benchmark's torch baseline:
 # "onnx_image=bench.torch_runtime.TorchImage". Empty in production.
 MODEL_RUNTIME_OVERRIDES = dict(item.split("=", 1) for item in env_list("MODEL_RUNTIME_OVERRIDES") if "=" in item)
+# Image models whose graphs run on an Open Inference Protocol server (Triton, MLServer, KServe)
+# instead of in this process: its base URL, the models it serves (image models only; all of
+# them by default), seconds to wait for it to connect and for each read, and a bearer token
+# it may require. Unset, every model runs here (predictors/serving/runtimes/oip_image.py).
+INFERENCE_URL = os.environ.get("INFERENCE_URL", "").strip().rstrip("/")
+INFERENCE_TIMEOUT = env_float("INFERENCE_TIMEOUT", 10.0)
+INFERENCE_TOKEN = os.environ.get("INFERENCE_TOKEN", "")
+INFERENCE_MODELS: list[str] = []
+if INFERENCE_URL:
+    from predictors.catalogue import IMAGE
+
+    if not INFERENCE_URL.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"INFERENCE_URL={INFERENCE_URL!r} is not an http:// or https:// URL.")
+    if not INFERENCE_TIMEOUT > 0:
+        raise ImproperlyConfigured(f"INFERENCE_TIMEOUT={INFERENCE_TIMEOUT} must be a positive number of seconds.")
+    INFERENCE_MODELS = env_list("INFERENCE_MODELS", ",".join(IMAGE))
+    if unknown := sorted(set(INFERENCE_MODELS) - set(IMAGE)):
+        raise ImproperlyConfigured(f"INFERENCE_MODELS names {', '.join(unknown)}: only the image models "
+                                   f"({', '.join(IMAGE)}) can be served by a model server.")
 # A bearer token that may read /metrics besides staff sessions; empty disables it.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "predictors" / "artifacts"
 SAMPLES = ROOT.parent / "shared" / "samples"
 RUNTIME_PYTHON = ROOT / ".venv" / "bin" / "python"
+MODEL_SERVER_BIN = ROOT / ".venv-oip" / "bin"  # MLServer's environment (requirements-oip.txt), made by bin/test
 MODELS = ("diabetes", "heart", "retina", "ecg")
 
 Payload = dict | tuple[str, bytes]  # a form's JSON, or an image's (file name, bytes)
@@ -50,6 +51,17 @@ def pss_kb(pid: int) -> int:
             if line.startswith("Pss:"):
                 return int(line.split()[1])
     raise RuntimeError(f"no Pss for {pid}")
+
+
+def terminate(process: subprocess.Popen | None, grace: float) -> None:
+    """SIGTERM, `grace` seconds to finish its requests, then SIGKILL."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 def children(pid: int) -> list[int]:
@@ -156,13 +168,7 @@ class Site:
 
     def stop(self) -> None:
         """Stop gunicorn and its worker, and delete the working directory (its SQLite database and log)."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        terminate(self.process, grace=40)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def workers(self) -> list[int]:
@@ -214,6 +220,64 @@ class Site:
         if status != 200:
             raise RuntimeError(f"{model}: HTTP {status} {body}")
         return body, seconds
+
+
+@dataclass
+class ModelServer:
+    """MLServer on loopback serving what `manage.py write_inference_repository` writes from
+    `artifacts`: the engine a site with INFERENCE_URL sends its image tensors to. One worker in
+    MLServer's own process (MLSERVER_PARALLEL_WORKERS=0); stop() leaves nothing behind."""
+
+    artifacts: Path = ARTIFACTS
+    launch_prefix: list[str] = field(default_factory=list)
+    boot_timeout: float = 120
+    port: int = field(default_factory=free_port)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="healthoracle-oip-")))
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, models: tuple[str, ...] = ("retina", "ecg")) -> "ModelServer":
+        mlserver = MODEL_SERVER_BIN / "mlserver"
+        if not mlserver.exists():
+            raise RuntimeError(f"{mlserver} is missing: bin/test makes .venv-oip from requirements-oip.txt")
+        repository = self.workdir / "repository"
+        subprocess.run([str(RUNTIME_PYTHON), "manage.py", "write_inference_repository", str(repository),
+                        "--models", ",".join(models)], cwd=ROOT, check=True, capture_output=True,
+                       env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DEBUG": "1",
+                            "MODEL_ARTIFACTS_DIR": str(self.artifacts)})
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MLSERVER_HOST": "127.0.0.1",
+               "MLSERVER_HTTP_PORT": str(self.port), "MLSERVER_GRPC_PORT": str(free_port()),
+               "MLSERVER_METRICS_PORT": str(free_port()), "MLSERVER_PARALLEL_WORKERS": "0"}
+        self.log_path = self.workdir / "mlserver.log"
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen([*self.launch_prefix, str(mlserver), "start", str(repository / "mlserver")],
+                                            cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.boot_timeout
+        waiting = list(models)
+        while waiting:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                log_text = self.log_path.read_text(errors="replace")[-3000:]
+                self.stop()
+                raise RuntimeError(f"MLServer did not get {', '.join(waiting)} ready; log:\n{log_text}")
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                connection.request("GET", f"/v2/models/{waiting[0]}/ready")
+                if connection.getresponse().status == 200:
+                    waiting.pop(0)
+                    continue
+            except OSError:
+                pass
+            finally:
+                connection.close()
+            time.sleep(0.2)
+        return self
+
+    def stop(self) -> None:
+        terminate(self.process, grace=30)
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def multipart(field_name: str, filename: str, content: bytes) -> tuple[bytes, str]:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from predictors.serving.artifacts import Artifact
-from predictors.serving.runtimes.onnx_image import ImageOutput
+from predictors.serving.runtimes.images import ImageOutput
 from predictors.training.export import with_activation_map
 from predictors.training.vision import build_network
 

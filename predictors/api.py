@@ -43,7 +43,7 @@ def api_endpoint(view: Callable[..., JsonResponse]) -> Callable[..., JsonRespons
             return view(request, user, *args, **kwargs)
         except ModelUnavailable as exc:
             response = error_response(503, "model_unavailable", f"The {exc.name} model is unavailable: {exc.reason}")
-            response["Retry-After"] = "5"
+            response["Retry-After"] = exc.retry_after
             return response
         except services.OutsideDomain as exc:  # no finding: nothing was recorded
             return error_response(422, "outside_domain", exc.message, {"image": [exc.message]})

@@ -1,8 +1,8 @@
 """The page side of admission control: the busy page, and the upload it holds for the next submit.
 
 When the server refused a page's image request for lack of a slot
-(predictors/server/admission.py), the page is shown again as typed, saying the site is
-busy. A browser cannot refill a file input, so the upload is held in the worker's memory,
+(predictors/server/admission.py), or a model could not answer (its model server away), the
+page is shown again as typed, saying why. A browser cannot refill a file input, so the upload is held in the worker's memory,
 never on disk (HELD_UPLOADS and HELD_UPLOAD_BYTES at most, for HELD_UPLOAD_SECONDS, for
 the clinician who sent it alone), and the page's next submit uses it when no other file
 is chosen.
@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from django import forms
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -38,18 +38,33 @@ def refused(request: HttpRequest) -> bool:
 def busy_page(request: HttpRequest, form_class: type[forms.Form], spec: Any) -> HttpResponse:
     """The prediction page again, as typed, saying the site is busy; the file is held for the next submit."""
     retry_after = request.META[BUSY_KEY]
+    return _page_again(request, request.FILES, form_class, spec, retry_after, lambda kept: (
+        f"The site is busy with other images. Nothing was recorded; what you typed{kept} kept below. "
+        f"Press Predict again in about {retry_after} seconds."))
+
+
+def unavailable_page(request: HttpRequest, form: forms.Form, spec: Any, model: str, reason: str,
+                     retry_after: str) -> HttpResponse:
+    """The prediction page again, as typed, saying which model cannot answer and why; the file sent
+    (or the held one it reused) is held again."""
+    return _page_again(request, form.files, type(form), spec, retry_after, lambda kept: (
+        f"The {model} model is unavailable right now: {reason}. Nothing was recorded; what you typed{kept} "
+        f"kept below. Press Predict again in about {retry_after} seconds."))
+
+
+def _page_again(request: HttpRequest, files: MultiValueDict, form_class: type[forms.Form], spec: Any,
+                retry_after: str, error: Callable[[str], str]) -> HttpResponse:
     form = form_class(initial=request.POST.dict())
-    held = [name for name, upload in request.FILES.items() if name in form.fields and upload.size]
-    token = _hold(request, held) if held else None
+    held = [name for name, upload in files.items() if name in form.fields and upload.size]
+    token = _hold(request, files, held) if held else None
     if token:
         form.fields[HELD_FIELD] = forms.CharField(widget=forms.HiddenInput, required=False, initial=token, label="")
         for name in held:
-            form.fields[name].help_text = (f"Your file {request.FILES[name].name} is kept: press Predict to send it "
+            form.fields[name].help_text = (f"Your file {files[name].name} is kept: press Predict to send it "
                                            "again, or choose another.")
-    error = (f"The site is busy with other images. Nothing was recorded; what you typed"
-             f"{' and your file are' if token else ' is'} kept below. Press Predict again in about "
-             f"{retry_after} seconds.")
-    response = render(request, "predict.html", {"form": form, "spec": spec, "error": error}, status=503)
+    response = render(request, "predict.html",
+                      {"form": form, "spec": spec, "error": error(" and your file are" if token else " is")},
+                      status=503)
     response["Retry-After"] = retry_after
     return response
 
@@ -120,13 +135,13 @@ class HeldUploads:
 _held = HeldUploads(HELD_UPLOADS, HELD_UPLOAD_BYTES, HELD_UPLOAD_SECONDS)
 
 
-def _hold(request: HttpRequest, names: list[str]) -> str | None:
-    files = {}
+def _hold(request: HttpRequest, files: MultiValueDict, names: list[str]) -> str | None:
+    kept = {}
     for name in names:
-        upload = request.FILES[name]
+        upload = files[name]
         upload.seek(0)
-        files[name] = (upload.name, upload.read(), upload.content_type)
-    return _held.hold(request.user.pk, files)
+        kept[name] = (upload.name, upload.read(), upload.content_type)
+    return _held.hold(request.user.pk, kept)
 
 
 def _claim(request: HttpRequest, token: str) -> dict[str, SimpleUploadedFile]:

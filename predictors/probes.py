@@ -13,6 +13,10 @@ from .http import error_response, token_from_header
 
 log = logging.getLogger(__name__)
 
+# How long /ready/ waits for a model server's answer, per model it serves (two at most): a
+# server that is down or stalled keeps the probe under a second.
+MODEL_SERVER_PROBE_SECONDS = 0.4
+
 
 @never_cache
 @require_GET
@@ -24,7 +28,8 @@ def health(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def ready(request: HttpRequest) -> JsonResponse:
-    """Readiness: the database answers and every artifact is on disk and verified (none loaded)."""
+    """Readiness: the database answers, every artifact is on disk and verified (none loaded), and
+    the model server of each model served by one has it ready."""
     from .serving.registry import get_loader
 
     checks: dict[str, str] = {}
@@ -38,6 +43,10 @@ def ready(request: HttpRequest) -> JsonResponse:
         checks["database"] = "unavailable"
     for name, problem in get_loader().check_artifacts().items():
         checks[f"artifact:{name}"] = problem or "ok"
+    for name, answer in get_loader().endpoint_readiness(MODEL_SERVER_PROBE_SECONDS).items():
+        if answer != "ok":  # the reason names the server's address: the log's, not the public's
+            log.error("readiness: the model server cannot serve %s: %s", name, answer)
+        checks[f"model_server:{name}"] = "ok" if answer == "ok" else "unavailable"
     ok = all(value == "ok" for value in checks.values())
     return JsonResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503)
 

@@ -5,7 +5,8 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 MODEL_SETTINGS = {"MODEL_ARTIFACTS_DIR", "MODEL_MEMORY_BUDGET_MB", "MODEL_RETRY_SECONDS", "ORT_INTRA_OP_THREADS",
-                  "ORT_GRAPH_OPTIMIZATION", "MODEL_RUNTIME_OVERRIDES"}
+                  "ORT_GRAPH_OPTIMIZATION", "MODEL_RUNTIME_OVERRIDES", "INFERENCE_URL", "INFERENCE_MODELS",
+                  "INFERENCE_TIMEOUT", "INFERENCE_TOKEN"}
 
 
 @receiver(setting_changed)

@@ -10,7 +10,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from . import card_pages, presentation, selectors, services
-from .busy import busy_page, files_with_held, refused
+from .busy import busy_page, files_with_held, refused, unavailable_page
 from .forms import FORMS, HistoryFilterForm
 from .http import error_response
 from .models import Prediction
@@ -51,7 +51,6 @@ def _predict(request: HttpRequest, model: str) -> HttpResponse:
     spec = get_loader().spec(model)
     form_class = FORMS[model]
     status = 200
-    error = None
     outside = None  # the image model whose validated domain an upload fell outside
     if request.method == "POST":
         if refused(request):  # no image slot came free in time (predictors/server/admission.py)
@@ -62,7 +61,7 @@ def _predict(request: HttpRequest, model: str) -> HttpResponse:
             try:
                 record = services.predict(request.user, requests, source="web", reference=form.reference)
             except ModelUnavailable as exc:
-                error, status = f"The {exc.name} model is unavailable right now: {exc.reason}", 503
+                return unavailable_page(request, form, spec, exc.name, exc.reason, exc.retry_after)
             except services.OutsideDomain as exc:
                 form.add_error(form.image_field_for(exc.model), "Outside what the model was validated on: see above. "
                                                                  "Nothing was recorded.")
@@ -75,7 +74,7 @@ def _predict(request: HttpRequest, model: str) -> HttpResponse:
             status = 400
     else:
         form = form_class()
-    return render(request, "predict.html", {"form": form, "spec": spec, "error": error, "outside": outside},
+    return render(request, "predict.html", {"form": form, "spec": spec, "outside": outside},
                   status=status)
 
 

@@ -224,13 +224,16 @@ def image_probabilities(model: LoadedModel, photo: Path) -> np.ndarray:
     return model.predict(model_input(image, model.artifact.input_spec)).probabilities
 
 
-def make_loader(directory: Path, budget_mb: int = 1000, retry: float = 0.0) -> ModelLoader:
-    """A registry of its own over `directory`, outside the site's settings."""
-    from predictors.catalogue import MODEL_SPECS
+def make_loader(directory: Path, budget_mb: int = 1000, retry: float = 0.0,
+                inference_url: str | None = None) -> ModelLoader:
+    """A registry of its own over `directory`, outside the site's settings; with `inference_url`,
+    the image models are served by that Open Inference Protocol server."""
+    from predictors.catalogue import IMAGE, MODEL_SPECS
     from predictors.serving.registry import ModelLoader
-    from predictors.serving.runtimes import RuntimeOptions
+    from predictors.serving.runtimes import InferenceEndpoint, RuntimeOptions
 
-    return ModelLoader(MODEL_SPECS, directory, budget_mb * 1024 * 1024, retry, RuntimeOptions())
+    endpoints = {name: InferenceEndpoint(inference_url, timeout=60) for name in IMAGE} if inference_url else {}
+    return ModelLoader(MODEL_SPECS, directory, budget_mb * 1024 * 1024, retry, RuntimeOptions(endpoints=endpoints))
 
 
 # --- what a result page shows -------------------------------------------------------------------

@@ -124,3 +124,20 @@ def test_db_connect_timeout_bounds_a_connect_to_a_silent_database(runtime_python
     outcome, seconds = last_json_line(result.stdout)
     assert outcome == "timeout"
     assert 4.5 <= seconds < 60, seconds
+
+
+def test_the_model_server_settings_come_from_the_environment_and_a_wrong_one_stops_start_up(runtime_python):
+    """INFERENCE_MODELS defaults to both image models; a form model or a URL without a scheme stops the server."""
+    chosen = settings_in_subprocess(runtime_python, {"INFERENCE_URL": "http://engine.internal:8080/",
+                                                     "INFERENCE_TIMEOUT": "2.5"},
+                                    "[settings.INFERENCE_URL, settings.INFERENCE_MODELS, settings.INFERENCE_TIMEOUT]")
+    assert chosen.returncode == 0, chosen.stderr
+    assert last_json_line(chosen.stdout) == ["http://engine.internal:8080", ["retina", "ecg"], 2.5]
+    unset = settings_in_subprocess(runtime_python, {"INFERENCE_MODELS": "retina"}, "settings.INFERENCE_MODELS")
+    assert last_json_line(unset.stdout) == []  # no server, nothing remote
+    form_model = settings_in_subprocess(runtime_python, {"INFERENCE_URL": "http://engine:8080",
+                                                         "INFERENCE_MODELS": "retina,diabetes"}, "1")
+    assert form_model.returncode != 0
+    assert "INFERENCE_MODELS names diabetes: only the image models (retina, ecg)" in form_model.stderr
+    no_scheme = settings_in_subprocess(runtime_python, {"INFERENCE_URL": "engine:8080"}, "1")
+    assert no_scheme.returncode != 0 and "is not an http:// or https:// URL" in no_scheme.stderr

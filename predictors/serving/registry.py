@@ -4,7 +4,10 @@ The four models are declared in predictors.catalogue. Nothing loads at import or
 loads on its first request (or from the warm-up thread), is verified against its
 manifest first, and stays cached until the memory budget needs its room, least
 recently used first. A model that cannot load is reported unavailable with a reason;
-the other models keep serving and the failed one is retried after a pause.
+the other models keep serving and the failed one is retried after a pause. An image model
+whose graph runs on a model server (INFERENCE_URL) is served by the oip_image runtime; when
+that server fails a request, the model is dropped and refused for the same pause, so requests
+meanwhile get their 503 at once and the next load checks the server's version again.
 """
 from __future__ import annotations
 
@@ -15,12 +18,12 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .artifacts import CARD, Artifact, ArtifactError, open_artifact
 from predictors.catalogue import MODEL_SPECS, ModelSpec
 from .memory import MB, release_freed_memory, rss_bytes
-from .runtimes import ModelRuntime, RuntimeOptions, runtime_class
+from .runtimes import REMOTE_KINDS, InferenceEndpoint, ModelRuntime, RuntimeOptions, RuntimeUnavailable, runtime_class
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,6 +38,8 @@ class UnknownModel(KeyError):
 
 class ModelUnavailable(Exception):
     """A model that cannot serve right now; the message says why, for the operator."""
+
+    retry_after = "5"  # seconds, the Retry-After the API and the page send with it
 
     def __init__(self, name: str, reason: str):
         super().__init__(f"{name}: {reason}")
@@ -53,6 +58,7 @@ class LoadedModel:
     loaded_at: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.time)
     uses: int = 0
+    on_failure: Callable[["LoadedModel", str], None] = lambda model, reason: None  # told when the runtime cannot answer
 
     @property
     def name(self) -> str:
@@ -69,7 +75,11 @@ class LoadedModel:
     def predict(self, features: "np.ndarray") -> Any:
         self.last_used = time.time()
         self.uses += 1
-        return self.runtime.predict(features)
+        try:
+            return self.runtime.predict(features)
+        except RuntimeUnavailable as exc:
+            self.on_failure(self, str(exc))
+            raise ModelUnavailable(self.name, str(exc)) from exc
 
 
 @dataclass
@@ -142,20 +152,20 @@ class ModelLoader:
             estimate = self._history[name].last_cost_bytes or int(artifact.model_path.stat().st_size * 1.3)
             self._make_room(estimate, keep=name)
             rss_before = rss_bytes()
-            runtime = runtime_class(spec.kind, self.runtime_overrides).load(artifact, self.options)
+            kind = REMOTE_KINDS[spec.kind] if name in self.options.endpoints else spec.kind
+            runtime = runtime_class(kind, self.runtime_overrides).load(artifact, self.options)
         except Exception as exc:  # any failure must stay this model's problem, never the worker's
-            reason = str(exc) if isinstance(exc, ArtifactError) else f"{type(exc).__name__}: {exc}"
-            with self._lock:
-                history = self._history[name]
-                history.error, history.failed_at = reason, time.monotonic()
-            log.error("model %s failed to load: %s", name, reason,
-                      exc_info=not isinstance(exc, ArtifactError))
+            explained = isinstance(exc, (ArtifactError, RuntimeUnavailable))
+            reason = str(exc) if explained else f"{type(exc).__name__}: {exc}"
+            self._record_failure(name, reason)
+            log.error("model %s failed to load: %s", name, reason, exc_info=not explained)
             raise ModelUnavailable(name, reason) from exc
         rss_after = rss_bytes()
         seconds = time.monotonic() - started
         model = LoadedModel(spec=spec, artifact=artifact, runtime=runtime,
                             cost_bytes=max(rss_after - rss_before, runtime.size_bytes), load_seconds=seconds,
-                            file_signature=_signature(artifact.model_path))
+                            file_signature=_signature(artifact.model_path),
+                            on_failure=self._runtime_failed)
         with self._lock:
             self._loaded[name] = model
             history = self._history[name]
@@ -166,6 +176,31 @@ class ModelLoader:
                  seconds, rss_before / MB, rss_after / MB, model.cost_bytes / MB)
         self._make_room(0, keep=name)
         return model
+
+    def _record_failure(self, name: str, reason: str) -> None:
+        with self._lock:
+            history = self._history[name]
+            history.error, history.failed_at = reason, time.monotonic()
+
+    def _runtime_failed(self, model: LoadedModel, reason: str) -> None:
+        """A loaded model's runtime could not answer (its model server away): drop it, unless a
+        newer load has replaced it meanwhile, and refuse the model for the retry pause rather than
+        let every request wait out the server's timeout."""
+        log.error("model %s could not answer: %s", model.name, reason)
+        with self._lock:
+            if self._loaded.get(model.name) is model:
+                del self._loaded[model.name]
+                self._history[model.name].unloads += 1
+        self._record_failure(model.name, reason)
+
+    def endpoint_readiness(self, timeout: float) -> dict[str, str]:
+        """For each model served by a model server, whether that server has it ready ("ok" or why
+        not), each asked within `timeout` seconds; loads nothing."""
+        if not self.options.endpoints:
+            return {}
+        from .runtimes import oip_image
+
+        return {name: oip_image.ready(endpoint, name, timeout) for name, endpoint in self.options.endpoints.items()}
 
     def _make_room(self, incoming: int, keep: str) -> None:
         """Evict least recently used models until the budget fits the incoming one."""
@@ -236,6 +271,7 @@ class ModelLoader:
                     state = "not_loaded"
                 models.append({
                     "name": name, "title": spec.title, "kind": spec.kind, "state": state,
+                    "served_by": self.options.endpoints[name].url if name in self.options.endpoints else "this process",
                     "version": model.version if model else self._card_version(name),
                     "cost_mb": round(model.cost_bytes / MB, 1) if model else None,
                     "size_mb": round(model.runtime.size_bytes / MB, 1) if model else None,
@@ -284,7 +320,10 @@ def get_loader() -> ModelLoader:
                     MODEL_SPECS, Path(settings.MODEL_ARTIFACTS_DIR), settings.MODEL_MEMORY_BUDGET_MB * MB,
                     settings.MODEL_RETRY_SECONDS,
                     RuntimeOptions(intra_op_threads=settings.ORT_INTRA_OP_THREADS,
-                                   graph_optimization=settings.ORT_GRAPH_OPTIMIZATION),
+                                   graph_optimization=settings.ORT_GRAPH_OPTIMIZATION,
+                                   endpoints={name: InferenceEndpoint(settings.INFERENCE_URL, settings.INFERENCE_TIMEOUT,
+                                                                      settings.INFERENCE_TOKEN)
+                                              for name in settings.INFERENCE_MODELS if settings.INFERENCE_URL}),
                     settings.MODEL_RUNTIME_OVERRIDES)
     return _loader
 

@@ -2,12 +2,13 @@
 
 A runtime class has `load(artifact, options) -> runtime`, `predict(features) -> output`
 and `size_bytes`. Runtime modules import their inference library (xgboost,
-onnxruntime) themselves, so nothing heavy is imported until a model is first loaded.
+onnxruntime) themselves, so nothing heavy is imported until a model is first loaded; an
+image model served by an Open Inference Protocol server (oip_image) imports none.
 """
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from predictors.serving.artifacts import Artifact
@@ -18,13 +19,31 @@ if TYPE_CHECKING:
 RUNTIME_CLASSES = {
     "xgboost_tabular": "predictors.serving.runtimes.xgboost_tabular.XGBoostTabular",
     "onnx_image": "predictors.serving.runtimes.onnx_image.OnnxImage",
+    "oip_image": "predictors.serving.runtimes.oip_image.RemoteImage",
 }
+# The kind a model is served as when its endpoint is a model server, by the kind on its card.
+REMOTE_KINDS = {"onnx_image": "oip_image"}
+
+
+@dataclass(frozen=True)
+class InferenceEndpoint:
+    """An Open Inference Protocol server that runs one model's graph (INFERENCE_URL)."""
+
+    url: str
+    timeout: float = 10.0
+    token: str = ""
 
 
 @dataclass(frozen=True)
 class RuntimeOptions:
     intra_op_threads: int = 1
     graph_optimization: str = "all"
+    endpoints: dict[str, InferenceEndpoint] = field(default_factory=dict)  # model name -> its server
+
+
+class RuntimeUnavailable(Exception):
+    """A loaded runtime that cannot answer now for a reason outside its artifact (a model server
+    down, slow, erroring or answering nonsense); the registry makes it the model's 503."""
 
 
 class ModelRuntime(Protocol):

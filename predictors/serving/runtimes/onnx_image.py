@@ -1,13 +1,9 @@
-"""ONNX Runtime for the image models: int8 (or fp32) graphs, lean session settings.
+"""ONNX Runtime for the image models in this process: int8 (or fp32) graphs, lean session settings.
 
-A graph answers its logits, the top class's activation map and its domain score (how far
-the picture lies from those it was trained on, predictors/training/domain.py) in one
-run; the runtime turns the logits into calibrated probabilities with the temperature on
+The graph's three outputs become an ImageOutput (runtimes/images.py) with the temperature on
 the model card.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import onnxruntime as ort
@@ -15,6 +11,7 @@ import onnxruntime as ort
 from predictors.serving.artifacts import Artifact, ArtifactError
 
 from . import RuntimeOptions
+from .images import OUTPUTS, ImageOutput, card_temperature, check_graph, image_output
 
 # Chosen by measurement (bench/ort_settings.py, docs/benchmarks.md).
 GRAPH_OPTIMIZATION = {
@@ -23,20 +20,6 @@ GRAPH_OPTIMIZATION = {
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
-
-
-OUTPUTS = ["logits", "cam", "domain_distance"]
-
-
-@dataclass(frozen=True)
-class ImageOutput:
-    """Calibrated probabilities, one per label; where in the picture the top one came from
-    (the class activation map on the network's last feature grid: coarse, upsample to show
-    it); and how far the picture lies from the pictures the model was trained on."""
-
-    probabilities: np.ndarray
-    activation_map: np.ndarray
-    domain_distance: float
 
 
 class OnnxImage:
@@ -62,28 +45,12 @@ class OnnxImage:
         except Exception as exc:  # onnxruntime raises several unrelated types for a bad file
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ArtifactError(f"ONNX Runtime cannot load {artifact.model_path.name}: {first_line}") from exc
-        shape = session.get_inputs()[0].shape
-        spec = artifact.input_spec
-        if len(shape) != 4 or shape[2:] != [spec["height"], spec["width"]]:
-            raise ArtifactError(f"the graph's input shape {shape} does not match the card's "
-                                f"{spec['height']}×{spec['width']}")
-        outputs = {output.name: output.shape for output in session.get_outputs()}
-        if sorted(outputs) != sorted(OUTPUTS):
-            raise ArtifactError(f"the graph's outputs are {sorted(outputs)}; an image model answers {OUTPUTS}")
-        if outputs["logits"][-1] != len(artifact.labels):
-            raise ArtifactError(f"the graph has {outputs['logits'][-1]} outputs, the card lists "
-                                f"{len(artifact.labels)} labels")
-        try:
-            temperature = float(artifact.card["calibration"]["temperature"])
-        except (KeyError, TypeError, ValueError):
-            raise ArtifactError("the card has no calibration temperature (calibration.temperature)") from None
-        if not temperature > 0:
-            raise ArtifactError(f"the card's calibration temperature {temperature} is not positive")
+        check_graph(artifact, session.get_inputs()[0].shape,
+                    {output.name: output.shape for output in session.get_outputs()})
+        temperature = card_temperature(artifact)
         return cls(session, artifact.model_path.stat().st_size, temperature)
 
     def predict(self, features: np.ndarray) -> ImageOutput:
         """Calibrated probabilities and the activation map for one preprocessed image (1, 3, H, W)."""
         logits, cam, distance = self._session.run(OUTPUTS, {self._input: features.astype(np.float32, copy=False)})
-        scaled = logits[0] / self._temperature
-        exp = np.exp(scaled - scaled.max())
-        return ImageOutput(probabilities=exp / exp.sum(), activation_map=cam[0], domain_distance=float(distance[0]))
+        return image_output(logits, cam, distance, self._temperature)
