@@ -1,0 +1,147 @@
+"""Where an image request's time goes inside the real server, step by step, on one core.
+
+    .venv/bin/python -m bench.request_profile [--requests 40] [--rate 250] [--core 1] [--write]
+
+Serves the shipped models with gunicorn_config.py pinned to one core (taskset), warms each
+image model, then samples the worker with py-spy (from the development environment,
+.venv-dev/bin/py-spy, or PY_SPY) while --requests API uploads of that model are answered
+one after another. Each sample is given to the innermost step its stack is in (the
+table STEPS, leaf first), so the ECG page analysis inside the model transform counts as
+the transform, and a database call inside the services counts as the database. The
+figure per step is milliseconds of one request (samples / rate / requests); "server,
+other" is what the sampled threads did outside every named step (the ASGI bridge, the
+event loop's own work on the request, Django's request handling). ONNX Runtime alone
+is timed in this process on a model-sized input, as serve_bench does.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bench.harness import ROOT, Site, payloads, percentile
+from bench.report import command_line, header, parser, publish
+from bench.serve_bench import ort_alone_ms, timed_predict
+
+IMAGE_MODELS = ("retina", "ecg")
+# (step, what a frame's text holds when the sample is inside it), innermost steps first.
+STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("ONNX Runtime", ("predictors/serving/runtimes/",)),
+    ("model transform (page, crop, resize, normalise)", ("predictors/images/transform.py",)),
+    ("quality check", ("predictors/images/quality.py",)),
+    ("gate (kind of picture)", ("predictors/images/gate.py",)),
+    ("decode (incl. hash)", ("predictors/images/decode.py",)),
+    ("activation map PNG", ("predictors/images/activation_maps.py",)),
+    ("thumbnails", ("thumbnail (predictors/presentation.py",)),
+    ("database write", ("django/db/",)),
+    ("multipart parsing", ("django/http/multipartparser.py", "predictors/uploads.py")),
+    ("JSON encoding", ("json/encoder.py", "json/__init__.py")),
+    ("templates", ("django/template/",)),
+    ("form and field validation", ("django/forms/", "predictors/forms.py", "predictors/inputs/")),
+)
+OTHER = "server, other"
+
+
+def py_spy() -> str:
+    found = os.environ.get("PY_SPY") or shutil.which("py-spy") or str(ROOT / ".venv-dev" / "bin" / "py-spy")
+    if not Path(found).exists():
+        raise SystemExit("py-spy not found: install requirements-dev.txt into .venv-dev, or set PY_SPY")
+    return found
+
+
+def step_of(stack: str) -> str:
+    """The innermost named step of one collapsed stack ("outer;...;leaf")."""
+    for frame in reversed(stack.split(";")):
+        for step, marks in STEPS:
+            if any(mark in frame for mark in marks):
+                return step
+    return OTHER
+
+
+def attribute(raw: str) -> collections.Counter:
+    """Samples per step from py-spy's raw (collapsed) output."""
+    counts: collections.Counter = collections.Counter()
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            counts[step_of(stack)] += int(count)
+    return counts
+
+
+def profile_model(site: Site, model: str, payload, requests: int, rate: int) -> dict:
+    """Per-step ms of one request, and the whole server-side p50 over the same requests."""
+    worker = site.workers()[0]
+    with tempfile.NamedTemporaryFile(suffix=".txt", delete=False) as out:
+        raw_path = Path(out.name)
+    recorder = subprocess.Popen([py_spy(), "record", "--pid", str(worker), "--rate", str(rate), "--format", "raw",
+                                 "--nonblocking", "--output", str(raw_path)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    whole = []
+    try:
+        for _ in range(requests):
+            status, body, _, whole_ms = timed_predict(site, model, payload)
+            assert status == 200, body
+            whole.append(whole_ms)
+    finally:
+        recorder.send_signal(2)  # SIGINT: py-spy writes what it has and exits
+        _, err = recorder.communicate(timeout=60)
+    counts = attribute(raw_path.read_text())
+    raw_path.unlink()
+    if not counts:
+        raise SystemExit(f"py-spy recorded nothing: {err.decode()[-500:]}")
+    per_request = {step: round(samples / rate / requests * 1000, 1) for step, samples in counts.items()}
+    return {"steps_ms": per_request, "whole_p50_ms": round(percentile(whole, 50), 1),
+            "sampled_ms": round(sum(counts.values()) / rate / requests * 1000, 1)}
+
+
+def run(requests: int, rate: int, core: int) -> dict:
+    site = Site(launch_prefix=["taskset", "-c", str(core)]).start()
+    inputs = payloads()
+    try:
+        site.request("GET", "/ready/")
+        results = {}
+        for model in IMAGE_MODELS:
+            for _ in range(3):  # loaded, warmed, first-use allocations done
+                timed_predict(site, model, inputs[model])
+            results[model] = profile_model(site, model, inputs[model], requests, rate)
+    finally:
+        site.stop()
+    for model in IMAGE_MODELS:
+        results[model]["ort_alone_p50_ms"] = round(ort_alone_ms(model, None, requests), 1)
+    return results
+
+
+def render(results: dict, command: str) -> str:
+    order = [step for step, _ in STEPS] + [OTHER]
+    lines = [f"{header(command)}.", "",
+             "Milliseconds of one warm API upload, by step, on one core (py-spy samples of the worker's threads):",
+             "", "| step | " + " | ".join(IMAGE_MODELS) + " |", "|---|" + "---|" * len(IMAGE_MODELS)]
+    for step in order:
+        values = [results[m]["steps_ms"].get(step, 0.0) for m in IMAGE_MODELS]
+        if any(values):
+            lines.append(f"| {step} | " + " | ".join(f"{v:.1f}" for v in values) + " |")
+    lines.append("| **all sampled** | " + " | ".join(f"**{results[m]['sampled_ms']:.1f}**" for m in IMAGE_MODELS) + " |")
+    lines.append("| whole server-side p50 (Server-Timing) | "
+                 + " | ".join(f"{results[m]['whole_p50_ms']:.1f}" for m in IMAGE_MODELS) + " |")
+    lines.append("| ONNX Runtime alone p50 (this process) | "
+                 + " | ".join(f"{results[m]['ort_alone_p50_ms']:.1f}" for m in IMAGE_MODELS) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    options = parser(__doc__)
+    options.add_argument("--requests", type=int, default=40)
+    options.add_argument("--rate", type=int, default=250, help="py-spy samples a second")
+    options.add_argument("--core", type=int, default=1, help="the core the server is pinned to")
+    args = options.parse_args()
+    results = run(args.requests, args.rate, args.core)
+    publish(render(results, command_line(options, args)), "request-profile", args.write)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
