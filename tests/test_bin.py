@@ -11,10 +11,12 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from .databases import pass_database_url, scratch_database
 from .support import MODELS, ROOT
 
 SUPPORTED = (ROOT / ".python-version").read_text().strip()
@@ -56,9 +58,21 @@ def interpreter(tmp_path: Path, version: str) -> Path:
     return path
 
 
-def test_manage_runs_the_readme_commands_as_typed_on_a_fresh_clone(tmp_path, server_env):
+@pytest.fixture
+def own_database(tmp_path) -> Iterator[str]:
+    """A database of this test's own (it creates the demo clinician, as bin/serve's test does):
+    a scratch database on this pass's PostgreSQL server, else a SQLite file."""
+    server = pass_database_url()
+    if server is None:
+        yield f"sqlite:///{tmp_path / 'db.sqlite3'}"
+        return
+    with scratch_database(server, prefix="healthoracle_bin") as url:
+        yield url
+
+
+def test_manage_runs_the_readme_commands_as_typed_on_a_fresh_clone(tmp_path, own_database):
     checkout = fresh_clone(tmp_path, runtime=True)
-    env = shell_env(DATABASE_URL=server_env.get("DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}"))
+    env = shell_env(DATABASE_URL=own_database)
     manage = str(checkout / "bin" / "manage")
     elsewhere = tmp_path  # not the checkout: bin/manage finds its environment from any directory
 
