@@ -13,15 +13,19 @@ python_version() {
 }
 
 # Sets PYTHON (given, else python3.11, else python3), or stops in one line saying what to do.
+# From then on PYTHON is the interpreter itself, not a launcher in front of it (a pyenv shim
+# costs 0.3 s a call).
 require_python() {
   PYTHON=${PYTHON:-$(command -v "python$SUPPORTED_PYTHON" || command -v python3 || echo python3)}
-  local found
-  found=$(python_version "$PYTHON")
+  local answer found
+  answer=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2], sys.executable)' 2>/dev/null || true)
+  found=${answer%% *}
   if [ "$found" != "$SUPPORTED_PYTHON" ]; then
     echo "HealthOracle needs Python $SUPPORTED_PYTHON, and $PYTHON is ${found:+Python }${found:-not a working Python}:" \
          "install Python $SUPPORTED_PYTHON and point PYTHON at it, e.g. PYTHON=/path/to/python$SUPPORTED_PYTHON $0" >&2
     exit 1
   fi
+  [ "$answer" = "$found" ] || PYTHON=${answer#* }
 }
 
 # A virtualenv at $1 made with $PYTHON. One whose Python is missing, broken or another
@@ -31,7 +35,7 @@ require_python() {
 ensure_venv() {
   local dir=$1 found
   found=$(python_version "$dir/bin/python")
-  if [ "$found" = "$SUPPORTED_PYTHON" ] && "$dir/bin/python" -m pip --version >/dev/null 2>&1; then
+  if [ "$found" = "$SUPPORTED_PYTHON" ] && "$dir/bin/python" -c "import pip" 2>/dev/null; then
     return 0
   fi
   local state="Python $found without pip"
