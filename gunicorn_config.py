@@ -21,8 +21,15 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name}={raw!r} is not a whole number (gunicorn_config.py).") from None
 
 
-# Render routes traffic to $PORT on all interfaces; the local run command narrows it.
-bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
+# Render routes traffic to $PORT on all interfaces; bin/serve narrows it to 127.0.0.1:$PORT.
+bind = os.environ.get("GUNICORN_BIND", "").strip() or f"0.0.0.0:{_env_int('PORT', 8000)}"
+
+# gunicorn 25+ opens a control socket for gunicornc, by default at one path per user
+# ($XDG_RUNTIME_DIR/gunicorn.ctl or ~/.gunicorn/gunicorn.ctl): a second instance takes it
+# over, and stopping either deletes the other's. Nothing here uses gunicornc, so it is off
+# unless GUNICORN_CONTROL_SOCKET names a path for this one instance.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "").strip()
+control_socket_disable = not control_socket
 
 # One worker: every worker holds its own copy of the models, and one copy is what
 # 512 MB affords. Scale out with more instances, not more workers.

@@ -57,7 +57,8 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
             "SECRET_KEY is not set. Set the SECRET_KEY environment variable "
-            "(Render generates one from render.yaml), or DEBUG=1 for local development."
+            "(Render generates one from render.yaml). In a checkout, run manage.py as bin/manage, "
+            "which sets the one bin/serve uses, or set DEBUG=1 for development."
         )
     SECRET_KEY = "insecure-development-key-used-only-with-DEBUG-on"
 

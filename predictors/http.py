@@ -50,7 +50,7 @@ def api_user(request: HttpRequest) -> tuple[Any, JsonResponse | None]:
         if refusal is not None:
             return None, error_response(403, "csrf_failed", "Session requests need a CSRF token.")
         return request.user, None
-    return None, _unauthorized("not_authenticated", "Send `Authorization: Bearer <key>` (see `manage.py apitoken`) "
+    return None, _unauthorized("not_authenticated", "Send `Authorization: Bearer <key>` (make a key at /tokens/) "
                                                     "or log in.")
 
 

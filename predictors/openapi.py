@@ -63,8 +63,9 @@ def build_document() -> dict[str, Any]:
         "paths": {f"/api/v1/predict/{spec.name}": {"post": _operation(spec)} for spec in MODEL_SPECS},
         "components": {"schemas": _schemas(), "securitySchemes": {
             "token": {"type": "http", "scheme": "bearer",
-                      "description": "`Authorization: Bearer <key>` (`Token <key>` is accepted too), a key from "
-                                     "`python manage.py apitoken <username>`. HTTPS only where the site is."},
+                      "description": "`Authorization: Bearer <key>` (`Token <key>` is accepted too), a key made "
+                                     "at /tokens/ (or with `bin/manage apitoken <username>` on the site's "
+                                     "machine). HTTPS only where the site is."},
             "session": {"type": "apiKey", "in": "cookie", "name": "sessionid"}}},
         "security": [{"token": []}, {"session": []}],
     }

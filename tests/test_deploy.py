@@ -3,10 +3,17 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 import yaml
 from django.urls import resolve
+
+from bench.harness import Site
 
 from .support import ROOT, run_python
 
@@ -60,3 +67,44 @@ def test_web_requirements_exclude_training_libraries():
     assert {"django", "gunicorn", "onnxruntime", "xgboost-cpu"} <= names
     assert all("==" in line for line in (ROOT / "requirements.txt").read_text().splitlines()
                if line.strip() and not line.startswith("#"))
+
+
+def test_gunicorn_config_refuses_a_port_that_is_not_a_number():
+    result = run_python(sys.executable, "import runpy; runpy.run_path('gunicorn_config.py')",
+                        {"PATH": os.environ["PATH"], "PORT": "80o0"})
+    assert result.returncode != 0 and "ValueError: PORT='80o0' is not a whole number" in result.stderr
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@pytest.mark.slow
+def test_stopping_one_gunicorn_never_takes_another_instances_control_socket(tmp_path):
+    """gunicorn's default is one control socket per user (~/.gunicorn/gunicorn.ctl), which every
+    instance takes over and each deletes when it stops. Off unless an instance is given its own."""
+    home = tmp_path / "home"
+    home.mkdir()
+    own = tmp_path / "first.ctl"
+    first = Site(extra_env={"HOME": str(home), "GUNICORN_CONTROL_SOCKET": str(own)}).start()
+    try:
+        # At debug level gunicorn logs the control socket's fate ("disabled" or "listening at") once it is settled.
+        second = Site(extra_env={"HOME": str(home), "GUNICORN_LOGLEVEL": "debug"}).start()
+        try:
+            assert wait_for(own.is_socket, 10), first.log_tail()
+            assert wait_for(lambda: "Control socket" in second.log_tail(100_000), 10), second.log_tail()
+            assert not [path for path in home.rglob("*") if path.is_socket()]  # none at the shared default
+        finally:
+            second.stop()
+        gunicornc = Path(first.python).parent / "gunicornc"
+        shown = subprocess.run([gunicornc, "-s", own, "-c", "show workers", "-j"], capture_output=True, text=True,
+                               timeout=30)
+        assert shown.returncode == 0 and str(first.workers()[0]) in shown.stdout, shown.stdout + shown.stderr
+    finally:
+        first.stop()
+    assert not own.exists()

@@ -23,7 +23,7 @@ def test_missing_secret_key_in_production_is_a_clear_startup_error():
     result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode != 0
-    assert "SECRET_KEY is not set" in result.stderr
+    assert "SECRET_KEY is not set" in result.stderr and "run manage.py as bin/manage" in result.stderr
 
 
 def test_database_url_selects_postgresql_with_pooling_and_health_checks():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import signal
@@ -13,7 +14,9 @@ import pytest
 
 from bench.harness import free_port
 
-from ..support import ROOT
+from ..support import ROOT, sample
+
+README = ROOT / "README.md"
 
 pytestmark = pytest.mark.slow
 
@@ -57,13 +60,30 @@ def wait_for_health(port: int, process: subprocess.Popen, timeout: float) -> Non
     pytest.fail(f"bin/serve did not answer /health/ within {timeout} s")
 
 
+def run_readme_api_calls(port: int, env: dict[str, str]) -> list[dict]:
+    """The README's curl calls as written ("Running it locally"), on this server's port and with a
+    real fundus photo for the README's fundus.jpg; the answers, in order."""
+    section = README.read_text().split("## Running it locally", 1)[1].split("\n## ", 1)[0]
+    script = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    script = script.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    script = script.replace("@fundus.jpg", f"@{sample('fundus', 'retina.jpg')}")
+    result = subprocess.run(["bash", "-euc", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    decoder, text, answers = json.JSONDecoder(), result.stdout.strip(), []
+    while text:  # curl -s prints the answers back to back
+        answer, end = decoder.raw_decode(text)
+        answers.append(answer)
+        text = text[end:].lstrip()
+    return answers
+
+
 def test_serve_starts_the_site_with_a_demo_clinician_who_can_log_in(tmp_path, server_env):
     port = free_port()
     log_path = tmp_path / "serve.log"
     # What a person's shell has, not this test process's Django settings (tests/settings.py
     # exports a SECRET_KEY and HTTPS_ONLY): pip's configuration and PATH.
     env = {name: value for name, value in os.environ.items() if name.startswith("PIP_") or name in ("PATH", "HOME")}
-    env.update({"GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_ACCESSLOG": "/dev/null",
+    env.update({"PORT": str(port), "GUNICORN_ACCESSLOG": "/dev/null",
                 # Not the checkout's db.sqlite3: this pass's database, or a SQLite file of this test's own.
                 "DATABASE_URL": server_env.get("DATABASE_URL", f"sqlite:///{tmp_path / 'serve.sqlite3'}")})
     with open(log_path, "w") as log:
@@ -79,6 +99,8 @@ def test_serve_starts_the_site_with_a_demo_clinician_who_can_log_in(tmp_path, se
         response = log_in(port, "demo", password)
         assert response.status == 302 and response.getheader("Location") == "/", output
         assert get(port, "/ready/").status == 200
+        answers = run_readme_api_calls(port, env)
+        assert [answer.get("model") for answer in answers] == ["diabetes", "retina"], answers
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

@@ -18,4 +18,5 @@ class Command(BaseCommand):
         broken = {n: p for n, p in problems.items() if p}
         if broken:
             raise CommandError(f"{len(broken)} model artifact(s) unusable in {loader.artifacts_dir}: "
-                               f"{', '.join(broken)}. Restore them from git or run `manage.py train_models`.")
+                               f"{', '.join(broken)}. Restore them from git or run "
+                               "`VENV=.venv-dev bin/manage train_models`.")

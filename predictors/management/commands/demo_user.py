@@ -1,4 +1,4 @@
-"""python manage.py demo_user: a local clinician account for trying the site."""
+"""bin/manage demo_user: a local clinician account for trying the site (bin/serve runs it)."""
 from __future__ import annotations
 
 import secrets
@@ -17,7 +17,7 @@ class Command(BaseCommand):
         User = get_user_model()
         if User.objects.filter(username=username).exists():
             self.stdout.write(f"Demo clinician {username!r} exists (its password was printed when it was "
-                              f"created; reset it with `manage.py changepassword {username}`).")
+                              f"created; reset it with `bin/manage changepassword {username}`).")
             return
         password = secrets.token_urlsafe(12)
         User.objects.create_user(username=username, password=password)
