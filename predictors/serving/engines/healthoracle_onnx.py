@@ -28,7 +28,7 @@ class OnnxImageModel(MLModel):
         extra = (self.settings.parameters.extra if self.settings.parameters else None) or {}
         options = ort.SessionOptions()
         options.enable_cpu_mem_arena = False
-        options.enable_mem_pattern = False
+        options.enable_mem_pattern = True  # as the web process's own runtime (runtimes/onnx_image.py)
         options.intra_op_num_threads = int(extra.get("intra_op_threads", 1))
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

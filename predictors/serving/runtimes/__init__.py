@@ -38,6 +38,10 @@ class InferenceEndpoint:
 class RuntimeOptions:
     intra_op_threads: int = 1
     graph_optimization: str = "all"
+    # ONNX Runtime's memory: chosen by measurement under the worker's malloc settings
+    # (bench/ort_settings.py, docs/benchmarks.md "ONNX Runtime settings").
+    cpu_arena: bool = False
+    memory_pattern: bool = True
     endpoints: dict[str, InferenceEndpoint] = field(default_factory=dict)  # model name -> its server
 
 
