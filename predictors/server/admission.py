@@ -40,6 +40,7 @@ class Ticket:
     retry_after: int = 0
     release: Callable[[], None] = lambda: None
     abandoned: bool = False  # the client left while the request waited: run nothing, answer nothing
+    image_work: bool = False  # an image request holding a slot, not a form or a page without a file
 
     @property
     def message(self) -> str:
@@ -117,7 +118,7 @@ class ImageAdmission:
             self.seconds_per_image = 0.8 * self.seconds_per_image + 0.2 * (time.monotonic() - started)
             self.slots.release()
 
-        return Ticket(release=release)
+        return Ticket(release=release, image_work=True)
 
     async def _slot_or_client_gone(self, client_gone: Callable[[], Awaitable[Any]] | None) -> bool:
         """True with a slot taken; False, holding none, if the client left first; TimeoutError past the budget."""

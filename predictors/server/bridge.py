@@ -35,6 +35,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable, Iterable
 
+from predictors.serving.memory import trim_heap
+
 log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
@@ -131,6 +133,8 @@ class BufferedWSGIBridge:
         for chunk in chunks:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if ticket.image_work:  # its working arrays' freed heap goes back now, after the answer (memory.py)
+            await asyncio.get_running_loop().run_in_executor(self.executor, trim_heap)
         served.recycler.after_request()
 
     async def _read_body(self, receive: Receive, declared: int | None, max_body_bytes: int) -> tuple[Any, int] | None:
