@@ -45,6 +45,8 @@ PERCENT_METRICS = frozenset({"accuracy", "sensitivity", "specificity", "prevalen
 COUNT_METRICS = frozenset({"images", "rows", "positives", "support"})
 # Read with the key they qualify, or too fine-grained for the summary (the JSON has them).
 FOLDED_METRICS = frozenset({"auc_std", "brier_out_of_fold", "auc_per_fold", "split", "confusion_matrix",
+                            # the referral call from the top grade: not the rule the site answers by
+                            "referable_dr_at_argmax",
                             "definition"})
 DATA_NAMES = {
     "source": "Source", "training_site": "Training site", "rows": "Patients", "positives": "With the outcome",

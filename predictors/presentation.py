@@ -199,9 +199,14 @@ def _uncertain_reason(spec: ModelSpec, outputs: Mapping[str, Any]) -> str:
     probabilities = outputs.get("probabilities") or {}
     low, high = outputs.get("not_referable_below"), outputs.get("referable_threshold")
     if spec.referable_grade is not None and low is not None and high is not None:
-        return (f"The probability of referable retinopathy, {percent(outputs.get('referable_probability') or 0.0)}, "
-                f"lies between {percent(low)} and {percent(high)}, where neither call was right often enough on "
-                "validation photos.")
+        probability = percent(outputs.get("referable_probability") or 0.0)
+        if low <= 0 and high >= 1:
+            return (f"The probability of referable retinopathy is {probability}, but at no probability was either "
+                    "call right often enough on validation photos.")
+        band = (f"lies between {percent(low)} and {percent(high)}" if low > 0 and high < 1
+                else f"is under {percent(high)}" if high < 1 else f"is {percent(low)} or more")
+        return (f"The probability of referable retinopathy, {probability}, {band}, where neither call was right "
+                "often enough on validation photos.")
     below = outputs.get("uncertain_below")
     rule = f", under the {percent(below)} it needs before it answers" if below is not None else ""
     return (f"The model is not sure enough of this image (its most likely answer has "
