@@ -379,7 +379,8 @@ def result_views(record: Prediction, thumbnails: Mapping[int, str] | None = None
             next_step=next_step(item), referral_rule=referral_rule(item.outputs),
             decision=None if schema else image_decision(SPECS[item.model_name], item.outputs),
             thumbnail=(thumbnails or {}).get(item.pk), activation_map=(activation_maps or {}).get(item.pk),
-            activation_caption=_activation_caption_for(item.model_name) if (activation_maps or {}).get(item.pk) else ""))
+            activation_caption=(_activation_caption_for(item.model_name)
+                                if (activation_maps or {}).get(item.pk) else "")))
     return views
 
 
@@ -455,7 +456,9 @@ def summaries(record: Prediction) -> list[Summary]:
             text = f"{percent(outputs['probability'])} · {outputs.get('risk_band')} risk"
         else:
             decision = image_decision(spec, outputs)
-            text = decision.words if decision.probability is None else f"{decision.words} · {percent(decision.probability)}"
+            text = decision.words
+            if decision.probability is not None:
+                text += f" · {percent(decision.probability)}"
             if spec.referable_grade is not None:
                 text += f" · most likely grade {outputs.get('label')}"
         lines.append(Summary(title=item.get_model_name_display(), text=text,

@@ -480,16 +480,23 @@ def _one_capture_each(paths: list[Path], r: Recipe, workers: int) -> np.ndarray:
     return prepare_captures(paths, replace(r, captures_per_image=1), workers)[:, 0]
 
 
-def add_domain_to_artifact(name: str, directory: Path, workers: int = 2) -> dict[str, Any]:
-    """Fit the domain score for an image model already shipped, from its own split of the real photos
-    (checked against the card's test files), and publish the artifact again with the score in its graph
-    and on its card; the logits do not change (`manage.py fit_domain`)."""
+def _shipped(name: str, directory: Path, workers: int) -> tuple[Card, Recipe, ImageData]:
+    """A shipped image model's card, recipe and real photos, split again as when it was trained:
+    refused if the split made now is not the one on its card."""
     card = Card.read(directory)
     r = recipe(name, quick=False)
     data = read_and_split(r, workers)
     test_files = sorted(str(data.items[i].path.relative_to(real_images.data_root())) for i in data.splits.test)
     if test_files != sorted(card.fields["data"]["test_files"]):
         raise RuntimeError(f"{name}: the split made now is not the one on the card; retrain instead")
+    return card, r, data
+
+
+def add_domain_to_artifact(name: str, directory: Path, workers: int = 2) -> dict[str, Any]:
+    """Fit the domain score for an image model already shipped, from its own split of the real photos
+    (checked against the card's test files), and publish the artifact again with the score in its graph
+    and on its card; the logits do not change (`manage.py fit_domain`)."""
+    card, r, data = _shipped(name, directory, workers)
     with publish(directory) as staging:
         _copy_artifact(directory, staging)
         served = Served(staging / card.model_file, card.fields.get("export", {}), card.fields.get("quantization", {}))
@@ -503,12 +510,7 @@ def refit_decision(name: str, directory: Path, workers: int = 2) -> dict[str, An
     """Choose a shipped image model's decision rule again on its validation photos, with the card's
     own temperature, add the rule's figures on the test photos, and publish the artifact again;
     the graph and its version do not change (`manage.py fit_decision`)."""
-    card = Card.read(directory)
-    r = recipe(name, quick=False)
-    data = read_and_split(r, workers)
-    test_files = sorted(str(data.items[i].path.relative_to(real_images.data_root())) for i in data.splits.test)
-    if test_files != sorted(card.fields["data"]["test_files"]):
-        raise RuntimeError(f"{name}: the split made now is not the one on the card; retrain instead")
+    card, r, data = _shipped(name, directory, workers)
     served = Served(directory / card.model_file, card.fields.get("export", {}), card.fields.get("quantization", {}))
     temperature = card.fields["calibration"]["temperature"]
     x_val, y_val = data.part("validation")
