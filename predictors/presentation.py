@@ -250,6 +250,8 @@ def referral_rule(outputs: Mapping[str, Any]) -> str:
     high, low = outputs.get("referable_threshold"), outputs.get("not_referable_below")
     if high is None:
         return ""
+    if low is not None and low <= 0 and high >= 1:
+        return "The model makes no referral call on its own: every photo goes to a human read"
     parts = [f"refers from {percent(high)}" if high < 1 else "never refers"]
     if low is not None:
         parts.append(f"does not refer under {percent(low)}" if low > 0 else "never rules referral out")

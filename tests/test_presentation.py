@@ -329,3 +329,17 @@ def test_every_ecg_result_says_what_to_do_next_no_stronger_than_its_evidence(log
     assert next_step(ecg_page(logged_in)).startswith(f"Next step: {words}")
     card = " ".join(page_text(logged_in.get("/models/ecg/").content.decode()).split())
     assert words in card  # the card lists each answer's next step, from the same catalogue entry
+
+
+@pytest.mark.parametrize("outputs, words", [
+    ({"referable_threshold": 0.65, "not_referable_below": 0.62},
+     "The model refers from 65%, does not refer under 62% and leaves the probabilities between to a human read"),
+    ({"referable_threshold": 0.5, "not_referable_below": 0.5}, "The model refers from 50% and does not refer under 50%"),
+    ({"referable_threshold": 1.0, "not_referable_below": 0.3},
+     "The model never refers, does not refer under 30% and leaves the probabilities between to a human read"),
+    ({"referable_threshold": 1.0, "not_referable_below": 0.0},
+     "The model makes no referral call on its own: every photo goes to a human read"),
+    ({"referable_threshold": 0.65}, "The model refers from 65%"),  # recorded before the band
+])
+def test_the_referral_rule_is_said_as_recorded_never_as_a_threshold_of_100_or_0_percent(outputs, words):
+    assert presentation.referral_rule(outputs) == words
