@@ -53,8 +53,8 @@ def api_endpoint(view: Callable[..., JsonResponse]) -> Callable[..., JsonRespons
 
 def _prediction_response(record: Prediction, **extra: Any) -> JsonResponse:
     return JsonResponse({"prediction_id": record.pk, "model": record.model_name, "version": record.model_version,
-                         **record.outputs, "latency_ms": record.latency_ms, "disclaimer": presentation.DISCLAIMER,
-                         **extra})
+                         **record.outputs, "next_step": presentation.next_step(record), "latency_ms": record.latency_ms,
+                         "disclaimer": presentation.DISCLAIMER, **extra})
 
 
 @api_endpoint

@@ -6,6 +6,7 @@ than failing the page. Everything the summary leaves out is one link away as JSO
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -44,6 +45,8 @@ PERCENT_METRICS = frozenset({"accuracy", "sensitivity", "specificity", "prevalen
 COUNT_METRICS = frozenset({"images", "rows", "positives", "support"})
 # Read with the key they qualify, or too fine-grained for the summary (the JSON has them).
 FOLDED_METRICS = frozenset({"auc_std", "brier_out_of_fold", "auc_per_fold", "split", "confusion_matrix",
+                            # the referral call from the top grade: not the rule the site answers by
+                            "referable_dr_at_argmax",
                             "definition"})
 DATA_NAMES = {
     "source": "Source", "training_site": "Training site", "rows": "Patients", "positives": "With the outcome",
@@ -51,6 +54,9 @@ DATA_NAMES = {
     "missing_values": "Missing values", "duplicates_removed": "Duplicates removed",
     "class_counts_train": "Training images per class", "class_counts_test": "Test images per class",
 }
+# Data keys that say how the data were read and split rather than who they were.
+DEVELOPER_DATA = frozenset({"source", "duplicate_groups", "near_duplicate_rule", "test_files", "duplicates_removed",
+                            "missing_values"})
 PLOT_CAPTIONS = {
     "roc": "ROC curve: true against false positive rate at every threshold.",
     "reliability": ("Reliability: the stated probability against how often it proved right (for an image model, "
@@ -66,6 +72,7 @@ class MetricSection:
     title: str
     note: str = ""
     rows: list[tuple[str, str]] = field(default_factory=list)
+    technical: bool = False  # figures on the images thresholds were tuned on: developer detail
 
 
 @dataclass
@@ -75,7 +82,8 @@ class CardSummary:
     intended_use: str
     version: str
     created: str
-    data: list[tuple[str, str]]
+    data: list[tuple[str, str]]  # on whom: what a clinician weighs the figures by
+    data_details: list[tuple[str, str]]  # how the data were read and split: developer detail
     sections: list[MetricSection]
     sites: list[dict[str, str]]
     limitations: list[str]
@@ -85,6 +93,7 @@ class CardSummary:
     calibration: list[tuple[str, str]] = field(default_factory=list)
     robustness: list[dict[str, str]] = field(default_factory=list)
     robustness_note: str = ""
+    robustness_right: str = "Right"
     validated_on: str = ""
     domain: list[tuple[str, str]] = field(default_factory=list)
     domain_groups: list[dict[str, str]] = field(default_factory=list)
@@ -102,7 +111,8 @@ def summarise(card: Mapping[str, Any], known_limitations: list[str] | None = Non
         intended_use=_text(card.get("intended_use")),
         version=_text(card.get("version")),
         created=_text(card.get("created"))[:10],
-        data=_data_rows(_mapping(card.get("data"))),
+        data=[row for key, row in _data_rows(_mapping(card.get("data"))) if key not in DEVELOPER_DATA],
+        data_details=[row for key, row in _data_rows(_mapping(card.get("data"))) if key in DEVELOPER_DATA],
         sections=_metric_sections(metrics),
         sites=_sites(_mapping(metrics.get("external_validation"))),
         limitations=[*(known_limitations or []), *_texts(card.get("limitations")),
@@ -114,6 +124,9 @@ def summarise(card: Mapping[str, Any], known_limitations: list[str] | None = Non
         calibration=_calibration_rows(_mapping(card.get("calibration"))),
         robustness=_robustness_rows(_mapping(card.get("robustness"))),
         robustness_note=_robustness_note(_mapping(card.get("robustness"))),
+        # bench/capture_robustness.py judges a graded model by its referral call, not its grade
+        robustness_right=("Referral call right" if "referable_threshold" in _mapping(card.get("decision"))
+                          else "Finding right"),
         validated_on=_text(_mapping(card.get("domain")).get("validated_on")),
         domain=_domain_rows(_mapping(card.get("domain"))),
         domain_groups=_domain_groups(_mapping(_mapping(card.get("domain")).get("benchmark"))),
@@ -223,27 +236,55 @@ def _robustness_note(robustness: Mapping[str, Any]) -> str:
             f"{confident:.0%} or more and not flagged uncertain.")
 
 
-# The thresholds an image result is decided with (card key "decision", chosen on validation
-# images by training/calibration.py), in the words of the result page.
-DECISION_ROWS = (
-    ("referable_threshold", "Referable when the probability of grade 2 or worse reaches", "threshold"),
-    ("referable_sensitivity", "Referable eyes it refers at that threshold", "share"),
-    ("referable_specificity", "Other eyes it does not refer", "share"),
-    ("uncertain_below", "\u201cUncertain: needs a human read\u201d when its most likely answer is under", "threshold"),
-    ("coverage", "Images it answers (the rest are uncertain)", "share"),
-    ("accuracy_answered", "Right among the images it answers", "share"),
-)
+# Fewer cases than this behind a share: "too few to estimate" instead of a percentage or an interval.
+TOO_FEW = 10
+
+
+def share(count: int, total: int) -> str:
+    """A share as a card states it: the counts always, the percentage only when enough cases stand behind it."""
+    if total < TOO_FEW:
+        return f"{count} of {total} (too few to estimate a share)"
+    return f"{count} of {total} ({count / total:.0%})"
 
 
 def _decision_rows(decision: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The rule an image result is decided by (card key "decision", chosen on validation images by
+    training/calibration.py), in the words of the result page, and what it gave on validation and
+    on the test photos nobody tuned it on."""
     rows = []
-    for key, label, kind in DECISION_ROWS:
-        value = decision.get(key)
-        if key == "accuracy_answered" and key in decision and value is None:
-            rows.append((label, "none: it answered no validation image"))
-        elif _is_number(value):
-            rows.append((label, percent(value) if kind == "threshold" else f"{value:.0%}"))
+    low, high = decision.get("not_referable_below"), decision.get("referable_threshold")
+    if _is_number(low) and _is_number(high):
+        rows += [("Referable when the probability of grade 2 or worse reaches", percent(high)),
+                 ("Not referable when it is under", percent(low))]
+        if low < high:
+            rows.append(("Between the two", "Uncertain: needs a human read"))
+        rows += [(f"On {split} photos", text) for split, text in
+                 (("validation", _referral_words(decision)), ("test", _referral_words(_mapping(decision.get("test")))))
+                 if text]
+    elif _is_number(decision.get("uncertain_below")):
+        rows.append(("\u201cUncertain: needs a human read\u201d when its most likely answer is under",
+                     percent(decision["uncertain_below"])))
+        if _is_number(decision.get("coverage")) and _is_number(decision.get("accuracy_answered")):
+            rows.append(("On validation images", f"answers {decision['coverage']:.0%}, and is right about "
+                                                 f"{decision['accuracy_answered']:.0%} of those it answers"))
+        test = _mapping(decision.get("test"))
+        if all(_is_number(test.get(k)) for k in ("images", "answered", "answered_right")):
+            rows.append(("On test images", f"answers {share(test['answered'], test['images'])}; right in "
+                                           f"{share(test['answered_right'], test['answered'])} of those it answers"))
     return rows
+
+
+def _referral_words(figures: Mapping[str, Any]) -> str:
+    keys = ("referable_eyes", "referable_referred", "referable_uncertain", "referable_missed", "other_eyes",
+            "other_referred", "other_uncertain", "other_not_referred")
+    if not all(_is_number(figures.get(k)) for k in keys):
+        return ""
+    f = {k: int(figures[k]) for k in keys}
+    return (f"of {f['referable_eyes']} eyes with referable retinopathy, referred "
+            f"{share(f['referable_referred'], f['referable_eyes'])}, left to a human read {f['referable_uncertain']}, "
+            f"missed {f['referable_missed']}; of {f['other_eyes']} other eyes, not referred "
+            f"{share(f['other_not_referred'], f['other_eyes'])}, left to a human read {f['other_uncertain']}, "
+            f"referred needlessly {f['other_referred']}")
 
 
 def format_metric(name: str, value: Any) -> str | None:
@@ -275,7 +316,8 @@ def _metric_sections(metrics: Mapping[str, Any]) -> list[MetricSection]:
     for key in _sections_in_order(metrics):
         value = metrics[key]
         if isinstance(value, Mapping) and _point_and_interval(value)[0] is None:
-            section = MetricSection(SECTION_TITLES.get(key, _humanise(key)), _text(value.get("split")))
+            section = MetricSection(SECTION_TITLES.get(key, _humanise(key)), _text(value.get("split")),
+                                    technical=key == "validation")
             section.rows = _metric_rows(value)
             if section.rows:
                 sections.append(section)
@@ -289,19 +331,28 @@ def _metric_sections(metrics: Mapping[str, Any]) -> list[MetricSection]:
     return sections
 
 
-def _metric_rows(metrics: Mapping[str, Any], parent: str | None = None) -> list[tuple[str, str]]:
+def _metric_rows(metrics: Mapping[str, Any], parent: str | None = None,
+                 counts: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:
     """Rows of a metrics mapping; under a `parent` such as "recall" or "support", keys are
-    class names and the parent says how their figures read."""
+    class names and the parent says how their figures read; `counts` are the classes' images."""
+    counts = counts or {}
     rows = []
     for key, value in metrics.items():
         if key in FOLDED_METRICS or key.endswith("_point") and key.removesuffix("_point") in metrics:
             continue
+        if key == "support" and isinstance(metrics.get("recall"), Mapping):
+            continue  # each class's recall is given out of its images
         if isinstance(value, Mapping) and _point_and_interval(value)[0] is None:
             prefix = ", ".join(filter(None, [METRIC_NAMES.get(key, _humanise(key)), _text(value.get("definition"))]))
             # A metric's name reads on in lower case ("…: sensitivity"); a class name keeps its own.
-            rows += [(f"{prefix}: {_lower_metric(name)}", text) for name, text in _metric_rows(value, parent=key)]
+            counts = _mapping(metrics.get("support")) if key == "recall" else {}
+            rows += [(f"{prefix}: {_lower_metric(name)}", text)
+                     for name, text in _metric_rows(value, parent=key, counts=counts)]
             continue
-        text = format_metric(key if parent is None or key in METRIC_NAMES else parent, value)
+        if _is_number(counts.get(key)):  # a class's recall: out of its own images
+            text = _recall_text(value, int(counts[key]))
+        else:
+            text = format_metric(key if parent is None or key in METRIC_NAMES else parent, value)
         if text is None:
             continue
         spread = metrics.get(key.replace("_mean", "_std")) if key.endswith("_mean") else None
@@ -309,6 +360,18 @@ def _metric_rows(metrics: Mapping[str, Any], parent: str | None = None) -> list[
             text += f" ± {_number(key, spread)} across folds"
         rows.append((METRIC_NAMES.get(key, _humanise(key)), text))
     return rows
+
+
+def _recall_text(value: Any, images: int) -> str | None:
+    """A class's recall as counts out of its images; its interval only where enough images stand behind
+    it to estimate one (TOO_FEW) and the bootstrap gave one of some width."""
+    point, interval = _point_and_interval(value)
+    if point is None or not math.isfinite(point):  # a class without test images has no recall
+        return None
+    text = share(round(point * images), images)
+    if interval and images >= TOO_FEW and interval[0] < interval[1]:
+        text += f", 95% CI {interval[0]:.0%} to {interval[1]:.0%}"
+    return text
 
 
 def _lower_metric(name: str) -> str:
@@ -326,12 +389,13 @@ def _sites(external: Mapping[str, Any]) -> list[dict[str, str]]:
     return sites
 
 
-def _data_rows(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _data_rows(data: Mapping[str, Any]) -> list[tuple[str, tuple[str, str]]]:
+    """The data section's rows, each with its card key."""
     rows = []
     for key, value in data.items():
         if key == "synthetic":
             if value is True:
-                rows.append(("Real patients", "None: every image was generated by the project"))
+                rows.append((key, ("Real patients", "None: every image was generated by the project")))
             continue
         if isinstance(value, Mapping):
             continue  # per-site or per-class breakdowns: shown with the performance, or in the JSON
@@ -339,8 +403,8 @@ def _data_rows(data: Mapping[str, Any]) -> list[tuple[str, str]]:
             if not all(isinstance(v, (str, int, float)) for v in value):
                 continue
             value = ", ".join(str(v) for v in value)
-        rows.append((DATA_NAMES.get(key, _humanise(key)), _text(value)))
-    return [row for row in rows if row[1]]
+        rows.append((key, (DATA_NAMES.get(key, _humanise(key)), _text(value))))
+    return [(key, row) for key, row in rows if row[1]]
 
 
 def _derived_limitations(card: Mapping[str, Any], metrics: Mapping[str, Any], labels: list[str]) -> list[str]:

@@ -39,26 +39,84 @@ class ModelSpec:
     labels: tuple[str, ...] = ()
     # A graded screening model: the first label (by index) that calls for referral; None otherwise.
     referable_grade: int | None = None
+    # A graded model's answer is its screening question's: these words head its result, by the
+    # referral call ("referable", "not_referable"); the grade is read beneath them.
+    answers: tuple[tuple[str, str], ...] = ()
+    # What each answer calls for next, in clinical words and never stronger than the evidence, said
+    # with every result: by label (a graded model's by referral call), by a form's risk band, and
+    # "uncertain" for an image the model does not answer.
+    next_steps: tuple[tuple[str, str], ...] = ()
+
+    def answer_words(self, key: str) -> str:
+        return dict(self.answers)[key]
+
+    def next_step(self, key: str) -> str:
+        return dict(self.next_steps).get(key, "")
+
+    @property
+    def next_step_rows(self) -> list[tuple[str, str]]:
+        """The next steps under the answers they follow, as the model card lists them."""
+        names = {**dict(self.answers), **{band: f"{band.capitalize()} risk" for band in ("low", "moderate", "high")},
+                 "uncertain": "Uncertain or too close to call"}
+        return [(names.get(key, key), text) for key, text in self.next_steps]
 
     @property
     def tabular(self) -> bool:
         return self.input == "tabular"
 
 
+# Said of every image a model does not answer: uncertain, or outside what it was validated on.
+HUMAN_READ = "Have the image read by a clinician; do not act on the model's answer."
 MODEL_SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("diabetes", "Diabetes risk", "Diabetes", "xgboost_tabular",
               "Eight routine measurements (glucose, BMI, age…); five may be unknown.", "tabular",
               population="It learnt from Pima Indian women aged 21 or older who were not known to have "
-                         "diabetes: for men, younger people and other populations its estimate is untested."),
+                         "diabetes: for men, younger people and other populations its estimate is untested.",
+              next_steps=(
+                  ("high", "An estimate, not a diagnosis: test for diabetes (HbA1c or fasting plasma glucose) and "
+                           "discuss how to lower the risk."),
+                  ("moderate", "An estimate, not a diagnosis: consider testing for diabetes (HbA1c or fasting "
+                               "plasma glucose), above all with other risk factors."),
+                  ("low", "A low estimate does not rule diabetes out: screen as your guideline says for this "
+                          "patient's age and risk factors."))),
     ModelSpec("heart", "Heart disease risk", "Heart", "xgboost_tabular",
-              "Thirteen cardiology findings (chest pain type, ECG, stress test…); most may be unknown.", "tabular"),
+              "Thirteen cardiology findings (chest pain type, ECG, stress test…); most may be unknown.", "tabular",
+              next_steps=(
+                  ("high", "An estimate, not a diagnosis: assess for coronary disease as your local pathway says "
+                           "(a cardiology referral or further testing)."),
+                  ("moderate", "An estimate, not a diagnosis: weigh it with the history and examination; it "
+                               "neither confirms nor rules out coronary disease."),
+                  ("low", "A low estimate does not rule out coronary disease, nor an acute coronary syndrome: "
+                          "assess symptoms as you would without it."))),
     ModelSpec("retina", "Diabetic retinopathy grade", "Retina", "onnx_image",
               "A colour retinal fundus photograph.", "fundus",
               labels=("No DR", "Mild NPDR", "Moderate NPDR", "Severe NPDR", "Proliferative DR"),
-              referable_grade=2),
+              referable_grade=2,
+              answers=(("referable", "Referable diabetic retinopathy"),
+                       ("not_referable", "No referable diabetic retinopathy")),
+              next_steps=(
+                  ("referable", "Refer to an ophthalmologist within the interval your screening programme sets "
+                                "for referable retinopathy; the specialist grades the eye, not this model."),
+                  ("not_referable", "No referral on this photo alone: keep to the usual screening interval, and "
+                                    "examine or refer anyway if the patient has eye symptoms. The model misses "
+                                    "some referable eyes (its card says how many)."),
+                  ("uncertain", "Have the photo graded by a trained grader or an ophthalmologist before "
+                                "deciding on referral."))),
     ModelSpec("ecg", "ECG finding", "ECG", "onnx_image",
               "A scan or photo of a 12-lead ECG printout.", "ecg",
-              labels=("Normal", "Abnormal heartbeat", "Myocardial Infarction", "History of MI")),
+              labels=("Normal", "Abnormal heartbeat", "Myocardial Infarction", "History of MI"),
+              next_steps=(
+                  ("Normal", "A normal read of the printout does not rule out an acute coronary syndrome or an "
+                             "intermittent arrhythmia: if the symptoms suggest one, follow your chest-pain pathway "
+                             "(repeat ECGs, troponin) whatever this says."),
+                  ("Abnormal heartbeat", "Have the ECG read by a clinician to name the rhythm, and assess the "
+                                         "patient before acting on it."),
+                  ("Myocardial Infarction", "Have the ECG read by a clinician now; if the patient has symptoms, "
+                                            "manage as a possible acute coronary syndrome by your local pathway "
+                                            "without waiting for this model."),
+                  ("History of MI", "Have the ECG read by a clinician and compare it with earlier ECGs and the "
+                                    "history."),
+                  ("uncertain", HUMAN_READ))),
 )
 SPECS = {spec.name: spec for spec in MODEL_SPECS}
 NAMES = tuple(SPECS)

@@ -50,7 +50,11 @@ class ScanField(forms.FileField):
                              max_pixels=settings.MAX_IMAGE_PIXELS)
             gate(decoded.image, self.kind, decoded.rectified_page())
         except ImageRejected as exc:
-            raise forms.ValidationError(exc.message, code=exc.code, params={"status": exc.status}) from exc
+            message = exc.message
+            if exc.code == "not_an_image":  # most often a PDF or a document: say what is read instead
+                message += (f" It reads {image_format_words()} images: export or save a PDF or a document as one "
+                            "of those, or photograph the page.")
+            raise forms.ValidationError(message, code=exc.code, params={"status": exc.status}) from exc
         return decoded
 
 
@@ -94,9 +98,25 @@ def _form_field(field) -> forms.Field:
     raise TypeError(f"no form field for {type(field).__name__}")
 
 
+# Capitalised words that name a place or a slot, not a person: "Ward Seven", "Clinic Room".
+PLACE_WORDS = frozenset({"bay", "bed", "case", "clinic", "cubicle", "east", "list", "morning", "afternoon", "north",
+                         "patient", "room", "side", "slot", "south", "theatre", "unit", "ward", "west", "wing"})
+# Two capitalised words side by side may be a person's name ("John Smith", "Anna Müller", "J. Smith").
+_NAME = re.compile(r"\b([^\W\d_](?:\.|[^\W\d_]*(?:['-][^\W\d_]+)*))\s+([^\W\d_]+(?:['-][^\W\d_]+)*)")
+
+
+def _looks_like_a_name(text: str) -> bool:
+    for match in _NAME.finditer(text):
+        first, last = match.groups()
+        if (first[0].isupper() and last[0].isupper() and len(last) > 1 and any(c.islower() for c in last)
+                and not {first.rstrip(".").lower(), last.lower()} & PLACE_WORDS):
+            return True
+    return False
+
+
 # What makes a case reference look like it identifies a patient: a date (of birth), a long
-# run of digits (a record, insurance or phone number), or the words that introduce one.
-# A name alone cannot be told from "Clinic B"; with a date or number beside it, it is caught.
+# run of digits (a record, insurance or phone number), the words that introduce one, or two
+# capitalised words that may be a name (a place such as "Ward Seven" is let through).
 IDENTIFIER_SIGNS = (
     (re.compile(r"\b\d{1,4}\s*[/.-]\s*\d{1,2}\s*[/.-]\s*\d{2,4}\b"), "a date"),
     (re.compile(r"(?:\d[\s-]?){6,}"), "a long number"),
@@ -106,7 +126,8 @@ IDENTIFIER_SIGNS = (
 
 def identifier_signs(text: str) -> list[str]:
     """Why `text` may identify a patient, in words; empty when nothing suggests it."""
-    return [words for pattern, words in IDENTIFIER_SIGNS if pattern.search(text)]
+    signs = [words for pattern, words in IDENTIFIER_SIGNS if pattern.search(text)]
+    return signs + ["what looks like a name"] if _looks_like_a_name(text) else signs
 
 
 class PredictionForm(forms.Form):

@@ -122,6 +122,8 @@ def _schemas() -> dict[str, Any]:
 
 def _common_fields() -> dict[str, Any]:
     return {"prediction_id": {"type": "integer"}, "model": {"type": "string"}, "version": {"type": "string"},
+            "next_step": {"type": "string", "description": "What this result calls for next, in clinical words, "
+                          "never stronger than its evidence (the same sentence as the result page)"},
             "latency_ms": {"type": "number"}, "disclaimer": {"type": "string"}}
 
 
@@ -138,36 +140,50 @@ def _tabular_fields() -> dict[str, Any]:
 
 
 def _image_fields() -> dict[str, Any]:
+    """A finding's result: its label, decided by its uncertain rule."""
+    return {
+        **_shared_image_fields(),
+        "uncertain": {"type": "boolean", "description": "Uncertain, needs a human read: `confidence` is under "
+                      "`uncertain_below`, a threshold chosen on the model's validation images (see its card). "
+                      "Do not act on `label` when true."},
+        "uncertain_below": {**PROBABILITY, "description": "The threshold `uncertain` was decided with"}}
+
+
+def _shared_image_fields() -> dict[str, Any]:
     return {
         **_common_fields(), "label": {"type": "string", "description": "The most likely class"},
         "class_index": {"type": "integer"},
         "confidence": {**PROBABILITY, "description": "The most likely class's probability"},
         "probabilities": {"type": "object", "additionalProperties": PROBABILITY},
-        "uncertain": {"type": "boolean", "description": "Uncertain, needs a human read: `confidence` is under "
-                      "`uncertain_below`, a threshold chosen on the model's validation images (see its card). "
-                      "Do not act on `label` when true."},
-        "uncertain_below": {**PROBABILITY, "description": "The threshold `uncertain` was decided with"},
         "close_call": {"type": "boolean", "description": f"The two most likely classes are within "
                        f"{CLOSE_CALL_MARGIN * 100:.0f} percentage points of each other: the model cannot tell them "
                        "apart for this image"},
         "activation_map_png": {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png",
                                "description": "Only when asked (`?activation_map=1`): the top class's activation map "
-                                             "drawn over the image as the model was given it (cropped, straightened, "
-                                             "normalised), warm where its evidence was"}}
+                                             "over the image as the model was given it (cropped, straightened, "
+                                             "normalised) in grey, in a colour scale with its legend beneath"}}
 
 
 def _graded_fields(spec: ModelSpec) -> dict[str, Any]:
-    """A graded screening model's result: the image fields, its grade and the referral call."""
+    """A graded screening model's result: the referral call, decided by its uncertain band, and the
+    grade beneath it."""
     top, referable = len(spec.labels) - 1, spec.referable_grade
     return {
-        **_image_fields(), "grade": {"type": "integer", "minimum": 0, "maximum": top,
-                                     "description": "The most likely grade (= class_index)"},
+        **_shared_image_fields(), "grade": {"type": "integer", "minimum": 0, "maximum": top,
+                                            "description": "The most likely single grade (= class_index), "
+                                                           "reported beneath the referral call"},
         "referable_probability": {**PROBABILITY, "description": f"P(grade >= {referable}): grades {referable} "
                                                                f"to {top} together"},
         "referable_threshold": {**PROBABILITY, "description": "Referable from this `referable_probability`, a "
                                 "threshold chosen on validation images (see the model card)"},
-        "referable_dr": {"type": "boolean", "description": "`referable_probability` >= `referable_threshold`; "
-                         "it may disagree with `grade`, which is the single most likely grade"}}
+        "not_referable_below": {**PROBABILITY, "description": "Not referable under this `referable_probability`; "
+                                "between it and `referable_threshold` the call is uncertain (chosen on validation "
+                                "images, see the model card)"},
+        "uncertain": {"type": "boolean", "description": "Uncertain, needs a human read: `referable_probability` "
+                      "lies between `not_referable_below` and `referable_threshold`"},
+        "referable_dr": {"type": ["boolean", "null"], "description": "The answer: referable diabetic retinopathy "
+                         "or not; null when `uncertain`. It may disagree with `grade`, the single most likely "
+                         "grade"}}
 
 
 @require_GET

@@ -14,11 +14,12 @@ from .inputs import TABULAR_SCHEMAS
 from .models import Prediction
 from .serving.memory import MB
 from .serving.registry import ModelUnavailable, get_loader
-from .catalogue import SPECS, ModelSpec
+from .catalogue import HUMAN_READ, SPECS, ModelSpec
 from .services import CLOSE_CALL_MARGIN, ImageRequest, TabularRequest, close_call, unknown_inputs
 
 if TYPE_CHECKING:
     from .images.decode import DecodedImage
+    from .inputs.fields import DiagnosticThreshold
 
 THUMBNAIL_SIDE = 320
 # Fewer than this share of a form's findings known: the estimate rests on too little to read plainly.
@@ -73,8 +74,27 @@ def result_notes(record: Prediction) -> list[Note]:
     record wherever it can be, so results recorded before a caveat existed get it too.
     """
     if record.model_name in TABULAR_SCHEMAS:
-        return _population_notes(record) + _retinopathy_notes(record) + _coverage_notes(record)
+        return (_diagnostic_notes(record) + _population_notes(record) + _retinopathy_notes(record)
+                + _coverage_notes(record))
     return _image_notes(SPECS[record.model_name], record.outputs)
+
+
+def diagnostic_finding(record: Prediction) -> "DiagnosticThreshold | None":
+    """The first of the schema's diagnostic thresholds this record's inputs meet, if any."""
+    schema = TABULAR_SCHEMAS[record.model_name]
+    return next((t for t in schema.diagnostic if isinstance(record.inputs.get(t.finding), (int, float))
+                 and record.inputs[t.finding] >= t.at_least), None)
+
+
+def _diagnostic_notes(record: Prediction) -> list[Note]:
+    """A finding diagnostic on its own is said before the model's estimate, which it makes moot."""
+    threshold = diagnostic_finding(record)
+    if threshold is None:
+        return []
+    field = TABULAR_SCHEMAS[record.model_name].by_name[threshold.finding]
+    return [Note("warning", f"{field.describe(record.inputs[threshold.finding])}: at the diagnostic threshold "
+                            f"({threshold.criterion}; {threshold.source}). {threshold.meaning}",
+                 f"{in_sentence(field.label)} at the diagnostic threshold")]
 
 
 # The diabetes data's youngest patients were 21; an age under it is outside what the model saw.
@@ -159,23 +179,94 @@ def _image_notes(spec: ModelSpec, outputs: Mapping[str, Any]) -> list[Note]:
     probabilities = outputs.get("probabilities") or {}
     notes = []
     if is_uncertain(outputs) and probabilities:
-        below = outputs.get("uncertain_below")
-        rule = f", under the {percent(below)} it needs before it answers" if below is not None else ""
-        notes.append(Note("warning", f"Uncertain: needs a human read. The model is not sure enough of this image "
-                                     f"(its most likely answer has {percent(max(probabilities.values()))}{rule}). "
-                                     "Have the image read by a clinician; do not act on the model's answer.",
+        notes.append(Note("warning", f"{UNCERTAIN_WORDS}. {_uncertain_reason(spec, outputs)}",
                           "uncertain: needs a human read"))
     pair = close_call(probabilities)
-    if pair:
+    if pair and spec.referable_grade is None:  # a graded model's grades are read beneath its referral call
         first, second = pair
         notes.append(Note("warning", f"Too close to call: {first} ({percent(probabilities[first])}) and {second} "
                                      f"({percent(probabilities[second])}) are within {CLOSE_CALL_MARGIN * 100:.0f} "
                                      "percentage points of each other, so the model cannot tell them apart for this image.",
                           f"too close to call: {first} or {second}"))
     disagreement = _referable_disagreement(spec, outputs) if spec.referable_grade is not None else None
-    if disagreement:
+    if disagreement and not is_uncertain(outputs):
         notes.append(Note("caution", *disagreement))
     return notes
+
+
+def _uncertain_reason(spec: ModelSpec, outputs: Mapping[str, Any]) -> str:
+    """Why the model does not answer, in the terms of its own rule (the card's, as recorded)."""
+    probabilities = outputs.get("probabilities") or {}
+    low, high = outputs.get("not_referable_below"), outputs.get("referable_threshold")
+    if spec.referable_grade is not None and low is not None and high is not None:
+        probability = percent(outputs.get("referable_probability") or 0.0)
+        if low <= 0 and high >= 1:
+            return (f"The probability of referable retinopathy is {probability}, but at no probability was either "
+                    "call right often enough on validation photos.")
+        band = (f"lies between {percent(low)} and {percent(high)}" if low > 0 and high < 1
+                else f"is under {percent(high)}" if high < 1 else f"is {percent(low)} or more")
+        return (f"The probability of referable retinopathy, {probability}, {band}, where neither call was right "
+                "often enough on validation photos.")
+    below = outputs.get("uncertain_below")
+    rule = f", under the {percent(below)} it needs before it answers" if below is not None else ""
+    return (f"The model is not sure enough of this image (its most likely answer has "
+            f"{percent(max(probabilities.values()))}{rule}).")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An image result's one decision, which its page, the history and a printout lead with.
+
+    `key` names its next step in the catalogue: a graded model's "referable" or
+    "not_referable", a finding's label, or "uncertain".
+    """
+
+    key: str
+    words: str
+    probability: float | None
+
+
+def image_decision(spec: ModelSpec, outputs: Mapping[str, Any]) -> Decision:
+    """A graded model answers its screening question (the referral call, or uncertain within its
+    band); another gives its finding, unless uncertain or too close to call. Results recorded before
+    the referral call had its band keep the call they were given, uncertain if they were flagged so."""
+    if is_uncertain(outputs):
+        return Decision("uncertain", UNCERTAIN_WORDS, None)
+    if spec.referable_grade is not None:
+        key = "referable" if outputs.get("referable_dr") else "not_referable"
+        return Decision(key, spec.answer_words(key), outputs.get("referable_probability"))
+    pair = close_call(outputs.get("probabilities") or {})
+    if pair:
+        return Decision("uncertain", f"{pair[0]} or {pair[1]}: too close to call", None)
+    return Decision(str(outputs.get("label")), str(outputs.get("label")), outputs.get("confidence"))
+
+
+UNCERTAIN_WORDS = "Uncertain: needs a human read"
+
+
+def referral_rule(outputs: Mapping[str, Any]) -> str:
+    """The referral rule a graded result was decided by, as recorded, in words: a side the card never
+    calls (no threshold reached its target on validation) is said to be so, not given as "> 99%"."""
+    high, low = outputs.get("referable_threshold"), outputs.get("not_referable_below")
+    if high is None:
+        return ""
+    if low is not None and low <= 0 and high >= 1:
+        return "The model makes no referral call on its own: every photo goes to a human read"
+    parts = [f"refers from {percent(high)}" if high < 1 else "never refers"]
+    if low is not None:
+        parts.append(f"does not refer under {percent(low)}" if low > 0 else "never rules referral out")
+        if low < high:
+            parts.append("leaves the probabilities between to a human read")
+    return "The model " + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
+
+
+def next_step(record: Prediction) -> str:
+    """What the result calls for next, from the catalogue, in clinical words (said with every result)."""
+    spec, outputs = SPECS[record.model_name], record.outputs
+    if spec.tabular:
+        finding = diagnostic_finding(record)
+        return finding.next_step if finding else spec.next_step(str(outputs.get("risk_band")))
+    return spec.next_step(image_decision(spec, outputs).key) or HUMAN_READ
 
 
 def _referable_disagreement(spec: ModelSpec, outputs: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -234,11 +325,33 @@ class ResultView:
     factors: list[dict[str, Any]]
     inputs: list[tuple[str, str]]
     close_call: tuple[str, str] | None
-    uncertain: bool
     factor_context: list[str]
     probabilities: list[tuple[str, float]]  # in the model's label order
     thumbnail: str | None
+    next_step: str
+    decision: Decision | None  # image models only
+    referral_rule: str
     activation_map: str | None = None
+    activation_caption: str = ""
+
+
+# What the model input is made of, in the words of a caption: (input spec key, value) -> words.
+INPUT_STEP_WORDS = {
+    ("page", "straighten"): "the page straightened",
+    ("crop", "field_of_view"): "cropped to the camera's round field",
+    ("crop", "ecg_grid"): "cropped to the leads",
+    ("light", "field_of_view"): "its light evened out",
+    ("grid", "suppress_red"): "its red grid removed",
+}
+
+
+def activation_caption(input_spec: Mapping[str, Any]) -> str:
+    """The activation map's caption, true of the model that drew it: how its input was made."""
+    steps = [words for (key, value), words in INPUT_STEP_WORDS.items() if input_spec.get(key) == value]
+    made = f" ({', '.join(steps)})" if steps else ""
+    return ("Where the model looked: the image as the model was given it" + made + ", in grey, under a colour "
+            "scale from dark purple (less of the evidence for its answer) to yellow (more). A pointer for your "
+            "own read, not a finding.")
 
 
 def result_views(record: Prediction, thumbnails: Mapping[int, str] | None = None,
@@ -265,9 +378,19 @@ def result_views(record: Prediction, thumbnails: Mapping[int, str] | None = None
             factor_context=sorted(text for text in context if text),
             probabilities=_in_label_order(item.model_name, item.outputs.get("probabilities") or {}),
             inputs=inputs, close_call=close_call(item.outputs.get("probabilities") or {}),
-            uncertain=item.model_name not in TABULAR_SCHEMAS and is_uncertain(item.outputs),
-            thumbnail=(thumbnails or {}).get(item.pk), activation_map=(activation_maps or {}).get(item.pk)))
+            next_step=next_step(item), referral_rule=referral_rule(item.outputs),
+            decision=None if schema else image_decision(SPECS[item.model_name], item.outputs),
+            thumbnail=(thumbnails or {}).get(item.pk), activation_map=(activation_maps or {}).get(item.pk),
+            activation_caption=(_activation_caption_for(item.model_name)
+                                if (activation_maps or {}).get(item.pk) else "")))
     return views
+
+
+def _activation_caption_for(model: str) -> str:
+    try:
+        return activation_caption(get_loader().card(model).get("input") or {})
+    except ModelUnavailable:
+        return activation_caption({})
 
 
 def _in_label_order(model: str, probabilities: Mapping[str, float]) -> list[tuple[str, float]]:
@@ -330,10 +453,16 @@ def summaries(record: Prediction) -> list[Summary]:
     lines = []
     for item in [record, *record.attachments.all()]:
         outputs = item.outputs
+        spec = SPECS[item.model_name]
         if outputs.get("probability") is not None:
             text = f"{percent(outputs['probability'])} · {outputs.get('risk_band')} risk"
         else:
-            text = f"{outputs.get('label')} · {percent(outputs.get('confidence') or 0.0)}"
+            decision = image_decision(spec, outputs)
+            text = decision.words
+            if decision.probability is not None:
+                text += f" · {percent(decision.probability)}"
+            if spec.referable_grade is not None:
+                text += f" · most likely grade {outputs.get('label')}"
         lines.append(Summary(title=item.get_model_name_display(), text=text,
                              caveats=[note.short for note in result_notes(item) if note.short]))
     return lines

@@ -129,12 +129,13 @@ def run_tabular(request: TabularRequest) -> Answer:
 def run_image(request: ImageRequest) -> Answer:
     """An upload whose domain score passes the card's `domain.threshold` gets no answer at all
     (OutsideDomain): the model's figures say nothing about pictures unlike those it was fitted
-    and validated on (training/domain.py). Otherwise the two decisions an image result carries
-    come from the model's card, chosen on its validation images (training/calibration.py):
-    "uncertain" (needs a human read) when the top probability is under
-    `decision.uncertain_below`, and, for a graded model, referable when P(grade >= its
-    referable grade) reaches `decision.referable_threshold`. The grade shown is the most
-    likely single grade, so the two may point different ways; the result page says so in words.
+    and validated on (training/domain.py). Otherwise the one decision an image result carries
+    comes from the model's card, chosen on its validation images (training/calibration.py). A
+    finding is "uncertain" (needs a human read) when its top probability is under
+    `decision.uncertain_below`. A graded model answers the screening question: referable when
+    P(grade >= its referable grade) reaches `decision.referable_threshold`, not referable under
+    `decision.not_referable_below`, uncertain between (`referable_dr` null); the most likely
+    single grade is reported beneath that call, and may point another way.
     """
     from .images.transform import model_input  # numpy + Pillow load with the first image, not at start-up
 
@@ -163,17 +164,20 @@ def run_image(request: ImageRequest) -> Answer:
         "class_index": top,
         "confidence": round(float(probabilities[top]), 4),
         "probabilities": rounded,
-        "uncertain": bool(probabilities[top] < decision["uncertain_below"]),
-        "uncertain_below": decision["uncertain_below"],
         "close_call": close_call(rounded) is not None,
     }
     referable_grade = SPECS[request.model].referable_grade
-    if referable_grade is not None:
+    if referable_grade is None:
+        result["uncertain"] = bool(probabilities[top] < decision["uncertain_below"])
+        result["uncertain_below"] = decision["uncertain_below"]
+    else:
         referable_probability = float(probabilities[referable_grade:].sum())
-        result["grade"] = top
-        result["referable_probability"] = round(referable_probability, 4)
-        result["referable_threshold"] = decision["referable_threshold"]
-        result["referable_dr"] = referable_probability >= decision["referable_threshold"]
+        referable = referable_probability >= decision["referable_threshold"]
+        uncertain = not referable and referable_probability >= decision["not_referable_below"]
+        result.update(grade=top, referable_probability=round(referable_probability, 4),
+                      referable_threshold=decision["referable_threshold"],
+                      not_referable_below=decision["not_referable_below"],
+                      uncertain=uncertain, referable_dr=None if uncertain else referable)
     looked = WhereItLooked(features, output.activation_map, spec)
     return Answer(request.model, model.version, {"image": request.image.record()}, result,
                   time.perf_counter() - started, looked)

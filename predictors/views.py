@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from . import card_pages, presentation, selectors, services
 from .busy import busy_page, files_with_held, refused, unavailable_page
 from .forms import FORMS, HistoryFilterForm
+from .inputs import TABULAR_SCHEMAS
 from .http import error_response
 from .models import Prediction
 from .serving.registry import ModelUnavailable, get_loader
@@ -119,7 +120,9 @@ def model_card(request: HttpRequest, model: str) -> HttpResponse:
         return render(request, "error.html", {"title": f"{spec.title}: model unavailable", "message": exc.reason},
                       status=503)
     summary = card_pages.summarise(card, known_limitations=[spec.population] if spec.population else [])
-    return render(request, "model_card.html", {"spec": spec, "summary": summary})
+    schema = TABULAR_SCHEMAS.get(model)
+    return render(request, "model_card.html", {"spec": spec, "summary": summary,
+                                               "diagnostic": schema.diagnostic if schema else ()})
 
 
 @login_required

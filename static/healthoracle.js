@@ -81,6 +81,25 @@
     document.querySelectorAll("form[data-busy]").forEach(function (form) { setBusy(form, false); });
   });
 
+  // The print button (shown only where this script runs); a printout holds the collapsed
+  // sections opened, as the print stylesheet lays them out.
+  document.querySelectorAll("[data-print]").forEach(function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () { window.print(); });
+  });
+  window.addEventListener("beforeprint", function () {
+    document.querySelectorAll("details:not([open])").forEach(function (details) {
+      details.setAttribute("open", "");
+      details.setAttribute("data-opened-for-print", "");
+    });
+  });
+  window.addEventListener("afterprint", function () {
+    document.querySelectorAll("details[data-opened-for-print]").forEach(function (details) {
+      details.removeAttribute("open");
+      details.removeAttribute("data-opened-for-print");
+    });
+  });
+
   // A result shown in answer to a form takes its own address, so reloading it shows the
   // recorded result instead of submitting the form again.
   var result = document.querySelector("[data-result-url]");

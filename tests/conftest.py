@@ -21,8 +21,8 @@ import pytest
 pytest.register_assert_rewrite("tests.support")
 
 from .databases import pass_database_url, scratch_database  # noqa: E402
-from .support import (DECISION, ROOT, STRICT_LOGIN_LIMIT, STRICT_PASSWORD, STRICT_READ_TIMEOUT,  # noqa: E402
-                      TEST_ARTIFACTS, ScriptedImage, ScriptedTabular, rewrite_card)
+from .support import (DECISION, ECG_DECISION, ROOT, STRICT_LOGIN_LIMIT, STRICT_PASSWORD,  # noqa: E402
+                      STRICT_READ_TIMEOUT, TEST_ARTIFACTS, ScriptedImage, ScriptedTabular, rewrite_card)
 
 # The libraries whose output lands in the quick artifacts: training (torch, torchvision,
 # scikit-learn, xgboost), export (onnx, onnxruntime's quantizer) and the image pipeline.
@@ -193,8 +193,10 @@ def scripted(artifacts, settings, monkeypatch):
 
 @pytest.fixture
 def decided(scripted, artifacts):
-    """Scripted models, and a retina card with the decision rule support.DECISION states."""
+    """Scripted models, and retina and ECG cards with the decision rules support.DECISION and
+    support.ECG_DECISION state."""
     rewrite_card(artifacts, "retina", lambda card: card.update(decision=DECISION))
+    rewrite_card(artifacts, "ecg", lambda card: card.update(decision=ECG_DECISION))
     return scripted
 
 

@@ -37,6 +37,15 @@ AXE_RUN = """async () => {
 }"""
 
 
+# The elements matching a selector whose text runs over more than one line, with their line count.
+LINES_OF = """(selector) => Object.fromEntries([...document.querySelectorAll(selector)].map(element => {
+    const range = document.createRange();
+    range.selectNodeContents(element);
+    const tops = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+    return [element.textContent.trim(), tops.size];
+}).filter(([, lines]) => lines > 1))"""
+
+
 @pytest.fixture
 def chromium(monkeypatch):
     from playwright.sync_api import sync_playwright
@@ -143,7 +152,8 @@ def test_clinician_session(live_server, artifacts, django_user_model, chromium, 
     assert page.evaluate("document.querySelector('[data-testid=thumbnail]').naturalWidth") > 0
     assert "Clinic B, slot 3" in page.inner_text("h1")
     text = page.inner_text("main")
-    assert "estimated probability of diabetes" in text and "Referable diabetic retinopathy" in text
+    assert "estimated probability of diabetes" in text and "probability of grade 2 or worse" in text
+    assert "Next step:" in text
     walk.check("diabetes-result")
 
     # Heart with four findings of thirteen: the result says so before the number.
@@ -207,12 +217,45 @@ def test_clinician_session(live_server, artifacts, django_user_model, chromium, 
     assert "does not look like an ECG printout" in page.inner_text("main")
     walk.check("ecg-wrong-image")
 
-    # A retinopathy photo on its own.
+    # A retinopathy photo on its own: the answer leads and is widest, the photo and where the model
+    # looked beside it (under it on a phone), no cell or percentage broken across lines.
     walk.go("/predict/retina/")
     page.set_input_files("#id_image", str(sample("fundus", "retina.jpg")))
     page.click("button:has-text('Predict')")
     page.wait_for_selector("[data-testid=label]")
+    answer, figures = page.locator(".result-body .answer").bounding_box(), page.locator(".figures").bounding_box()
+    if viewport is DESKTOP:
+        assert answer["width"] > 2 * figures["width"] and figures["x"] > answer["x"] + answer["width"]
+    else:
+        assert figures["y"] >= answer["y"] + answer["height"]
+    assert page.evaluate(LINES_OF, ".probs td, .headline .nowrap") == {}  # one line each: "Moderate NPDR", "> 99%"
+    assert page.evaluate("document.querySelector('[data-testid=activation-map]').naturalWidth") > 0
+    caption = page.inner_text("[data-testid=activation-caption]")
+    assert "cropped to the camera's round field" in caption and "grid" not in caption and "purple" in caption
+    assert page.inner_text("[data-testid=next-step]").startswith("Next step:")
     walk.check("retina-result")
+
+    # Printed: the inputs opened, the answer, its caveats, the model version and the date; no navigation.
+    assert page.locator("button[data-print]").is_visible()
+    page.emulate_media(media="print")
+    assert not page.locator("header.top").is_visible() and not page.locator("button[data-print]").is_visible()
+    for selector in ("details.inputs dl", "[data-testid=decision]", "[data-testid=next-step]", ".result-head time",
+                     "text=model version", "footer"):
+        assert page.locator(selector).first.is_visible(), selector
+    pdf = page.pdf(width=f"{viewport['width']}px", print_background=True)
+    assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
+    (walk.folder / f"{walk.count + 1:02d}-retina-result-printed.pdf").write_bytes(pdf)
+    page.screenshot(path=str(walk.folder / f"{walk.count + 1:02d}-retina-result-print-media.png"), full_page=True)
+    page.emulate_media(media="screen")
+
+    # API tokens: every column, Revoke included, within the screen.
+    walk.go("/tokens/")
+    page.fill("#id_name", "ward laptop")
+    page.click("button:has-text('Create token')")
+    page.wait_for_selector("code.key")
+    revoke = page.locator("button:has-text('Revoke')").bounding_box()
+    assert revoke["x"] + revoke["width"] <= viewport["width"]
+    walk.check("tokens")
 
     # History: references, attached results, filters.
     walk.go("/history/")
@@ -235,8 +278,10 @@ def test_clinician_session(live_server, artifacts, django_user_model, chromium, 
     for name in MODELS:
         walk.go(f"/models/{name}/")
         assert page.locator("h2", has_text="Where it fails").is_visible()
-        assert page.evaluate("[...document.querySelectorAll('.plots img')].every(i => i.complete && i.naturalWidth)")
+        assert not page.locator(".developer .plots").is_visible()  # developer detail: collapsed
         walk.check(f"model-card-{name}")
+        page.click("summary:has-text('For developers')")
+        page.wait_for_function("[...document.querySelectorAll('.plots img')].every(i => i.complete && i.naturalWidth)")
     if viewport is PHONE:  # the narrowest phones in use are 360 px wide
         narrow = Walk(page, live_server.url, {"width": 360}, walk.cards)
         page.set_viewport_size({"width": 360, "height": 740})

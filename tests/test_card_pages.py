@@ -4,10 +4,11 @@ them, and nothing the shipped cards contradict."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from predictors import presentation
+from predictors import card_pages, presentation
 
 from .page_text import contradictions, page_text
 from .support import SHIPPED, cards_in, rewrite_card
@@ -17,8 +18,12 @@ pytestmark = pytest.mark.django_db
 
 def test_model_card_page_and_plots(logged_in, artifacts):
     page = logged_in.get("/models/heart/").content.decode()
-    for heading in ("What it predicts", "What it learnt from", "How well it does", "Where it fails", "Figures"):
-        assert f">{heading}</h2>" in page
+    # A clinician's questions first; how it was built and checked below, collapsed.
+    headings = re.findall(r"<h2[^>]*>([^<]+)</h2>", page)
+    assert headings[:4] == ["What it predicts", "How well it does", "On whom", "Where it fails"], headings
+    developer = page[page.index('<details class="card developer"'):page.index("</details>")]
+    assert "<summary>For developers: how it was built and checked</summary>" in developer
+    assert ">Figures</h3>" in developer and ">Data, as read and split</h3>" in developer
     card = json.loads((artifacts / "heart" / "card.json").read_text())
     for site in card["metrics"]["external_validation"]:
         assert f"<td>{site}</td>" in page
@@ -33,21 +38,35 @@ def test_model_card_page_and_plots(logged_in, artifacts):
 
 
 def test_the_card_page_states_the_thresholds_results_are_decided_with(logged_in, decided):
-    page = page_text(logged_in.get("/models/retina/").content.decode())
-    text = " ".join(page.split())
+    text = " ".join(page_text(logged_in.get("/models/retina/").content.decode()).split())
     assert "Referable when the probability of grade 2 or worse reaches 50%" in text
+    assert "Not referable when it is under 40%" in text and "Between the two Uncertain: needs a human read" in text
+    text = " ".join(page_text(logged_in.get("/models/ecg/").content.decode()).split())
     assert "\u201cUncertain: needs a human read\u201d when its most likely answer is under 60%" in text
-    assert "Images it answers (the rest are uncertain) 70%" in text
-    assert "Right among the images it answers 85%" in text
+    assert "On validation images answers 70%, and is right about 85% of those it answers" in text
+
+
+def test_the_shipped_retina_card_gives_its_referral_rule_on_the_test_photos(logged_in, settings):
+    settings.MODEL_ARTIFACTS_DIR = SHIPPED
+    test = json.loads((SHIPPED / "retina" / "card.json").read_text())["decision"]["test"]
+    text = " ".join(page_text(logged_in.get("/models/retina/").content.decode()).split())
+    assert (f"On test photos of {test['referable_eyes']} eyes with referable retinopathy, referred "
+            f"{test['referable_referred']} of {test['referable_eyes']} "
+            f"({test['referable_referred'] / test['referable_eyes']:.0%}), left to a human read "
+            f"{test['referable_uncertain']}, missed {test['referable_missed']}") in text
+    assert test["images"] == len(json.loads((SHIPPED / "retina" / "card.json").read_text())["data"]["test_files"])
 
 
 def test_card_figures_read_as_counts_and_shares(logged_in, settings):
     settings.MODEL_ARTIFACTS_DIR = SHIPPED
     card = json.loads((SHIPPED / "ecg" / "card.json").read_text())
     text = " ".join(page_text(logged_in.get("/models/ecg/").content.decode()).split())
-    normal = card["metrics"]["served"]["support"]["Normal"]
-    assert f"Images: Normal {normal} " in text and f"{normal}.00" not in text
-    assert "Found (recall): Myocardial Infarction" in text and "myocardial Infarction" not in text
+    support = card["metrics"]["served"]["support"]
+    assert f"Found (recall): Normal {support['Normal']} of {support['Normal']} (100%)" in text
+    infarctions = support["Myocardial Infarction"]
+    assert infarctions < card_pages.TOO_FEW
+    assert f"Found (recall): Myocardial Infarction 3 of {infarctions} (too few to estimate a share)" in text
+    assert "0% to 100%" not in text and "100% to 100%" not in text and "myocardial Infarction" not in text
 
 
 def test_the_shipped_cards_bear_out_the_footer_and_their_own_pages(logged_in, settings):

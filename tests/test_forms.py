@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from predictors.catalogue import image_format_words
 from predictors.models import Prediction
 
 from .support import DIABETES_FORM, HEART_FORM, dark_fundus, described_by_ids, ecg_printout, named_upload, sample
@@ -76,12 +77,21 @@ def test_wrong_photo_on_the_combined_form_records_nothing(logged_in, artifacts):
     assert Prediction.objects.count() == 0
 
 
-def test_image_pages_refuse_non_images(logged_in, artifacts, tmp_path):
-    fake = tmp_path / "scan.png"
-    fake.write_text("not an image")
-    response = logged_in.post("/predict/ecg/", {"image": fake.open("rb")})
+def test_image_pages_refuse_non_images_naming_the_formats_they_read(logged_in, artifacts, tmp_path):
+    pdf = tmp_path / "ecg-export.pdf"
+    pdf.write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n")
+    response = logged_in.post("/predict/ecg/", {"image": pdf.open("rb")})
     assert response.status_code == 400
-    assert "not an image this site can read" in response.content.decode()
+    page = html.unescape(response.content.decode())
+    assert (f"The file is not an image this site can read. It reads {image_format_words()} images: export or save a "
+            "PDF or a document as one of those, or photograph the page.") in page
+
+
+def test_the_choose_it_again_note_shows_only_when_a_file_was_chosen(logged_in, artifacts):
+    without_file = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "age": "7"}).content.decode()
+    assert "choose it again" not in without_file and "Please correct the fields" in without_file
+    photo = {**DIABETES_FORM, "age": "7", "retina_image": sample("fundus", "retina.jpg").open("rb")}
+    assert "choose it again" in logged_in.post("/predict/diabetes/", photo).content.decode()
 
 
 def test_the_page_form_says_what_to_fix_and_keeps_the_typed_values(logged_in, artifacts):
@@ -99,7 +109,10 @@ def test_the_page_form_says_what_to_fix_and_keeps_the_typed_values(logged_in, ar
 # A case reference that looks like a patient identifier is held back until confirmed.
 
 @pytest.mark.parametrize("reference, signs", [
-    ("Jane Smith DOB 01/02/1960 MRN 1234567", "a date and a long number and words such as DOB or MRN"),
+    ("Jane Smith DOB 01/02/1960 MRN 1234567", "a date and a long number and words such as DOB or MRN and what "
+                                              "looks like a name"),
+    ("John Smith", "what looks like a name"),
+    ("Anna Müller", "what looks like a name"),
     ("Smith 12.03.1961", "a date"),
     ("943 476 5919", "a long number"),
     ("mrn 55", "words such as DOB or MRN"),
@@ -120,7 +133,8 @@ def test_a_reference_that_may_identify_a_patient_is_held_until_edited_or_confirm
     assert Prediction.objects.filter(reference=reference).count() == 1
 
 
-@pytest.mark.parametrize("reference", ["Bed 4", "Clinic B, slot 3", "ward 7 bay 2", "Rm 101 review"])
+@pytest.mark.parametrize("reference", ["Bed 4", "Clinic B, slot 3", "ward 7 bay 2", "Rm 101 review", "Ward Seven",
+                                       "Eye Clinic"])
 def test_ordinary_references_pass_without_a_question(logged_in, artifacts, reference):
     assert 'name="keep_reference"' not in logged_in.get("/predict/diabetes/").content.decode()
     response = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "case_reference": reference})

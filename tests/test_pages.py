@@ -52,25 +52,26 @@ def test_diabetes_with_fundus_photo_gives_the_combined_picture(logged_in, artifa
     child = parent.attachments.get()
     assert child.model_name == "retina" and "sha256" in child.inputs["image"]
     page = logged_in.get(f"/history/{parent.pk}/").content.decode()
-    assert "Diabetic retinopathy grade" in page and "Referable diabetic retinopathy" in page
-    assert "Probability per class" in page
+    assert "Diabetic retinopathy grade" in page and 'data-testid="decision"' in page
+    assert "probability of grade 2 or worse" in page and "Probability per grade" in page
 
 
 def test_ecg_page_result(logged_in, artifacts):
     """The page shows the recorded answer: each class with its own probability, the headline its top class."""
-    from predictors.presentation import percent
+    from predictors.catalogue import SPECS
+    from predictors.presentation import image_decision, percent
 
     response = logged_in.post("/predict/ecg/", {"image": named_upload(ecg_printout())})
     assert response.status_code == 200
     page = response.content.decode()
     outputs = Prediction.objects.get(model_name="ecg").outputs
-    rows = re.findall(r"<tr[^>]*><td>([^<]+)</td><td>([^<]+)</td></tr>", page)
+    rows = re.findall(r"<tr[^>]*><td>([^<]+)</td><td[^>]*>([^<]+)</td></tr>", page)
     labels = json.loads((artifacts / "ecg" / "card.json").read_text())["labels"]
     # In the model's label order, whatever order the database keeps the stored mapping in.
     assert [(label, html.unescape(shown)) for label, shown in rows] == \
         [(label, percent(outputs["probabilities"][label])) for label in labels]
     headline = re.search(r'data-testid="label">([^<]+)<', page).group(1)
-    assert headline == ("Uncertain" if outputs["uncertain"] else outputs["label"])
+    assert headline == image_decision(SPECS["ecg"], outputs).words
     assert f'<tr class="leading"><td>{outputs["label"]}</td>' in page
 
 

@@ -20,8 +20,8 @@ from predictors.catalogue import SPECS
 from predictors.models import Prediction
 
 from .page_text import page_text
-from .support import (DIABETES_FORM, SPARSE_HEART, ScriptedImage, ScriptedTabular, factors_on, named_upload, notes_on,
-                      sample)
+from .support import (DIABETES_FORM, SPARSE_HEART, ScriptedImage, ScriptedTabular, ecg_printout, factors_on,
+                      named_upload, notes_on, post_json, sample)
 
 pytestmark = pytest.mark.django_db
 
@@ -96,74 +96,108 @@ def test_inputs_are_listed_once_with_their_units(logged_in, artifacts):
     assert "<dd>Age" not in page
 
 
-# Near coin-flips are called what they are: an image result is "uncertain" under its card's
-# threshold, and referable by P(grade >= 2), never by the top grade.
+# One decision per image result, led by the clinical question: an ECG finding is "uncertain" under
+# its card's threshold; the retina answers referable or not by P(grade >= 2) and its uncertain band,
+# with the grade beneath, never by the top grade.
 
 def retina_page(client) -> str:
     return client.post("/predict/retina/", {"image": sample("fundus", "retina.jpg").open("rb")}).content.decode()
 
 
-@pytest.mark.parametrize("probabilities, headline, notes, uncertain", [
-    ([0.52, 0.45, 0.01, 0.01, 0.01], "Uncertain", ["Uncertain: needs a human read",
-                                                   "Too close to call: No DR (52%) and Mild NPDR (45%) are within 15 "
-                                                   "percentage points"], True),
-    ([0.62, 0.50, 0.0, 0.0, 0.0], "No DR or Mild NPDR", ["Too close to call"], False),
-    ([0.40, 0.20, 0.20, 0.10, 0.10], "Uncertain", ["Uncertain: needs a human read. The model is not sure enough of "
-                                                   "this image (its most likely answer has 40%, under the 60% it needs "
-                                                   "before it answers)."], True),
-    ([0.90, 0.05, 0.03, 0.01, 0.01], "No DR", [], False),
+def ecg_page(client) -> str:
+    return client.post("/predict/ecg/", {"image": named_upload(ecg_printout())}).content.decode()
+
+
+def headline(page: str) -> str:
+    return re.search(r'data-testid="label">([^<]+)<', page).group(1)
+
+
+def next_step(page: str) -> str:
+    return " ".join(page_text(re.search(r'<p[^>]*data-testid="next-step">.*?</p>', page, re.S).group(0)).split())
+
+
+@pytest.mark.parametrize("probabilities, shown, notes, uncertain", [
+    ([0.52, 0.45, 0.02, 0.01], "Uncertain: needs a human read",
+     ["Uncertain: needs a human read", "Too close to call: Normal (52%) and Abnormal heartbeat (45%) are within 15 "
+                                       "percentage points"], True),
+    ([0.62, 0.50, 0.0, 0.0], "Normal or Abnormal heartbeat: too close to call", ["Too close to call"], False),
+    ([0.40, 0.20, 0.20, 0.20], "Uncertain: needs a human read",
+     ["Uncertain: needs a human read. The model is not sure enough of this image (its most likely answer has 40%, "
+      "under the 60% it needs before it answers)."], True),
+    ([0.90, 0.05, 0.03, 0.02], "Normal", [], False),
 ])
-def test_uncertain_answers_and_close_calls_are_flagged(logged_in, decided, api_token, client, probabilities,
-                                                       headline, notes, uncertain):
+def test_an_ecg_finding_is_uncertain_under_its_cards_threshold(logged_in, decided, api_token, client, probabilities,
+                                                                shown, notes, uncertain):
     decided.setattr(ScriptedImage, "probabilities", probabilities)
-    page = retina_page(logged_in)
-    assert re.search(r'data-testid="label">([^<]+)<', page).group(1) == headline
-    shown = notes_on(page)
-    assert len(shown) == len(notes) and all(text.startswith(n) for (_, text), n in zip(shown, notes)), shown
+    page = ecg_page(logged_in)
+    assert headline(page) == shown
+    on_page = notes_on(page)
+    assert len(on_page) == len(notes) and all(text.startswith(n) for (_, text), n in zip(on_page, notes)), on_page
     record = Prediction.objects.get()
     assert record.outputs["close_call"] is ("Too close" in " ".join(notes))
     assert record.outputs["uncertain"] is uncertain
     history = page_text(logged_in.get("/history/").content.decode())
     assert ("uncertain: needs a human read" in history) is uncertain
-    answer = client.post("/api/v1/predict/retina", {"image": sample("fundus", "retina.jpg").open("rb")},
+    answer = client.post("/api/v1/predict/ecg", {"image": named_upload(ecg_printout())},
                          HTTP_AUTHORIZATION=f"Token {api_token}").json()
     assert answer["uncertain"] is uncertain and answer["uncertain_below"] == 0.6
 
 
-@pytest.mark.parametrize("probabilities, referable, note", [
+@pytest.mark.parametrize("probabilities, shown, referable, next_words", [
     # IDRiD_train_026 in issue 16: the top grade is No DR, but grades 2-4 together pass the threshold.
-    ([0.44, 0.0, 0.20, 0.18, 0.18], True, "Referable, although the most likely single grade is No DR: grades 2 to 4 "
-                                          "together have 56%, which reaches the 50% referral threshold."),
-    ([0.58, 0.0, 0.42, 0.0, 0.0], False, None),
-    ([0.05, 0.05, 0.80, 0.05, 0.05], True, None),
-    ([0.10, 0.44, 0.46, 0.0, 0.0], False, "Not referable by the model's rule, although the most likely single grade "
-                                          "is Moderate NPDR: grades 2 to 4 together have 46%, under the 50% referral "
-                                          "threshold."),
+    ([0.44, 0.0, 0.20, 0.18, 0.18], "Referable diabetic retinopathy", True, "Refer to an ophthalmologist"),
+    ([0.58, 0.0, 0.42, 0.0, 0.0], "Uncertain: needs a human read", None, "Have the photo graded"),
+    ([0.05, 0.05, 0.80, 0.05, 0.05], "Referable diabetic retinopathy", True, "Refer to an ophthalmologist"),
+    # The issue's photo: a top grade under any threshold, yet referable by the call.
+    ([0.02, 0.02, 0.30, 0.46, 0.20], "Referable diabetic retinopathy", True, "Refer to an ophthalmologist"),
+    ([0.10, 0.55, 0.35, 0.0, 0.0], "No referable diabetic retinopathy", False, "No referral on this photo alone"),
 ])
-def test_referable_follows_the_cards_threshold_and_says_when_the_grade_disagrees(logged_in, decided, probabilities,
-                                                                                referable, note):
+def test_the_retina_answers_referable_or_not_with_its_band_and_the_grade_beneath(
+        logged_in, decided, api_token, client, probabilities, shown, referable, next_words):
     decided.setattr(ScriptedImage, "probabilities", probabilities)
     page = retina_page(logged_in)
-    line = " ".join(page_text(re.search(r'<p[^>]*data-testid="referable">.*?</p>', page, re.S).group(0)).split())
-    together = sum(probabilities[2:])
-    assert line == (f"Referable diabetic retinopathy (grade 2 or worse): {'yes' if referable else 'no'} "
-                    f"({presentation.percent(together)} probability of grade 2 or worse; referable from 50%, a "
-                    "threshold chosen on validation photos)")
-    assert Prediction.objects.get().outputs["referable_dr"] is referable
-    cautions = [text for level, text in notes_on(page) if level == "caution"]
+    assert headline(page) == shown
+    assert next_step(page).startswith(f"Next step: {next_words}")
+    grade = " ".join(page_text(re.search(r'<p[^>]*data-testid="grade">.*?</p>', page, re.S).group(0)).split())
+    top = max(range(5), key=lambda i: probabilities[i])
+    assert grade.startswith(f"Most likely single grade, beneath that call: {SPECS['retina'].labels[top]}")
+    warnings = [text for level, text in notes_on(page) if level == "warning"]
+    assert warnings == ([f"Uncertain: needs a human read. The probability of referable retinopathy, "
+                         f"{presentation.percent(sum(probabilities[2:]))}, lies between 40% and 50%, where neither "
+                         "call was right often enough on validation photos."] if referable is None else [])
+    record = Prediction.objects.get()
+    assert record.outputs["referable_dr"] is referable and record.outputs["uncertain"] is (referable is None)
+    history = " ".join(page_text(logged_in.get("/history/").content.decode()).split())
+    assert f"Diabetic retinopathy grade: {shown}" in history
+    answer = client.post("/api/v1/predict/retina", {"image": sample("fundus", "retina.jpg").open("rb")},
+                         HTTP_AUTHORIZATION=f"Token {api_token}").json()
+    assert answer["referable_dr"] is referable and answer["uncertain"] is (referable is None)
+    assert answer["next_step"].startswith(next_words) and "uncertain_below" not in answer
+
+
+@pytest.mark.parametrize("probabilities, note", [
+    ([0.44, 0.0, 0.20, 0.18, 0.18], "Referable, although the most likely single grade is No DR: grades 2 to 4 "
+                                    "together have 56%, which reaches the 50% referral threshold."),
+    ([0.05, 0.05, 0.80, 0.05, 0.05], None),
+    ([0.10, 0.55, 0.35, 0.0, 0.0], None),
+    ([0.30, 0.0, 0.36, 0.34, 0.0], None),
+])
+def test_a_referral_call_the_top_grade_disagrees_with_says_so(logged_in, decided, probabilities, note):
+    decided.setattr(ScriptedImage, "probabilities", probabilities)
+    cautions = [text for level, text in notes_on(retina_page(logged_in)) if level == "caution"]
     assert len(cautions) == (1 if note else 0) and all(text.startswith(note) for text in cautions)
 
 
 def test_history_and_dashboard_carry_the_caveats_of_the_result_page(logged_in, decided):
-    decided.setattr(ScriptedImage, "probabilities", [0.52, 0.45, 0.01, 0.01, 0.01])
+    decided.setattr(ScriptedImage, "probabilities", [0.30, 0.25, 0.25, 0.10, 0.10])
     decided.setattr(ScriptedTabular, "contributions", {"age": 0.3})
     assert logged_in.post("/predict/heart/", SPARSE_HEART).status_code == 200
     assert logged_in.post("/predict/retina/", {"image": sample("fundus", "retina.jpg").open("rb")}).status_code == 200
     for path in ("/history/", "/"):
         text = " ".join(page_text(logged_in.get(path).content.decode()).split())
         assert "Heart disease risk: 90% · high risk (based on only 4 of 13 findings)" in text, path
-        assert ("Diabetic retinopathy grade: No DR · 52% (uncertain: needs a human read; too close to call: "
-                "No DR or Mild NPDR)") in text, path
+        assert ("Diabetic retinopathy grade: Uncertain: needs a human read · most likely grade No DR "
+                "(uncertain: needs a human read)") in text, path
 
 
 def test_retinopathy_beside_a_diabetes_risk_says_diabetes_is_likely_already_there(logged_in, decided):
@@ -227,10 +261,10 @@ def test_probabilities_are_shown_without_false_certainty(probability, shown):
     assert presentation.percent(probability) == shown
 
 
-def test_result_and_history_pages_never_print_100_or_0_percent(logged_in, scripted):
-    scripted.setattr(ScriptedImage, "probabilities", [0.0004, 0.0002, 0.0001, 0.0003, 0.999])
-    scripted.setattr(ScriptedTabular, "probability", 0.9991)
-    scripted.setattr(ScriptedTabular, "contributions", {"glucose": 1.0})
+def test_result_and_history_pages_never_print_100_or_0_percent(logged_in, decided):
+    decided.setattr(ScriptedImage, "probabilities", [0.0004, 0.0002, 0.0001, 0.0003, 0.999])
+    decided.setattr(ScriptedTabular, "probability", 0.9991)
+    decided.setattr(ScriptedTabular, "contributions", {"glucose": 1.0})
     pages = [logged_in.post("/predict/retina/", {"image": sample("fundus", "retina.jpg").open("rb")}),
              logged_in.post("/predict/diabetes/", DIABETES_FORM)]
     pages = [page_text(p.content.decode()) for p in pages]
@@ -240,7 +274,8 @@ def test_result_and_history_pages_never_print_100_or_0_percent(logged_in, script
     retina, diabetes, history, dashboard = pages
     assert "> 99%" in retina and retina.count("< 1%") == 4  # the four unlikely grades
     assert "> 99%" in diabetes
-    assert "Proliferative DR · > 99%" in history and "> 99% · high risk" in history
+    assert "Referable diabetic retinopathy · > 99% · most likely grade Proliferative DR" in history
+    assert "> 99% · high risk" in history
     assert "> 99% · high risk" in dashboard
 
 
@@ -248,3 +283,63 @@ def test_result_and_history_pages_never_print_100_or_0_percent(logged_in, script
                                          (1_000_000, "977 kB"), (1, "1 kB")])
 def test_sizes_are_given_in_the_unit_of_the_limit(size, words):
     assert presentation.file_size(size) == words
+
+
+# A finding diagnostic on its own comes before any estimate, and every result says what to do next.
+
+def test_a_2_hour_glucose_at_the_diagnostic_threshold_is_said_before_the_estimate(logged_in, scripted, api_token,
+                                                                                 client):
+    scripted.setattr(ScriptedTabular, "probability", 0.74)
+    page = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "glucose": "250"}).content.decode()
+    first_level, first = notes_on(page, population=True)[0]
+    assert first_level == "warning" and first.startswith(
+        "Glucose 250 mg/dL: at the diagnostic threshold (2-hour plasma glucose of 200 mg/dL (11.1 mmol/L) or more "
+        "during a 75 g oral glucose tolerance test; American Diabetes Association, Standards of Care in Diabetes")
+    assert page.index(first) < page.index('data-testid="probability"')
+    assert next_step(page).startswith("Next step: Confirm the diagnosis as the ADA criteria ask")
+    history = " ".join(page_text(logged_in.get("/history/").content.decode()).split())
+    assert "glucose at the diagnostic threshold" in history
+    answer = post_json(client, "diabetes", {"pregnancies": 2, "glucose": 250, "blood_pressure": 72, "bmi": 35.1,
+                                            "diabetes_pedigree": 0.52, "age": 45}, api_token).json()
+    assert answer["next_step"].startswith("Confirm the diagnosis")
+    below = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "glucose": "199"}).content.decode()
+    assert "diagnostic threshold" not in below
+    assert next_step(below).startswith("Next step: An estimate, not a diagnosis: test for diabetes")
+
+
+def test_the_diabetes_card_names_the_source_of_its_diagnostic_threshold(logged_in, artifacts):
+    text = " ".join(page_text(logged_in.get("/models/diabetes/").content.decode()).split())
+    assert ("2-hour plasma glucose of 200 mg/dL (11.1 mmol/L) or more during a 75 g oral glucose tolerance test "
+            "(American Diabetes Association, Standards of Care in Diabetes, section 2") in text
+
+
+def test_the_pregnancies_help_speaks_of_the_women_the_model_learnt_from(logged_in, artifacts):
+    text = " ".join(page_text(logged_in.get("/predict/diabetes/").content.decode()).split())
+    assert "Number of times pregnant. The model learnt from women only." in text and "for men" not in text
+
+
+@pytest.mark.parametrize("probabilities, words", [
+    ([0.90, 0.05, 0.03, 0.02], "A normal read of the printout does not rule out an acute coronary syndrome"),
+    ([0.40, 0.20, 0.20, 0.20], "Have the image read by a clinician; do not act on the model's answer."),
+    ([0.05, 0.05, 0.85, 0.05], "Have the ECG read by a clinician now"),
+])
+def test_every_ecg_result_says_what_to_do_next_no_stronger_than_its_evidence(logged_in, decided, probabilities,
+                                                                             words):
+    decided.setattr(ScriptedImage, "probabilities", probabilities)
+    assert next_step(ecg_page(logged_in)).startswith(f"Next step: {words}")
+    card = " ".join(page_text(logged_in.get("/models/ecg/").content.decode()).split())
+    assert words in card  # the card lists each answer's next step, from the same catalogue entry
+
+
+@pytest.mark.parametrize("outputs, words", [
+    ({"referable_threshold": 0.65, "not_referable_below": 0.62},
+     "The model refers from 65%, does not refer under 62% and leaves the probabilities between to a human read"),
+    ({"referable_threshold": 0.5, "not_referable_below": 0.5}, "The model refers from 50% and does not refer under 50%"),
+    ({"referable_threshold": 1.0, "not_referable_below": 0.3},
+     "The model never refers, does not refer under 30% and leaves the probabilities between to a human read"),
+    ({"referable_threshold": 1.0, "not_referable_below": 0.0},
+     "The model makes no referral call on its own: every photo goes to a human read"),
+    ({"referable_threshold": 0.65}, "The model refers from 65%"),  # recorded before the band
+])
+def test_the_referral_rule_is_said_as_recorded_never_as_a_threshold_of_100_or_0_percent(outputs, words):
+    assert presentation.referral_rule(outputs) == words

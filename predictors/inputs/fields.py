@@ -127,6 +127,19 @@ class InputInvalid(Exception):
 
 
 @dataclass(frozen=True)
+class DiagnosticThreshold:
+    """A finding that answers the question on its own, whatever the model estimates: said before the
+    estimate on the result page, and with its source on the model card."""
+
+    finding: str  # the schema field's name
+    at_least: float
+    criterion: str  # the criterion as its source states it
+    source: str
+    meaning: str  # what meeting it means for this result, in a sentence
+    next_step: str
+
+
+@dataclass(frozen=True)
 class TabularSchema:
     """The inputs of one tabular model, in the feature order the model was trained on."""
 
@@ -134,6 +147,7 @@ class TabularSchema:
     fields: tuple[Field, ...]
     positive_label: str
     negative_label: str
+    diagnostic: tuple[DiagnosticThreshold, ...] = ()
     by_name: dict[str, Field] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

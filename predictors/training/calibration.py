@@ -20,6 +20,9 @@ RELIABILITY_BINS = 10
 MIN_UNCERTAIN_BELOW = 0.5
 # The referable threshold keeps at least this sensitivity for referable eyes on validation.
 REFERABLE_SENSITIVITY_TARGET = 0.90
+# Each referral call the model makes ("referable", "not referable") is right at least this often on
+# validation; probabilities of a referable grade where either call falls short are "uncertain".
+REFERRAL_CALL_TARGET = 0.90
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -111,11 +114,73 @@ def referable_threshold(probs: np.ndarray, y: np.ndarray, referable_grade: int) 
     }
 
 
+def referral_band(probs: np.ndarray, y: np.ndarray, referable_grade: int, threshold: float) -> dict[str, Any]:
+    """The uncertain band of the referral call: "not referable" below `not_referable_below`,
+    "referable" from `referable_threshold`, "uncertain — needs a human read" between.
+
+    The screening question is referable or not, so its uncertainty is that call's, not the
+    top grade's. On validation, the eyes called not referable must be free of referable
+    disease at least REFERRAL_CALL_TARGET of the time (the highest cut at or under the
+    threshold that does), and those called referable must have it as often (the lowest cut at or
+    over it); a side no cut satisfies is never called, so all of it goes to a human read.
+    """
+    score = probs[:, referable_grade:].sum(axis=1)
+    truth = y >= referable_grade
+    cuts = np.round(np.arange(0.01, 1.0, 0.01), 2)
+    lower = next((float(cut) for cut in cuts[::-1] if cut <= threshold and (score < cut).any()
+                  and (~truth[score < cut]).mean() >= REFERRAL_CALL_TARGET), 0.0)
+    upper = next((float(cut) for cut in cuts if cut >= threshold and (score >= cut).any()
+                  and truth[score >= cut].mean() >= REFERRAL_CALL_TARGET), 1.0)
+    return {"not_referable_below": lower, "referable_threshold": upper, "referral_call_target": REFERRAL_CALL_TARGET,
+            **referral_figures(probs, y, referable_grade, lower, upper)}
+
+
+def referral_figures(probs: np.ndarray, y: np.ndarray, referable_grade: int, lower: float,
+                     upper: float) -> dict[str, Any]:
+    """What the referral rule does on a split, in counts a clinician can check: of the referable eyes,
+    how many it refers, leaves to a human read, and misses; of the others, how many it refers needlessly."""
+    score = probs[:, referable_grade:].sum(axis=1)
+    truth = y >= referable_grade
+    referred, not_referred = score >= upper, score < lower
+    uncertain = ~referred & ~not_referred
+    return {
+        "images": int(len(y)),
+        "referable_eyes": int(truth.sum()),
+        "referable_referred": int((referred & truth).sum()),
+        "referable_uncertain": int((uncertain & truth).sum()),
+        "referable_missed": int((not_referred & truth).sum()),
+        "other_eyes": int((~truth).sum()),
+        "other_referred": int((referred & ~truth).sum()),
+        "other_uncertain": int((uncertain & ~truth).sum()),
+        "other_not_referred": int((not_referred & ~truth).sum()),
+    }
+
+
+def finding_figures(probs: np.ndarray, y: np.ndarray, uncertain_below: float) -> dict[str, Any]:
+    """What the uncertain rule of a finding does on a split: how many images it answers, and how
+    many of those it gets right."""
+    answered = probs.max(axis=1) >= uncertain_below
+    return {"images": int(len(y)), "answered": int(answered.sum()),
+            "answered_right": int((probs.argmax(axis=1) == y)[answered].sum())}
+
+
+def decision_on_test(decision: dict[str, Any], probs: np.ndarray, y: np.ndarray,
+                     referable_grade: int | None) -> dict[str, Any]:
+    """The served rule's figures on the test photos (calibrated probabilities, as the site's are):
+    the card's `decision.test`, what the rule chosen on validation gives on photos nobody tuned it on."""
+    if referable_grade is not None:
+        return {"split": "test", **referral_figures(probs, y, referable_grade, decision["not_referable_below"],
+                                                    decision["referable_threshold"])}
+    return {"split": "test", **finding_figures(probs, y, decision["uncertain_below"])}
+
+
 def calibrate(logits: np.ndarray, y: np.ndarray, answered_accuracy_target: float,
-              referable_grade: int | None) -> dict[str, Any]:
-    """Card sections "calibration" and "decision" from the served graph's validation logits; a
-    graded model (one with a referable grade) also gets its referable threshold."""
-    temperature = fit_temperature(logits, y)
+              referable_grade: int | None, temperature: float | None = None) -> dict[str, Any]:
+    """Card sections "calibration" and "decision" from the served graph's validation logits: a
+    finding's uncertain rule, or for a graded model (one with a referable grade) its referral call
+    and that call's uncertain band.
+    `temperature` keeps a card's own (refitting the decision alone); by default it is fitted."""
+    temperature = fit_temperature(logits, y) if temperature is None else temperature
     before, after = softmax(logits), softmax(logits, temperature)
     calibration = {
         "method": "temperature scaling (one temperature dividing the logits), fitted by validation "
@@ -128,7 +193,10 @@ def calibrate(logits: np.ndarray, y: np.ndarray, answered_accuracy_target: float
         "reliability_before": reliability_points(before, y),
         "reliability_after": reliability_points(after, y),
     }
-    decision = {"split": "validation", **uncertain_threshold(after, y, answered_accuracy_target)}
-    if referable_grade is not None:
-        decision.update(referable_threshold(after, y, referable_grade))
+    if referable_grade is None:
+        decision = {"split": "validation", **uncertain_threshold(after, y, answered_accuracy_target)}
+    else:  # the referral call is the answer, and its band the uncertain rule; the grade is read beneath it
+        threshold = referable_threshold(after, y, referable_grade)["referable_threshold"]
+        decision = {"split": "validation", "referable_sensitivity_target": REFERABLE_SENSITIVITY_TARGET,
+                    **referral_band(after, y, referable_grade, threshold)}
     return {"calibration": calibration, "decision": decision}

@@ -121,7 +121,8 @@ def import_image_model(name: str, state_dict: Path, out_dir: Path, calibration_d
                                 "temperature": 1.0},
                 "decision": {"split": "none: HealthOracle has not evaluated imported weights; the floor of 0.5 is "
                                       "not a validated threshold", "uncertain_below": 0.5,
-                             **({"referable_threshold": 0.5} if referable_grade is not None else {})},
+                             **({"referable_threshold": 0.5, "not_referable_below": 0.5}
+                                if referable_grade is not None else {})},
                 "domain": domain_section,
                 "data": {"source": f"imported state_dict {state_dict.name}", "synthetic": False},
                 "training": {"architecture": architecture, "imported_from": state_dict.name},

@@ -68,9 +68,10 @@ class Recipe:
     splitter: Callable[["Recipe", list[real_images.LabelledImage], np.ndarray], Splits]
     # The figure the int8 graph is judged on against fp32 (export.quantize_with_fallback).
     key_metric: str
-    # "Uncertain" below the calibrated top probability that makes the answers given at
-    # least this accurate on validation (calibration.uncertain_threshold).
-    answered_accuracy_target: float
+    # A finding's "uncertain" below the calibrated top probability that makes the answers given at
+    # least this accurate on validation (calibration.uncertain_threshold); None for a graded model,
+    # whose uncertain rule is its referral call's band (calibration.referral_band).
+    answered_accuracy_target: float | None
     # Rare classes are drawn with weight count ** -sampling_power: 0.5 gives them the
     # square root of the imbalance, 1.0 would balance the classes fully.
     sampling_power: float = 0.5
@@ -127,7 +128,7 @@ def recipe(name: str, quick: bool) -> Recipe:
             name="retina", architecture="efficientnet_lite0",
             input_spec=retina_spec(96 if quick else 288),
             epochs=1 if quick else 14, batch_size=8 if quick else 16, learning_rate=8e-4, quick=quick,
-            splitter=split_keeping_source_test, key_metric="referable_dr_auc", answered_accuracy_target=0.80,
+            splitter=split_keeping_source_test, key_metric="referable_dr_auc", answered_accuracy_target=None,
             sampling_power=0.75, calibration="percentile", calibration_images=128,
             captures_per_image=1 if quick else 3,
             task="diabetic retinopathy grade (International Clinical DR scale, 0-4) from a colour fundus photo")
@@ -417,6 +418,7 @@ def train_image_model(name: str, out_dir: Path, quick: bool = False, workers: in
         domain_section = add_domain_score(r, served, data, workers)
         calibrated = calibrate_served(r, served, data, staging)
         served_test = evaluate_served(r, served, data, calibrated["calibration"]["temperature"], staging)
+        calibrated["decision"]["test"] = decision_on_test(r, served, data, calibrated)
         card = image_card(r, data, served, calibrated, served_test, pytorch_test, training, domain_section, staging)
         card.write(staging)
     return card
@@ -478,26 +480,62 @@ def _one_capture_each(paths: list[Path], r: Recipe, workers: int) -> np.ndarray:
     return prepare_captures(paths, replace(r, captures_per_image=1), workers)[:, 0]
 
 
-def add_domain_to_artifact(name: str, directory: Path, workers: int = 2) -> dict[str, Any]:
-    """Fit the domain score for an image model already shipped, from its own split of the real photos
-    (checked against the card's test files), and publish the artifact again with the score in its graph
-    and on its card; the logits do not change (`manage.py fit_domain`)."""
+def _shipped(name: str, directory: Path, workers: int) -> tuple[Card, Recipe, ImageData]:
+    """A shipped image model's card, recipe and real photos, split again as when it was trained:
+    refused if the split made now is not the one on its card."""
     card = Card.read(directory)
     r = recipe(name, quick=False)
     data = read_and_split(r, workers)
     test_files = sorted(str(data.items[i].path.relative_to(real_images.data_root())) for i in data.splits.test)
     if test_files != sorted(card.fields["data"]["test_files"]):
         raise RuntimeError(f"{name}: the split made now is not the one on the card; retrain instead")
+    return card, r, data
+
+
+def add_domain_to_artifact(name: str, directory: Path, workers: int = 2) -> dict[str, Any]:
+    """Fit the domain score for an image model already shipped, from its own split of the real photos
+    (checked against the card's test files), and publish the artifact again with the score in its graph
+    and on its card; the logits do not change (`manage.py fit_domain`)."""
+    card, r, data = _shipped(name, directory, workers)
     with publish(directory) as staging:
-        for path in directory.rglob("*"):
-            if path.is_file():
-                (staging / path.relative_to(directory)).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, staging / path.relative_to(directory))
+        _copy_artifact(directory, staging)
         served = Served(staging / card.model_file, card.fields.get("export", {}), card.fields.get("quantization", {}))
         section = add_domain_score(r, served, data, workers)
         Card({**card.fields, "version": cards.version_for(served.path), "output": cards.IMAGE_OUTPUT,
               "domain": section}).write(staging)
     return section
+
+
+def refit_decision(name: str, directory: Path, workers: int = 2) -> dict[str, Any]:
+    """Choose a shipped image model's decision rule again on its validation photos, with the card's
+    own temperature, add the rule's figures on the test photos, and publish the artifact again;
+    the graph and its version do not change (`manage.py fit_decision`)."""
+    card, r, data = _shipped(name, directory, workers)
+    served = Served(directory / card.model_file, card.fields.get("export", {}), card.fields.get("quantization", {}))
+    temperature = card.fields["calibration"]["temperature"]
+    x_val, y_val = data.part("validation")
+    calibrated = calibration.calibrate(onnx_logits(served.path, x_val), y_val, r.answered_accuracy_target,
+                                       r.referable_grade, temperature=temperature)
+    decision = {**calibrated["decision"], "test": decision_on_test(r, served, data, calibrated)}
+    with publish(directory) as staging:
+        _copy_artifact(directory, staging)
+        Card({**card.fields, "decision": decision}).write(staging)
+    return decision
+
+
+def _copy_artifact(directory: Path, staging: Path) -> None:
+    """A shipped artifact's files into the staging directory that will replace it, to change one of them."""
+    for path in directory.rglob("*"):
+        if path.is_file():
+            (staging / path.relative_to(directory)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, staging / path.relative_to(directory))
+
+
+def decision_on_test(r: Recipe, served: Served, data: ImageData, calibrated: dict[str, Any]) -> dict[str, Any]:
+    """The decision rule chosen on validation, applied to the test photos as the site applies it."""
+    x_test, y_test = data.part("test")
+    probs = onnx_probabilities(served.path, x_test, calibrated["calibration"]["temperature"])
+    return calibration.decision_on_test(calibrated["decision"], probs, y_test, r.referable_grade)
 
 
 def calibrate_served(r: Recipe, served: Served, data: ImageData, staging: Path) -> dict[str, Any]:

@@ -1,31 +1,65 @@
-"""predictors.images.activation_maps: where the model looked, drawn over the picture it was given
-(issue 15 item 6). The API and the result page that show it are in test_api.py and test_presentation.py."""
+"""predictors.images.activation_maps: where the model looked, the picture it was given in grey under a
+colour scale with its legend beneath (issues 15 item 6, 23 item 2). The API and the result page that
+show it are in test_api.py and test_presentation.py."""
 from __future__ import annotations
 
 import numpy as np
 
-from predictors.images.activation_maps import overlay_png
+from predictors.images.activation_maps import LEGEND_HEIGHT, OVERLAY_WIDTH, overlay_png
 
 from ..support import open_png
 
+SPEC = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+LOW, HIGH = np.array([68, 1, 84]), np.array([253, 231, 37])  # the scale's ends: dark purple, yellow
 
-def test_the_map_is_warm_where_the_evidence_was_and_untouched_elsewhere():
-    spec = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
-    features = np.zeros((1, 3, 64, 64), dtype=np.float32)  # mid grey
+
+def drawn(features: np.ndarray, evidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The picture part and the legend part of the PNG."""
+    image = np.asarray(open_png(overlay_png(features, evidence, SPEC)), dtype=np.float32)
+    return image[:-LEGEND_HEIGHT], image[-LEGEND_HEIGHT:]
+
+
+def test_the_map_is_the_scales_high_end_where_the_evidence_was_and_its_low_end_elsewhere():
     evidence = np.zeros((4, 4), dtype=np.float32)
     evidence[0, 0] = 5.0  # all of it in the top-left cell
-    picture = np.asarray(open_png(overlay_png(features, evidence, spec)), dtype=np.float32)
-    corner, opposite = picture[:20, :20].mean(axis=(0, 1)), picture[-20:, -20:].mean(axis=(0, 1))
-    assert corner[0] > corner[2] + 60, "warm (red over blue) where the evidence was"
-    assert np.abs(opposite - 127.5).max() < 3, "the picture as given where there was none"
+    picture, _ = drawn(np.zeros((1, 3, 64, 64), dtype=np.float32), evidence)
+    corner, opposite = picture[:30, :30].mean(axis=(0, 1)), picture[-30:, -30:].mean(axis=(0, 1))
+    assert corner[0] > corner[2] + 40 and corner[1] > corner[2] + 40, "yellow where the evidence was"
+    assert opposite[2] > opposite[1] + 20, "purple where there was none"
+
+
+def test_a_fundus_red_picture_is_shown_in_grey_so_the_colour_is_the_maps_alone():
+    features = np.zeros((1, 3, 64, 64), dtype=np.float32)
+    features[0, 0], features[0, 1], features[0, 2] = 0.8, -0.2, -0.8  # orange-red, as a fundus is
+    picture, _ = drawn(features, np.zeros((4, 4), dtype=np.float32))  # no evidence anywhere: the low end
+    grey = 0.299 * 0.9 + 0.587 * 0.4 + 0.114 * 0.1  # the picture's luminance, 0 to 1
+    expected = 255 * (grey * 0.55) + LOW * 0.45
+    assert np.abs(picture.mean(axis=(0, 1)) - expected).max() < 3
+
+
+def test_the_lesions_under_the_map_still_show_through():
+    features = np.full((1, 3, 64, 64), -0.6, dtype=np.float32)
+    features[0, :, 28:36, 28:36] = 0.9  # a bright spot in the middle, under the strongest evidence
+    evidence = np.zeros((4, 4), dtype=np.float32)
+    evidence[1:3, 1:3] = 5.0
+    picture, _ = drawn(features, evidence)
+    middle = picture.shape[0] // 2
+    spot, beside = picture[middle - 5:middle + 5, middle - 5:middle + 5], picture[middle - 5:middle + 5, 95:105]
+    assert spot.mean() > beside.mean() + 60
+
+
+def test_the_legend_runs_from_the_low_end_of_the_scale_to_the_high_end():
+    picture, legend = drawn(np.zeros((1, 3, 48, 80), dtype=np.float32), np.zeros((3, 5), dtype=np.float32))
+    assert picture.shape[1] == OVERLAY_WIDTH == legend.shape[1]
+    assert picture.shape[0] == round(48 * OVERLAY_WIDTH / 80)
+    bar = legend[5]
+    assert np.abs(bar[1] - LOW).max() < 8 and np.abs(bar[-2] - HIGH).max() < 8
 
 
 def test_a_map_below_zero_everywhere_still_shows_where_it_was_highest():
     """The class bias can leave every cell negative; the highest one is still where the model looked."""
-    spec = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
     evidence = np.full((4, 4), -9.0, dtype=np.float32)
     evidence[3, 3] = -2.0
-    picture = np.asarray(open_png(overlay_png(np.zeros((1, 3, 64, 64), dtype=np.float32), evidence, spec)),
-                         dtype=np.float32)
-    corner = picture[-20:, -20:].mean(axis=(0, 1))
-    assert corner[0] > corner[2] + 60
+    picture, _ = drawn(np.zeros((1, 3, 64, 64), dtype=np.float32), evidence)
+    corner = picture[-30:, -30:].mean(axis=(0, 1))
+    assert corner[0] > corner[2] + 40 and corner[1] > corner[2] + 40
