@@ -169,8 +169,6 @@ def run(requests: int, seconds: float, clients: int) -> dict:
 def render(results: dict, args, command: str) -> str:
     local, remote, work, bare = results["local"], results["remote"], results["local_work"], results["no_inference"]
     lines = [f"{header(command, model_versions(IMAGES))}.", "",
-             "The machine was shared with other work while this ran (other engineers' tests and servers on the "
-             "same two cores), so the CPU and throughput figures carry that noise; memory figures do not.", "",
              f"Web site pinned to core {WEB_CORE}; MLServer 1.7.1 (one process, JSON tensors: it has no binary "
              f"tensor extension) pinned to core {ENGINE_CORE}, its PSS {results['engine_pss_mb']} MB with both "
              "image models loaded.", "",

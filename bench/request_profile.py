@@ -9,9 +9,11 @@ one after another. Each sample is given to the innermost step its stack is in (t
 table STEPS, leaf first), so the ECG page analysis inside the model transform counts as
 the transform, and a database call inside the services counts as the database. The
 figure per step is milliseconds of one request (samples / rate / requests); "server,
-other" is what the sampled threads did outside every named step (the ASGI bridge, the
-event loop's own work on the request, Django's request handling). ONNX Runtime alone
-is timed in this process on a model-sized input, as serve_bench does.
+other" is what the sampled threads did outside every named step. Both threads are
+sampled whenever they can run, so on one core the event loop's turns and Django's thread
+waiting for the core while handing its answer over overlap: "all sampled" exceeds the
+whole request by about that much. ONNX Runtime alone is timed in this process on a
+model-sized input, as serve_bench does.
 """
 from __future__ import annotations
 
@@ -42,6 +44,12 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("JSON encoding", ("json/encoder.py", "json/__init__.py")),
     ("templates", ("django/template/",)),
     ("form and field validation", ("django/forms/", "predictors/forms.py", "predictors/inputs/")),
+    ("heap trim after the answer (not in Server-Timing)", ("predictors/serving/memory.py",)),
+    ("Django's request handling (middleware, view, auth)", ("django/core/handlers/",)),
+    # On one core the event loop's turn preempts Django's thread (niced) as that thread hands
+    # its answer over: both are sampled, so these two overlap.
+    ("Django's thread handing its answer to the event loop", ("call_soon_threadsafe (",)),
+    ("event loop (reading, queueing, sending)", ("_run_once (",)),
 )
 OTHER = "server, other"
 
