@@ -6,10 +6,10 @@ Each model's test split (the file names its card lists; never a fitting or valid
 image) is sent to the real server (gunicorn_config.py, the runtime environment, the
 shipped artifacts) through the API, as the original file and re-captured by every
 family of predictors.training.captures.BENCHMARK at each strength, seeded per image so a
-run is reproducible. Per family and strength it reports how often the answer is right,
-flagged uncertain, refused (by the reason the API gives) and confidently wrong: wrong at
-80% or more (ECG: the top class's probability; retina: the referable call, with
-P(grade >= 2) >= 0.8 or <= 0.2 on the wrong side). --write records the tables in
+run is reproducible. Per family and strength it reports how often the answer is flagged
+uncertain (no call: a human read), right, refused (by the reason the API gives) and
+confidently wrong: wrong at 80% or more (ECG: the top class's probability; retina: the
+API's referable call, with P(grade >= 2) >= 0.8 or <= 0.2 on the wrong side). --write records the tables in
 docs/benchmarks.md and on each card (card.json "robustness", manifest refreshed), where
 the card page shows them.
 """
@@ -44,24 +44,22 @@ def _test_items(card: dict[str, Any], name: str) -> list[tuple[Path, int]]:
     return [(root / file, labels[file]) for file in card["data"]["test_files"]]
 
 
-def _judge(name: str, card: dict[str, Any], truth: int, status: int, body: dict[str, Any]) -> str:
+def _judge(name: str, truth: int, status: int, body: dict[str, Any]) -> str:
     """One answer as "right", "uncertain", "wrong", "confidently_wrong" or "refused:<code>"."""
     if status != 200:
         return f"refused:{body.get('error', {}).get('code', status)}"
     result = body
+    if result.get("uncertain"):  # the site's answer is "needs a human read", whatever it leans to
+        return "uncertain"
     if name == "retina":
-        probabilities = list(result["probabilities"].values())
-        referable = sum(probabilities[REFERABLE_GRADE:])
-        called = referable >= card["decision"]["referable_threshold"]
-        right = called == (truth >= REFERABLE_GRADE)
+        referable = result["referable_probability"]
+        right = result["referable_dr"] == (truth >= REFERABLE_GRADE)
         confident = referable >= CONFIDENT or referable <= 1 - CONFIDENT
     else:
         right = result["class_index"] == truth
         confident = result["confidence"] >= CONFIDENT
     if right:
         return "right"
-    if result.get("uncertain"):
-        return "uncertain"
     return "confidently_wrong" if confident else "wrong"
 
 
@@ -85,7 +83,7 @@ def run(models: list[str], limit: int | None, artifacts: Path) -> dict[str, list
                         with Image.open(path) as original:
                             data = captures.recapture(original, condition, seed=n)
                     status, body, _ = site.predict(name, (path.stem + ".jpg", data))
-                    return _judge(name, card, truth, status, body)
+                    return _judge(name, truth, status, body)
 
                 # Two at a time: one photo is re-captured here while the server reads the other.
                 with ThreadPoolExecutor(CLIENTS) as pool:
