@@ -223,7 +223,7 @@ class Decision:
 
     key: str
     words: str
-    probability: float | None
+    probability: float | None  # of the decision itself, where it has one
 
 
 def image_decision(spec: ModelSpec, outputs: Mapping[str, Any]) -> Decision:
@@ -234,7 +234,11 @@ def image_decision(spec: ModelSpec, outputs: Mapping[str, Any]) -> Decision:
         return Decision("uncertain", UNCERTAIN_WORDS, None)
     if spec.referable_grade is not None:
         key = "referable" if outputs.get("referable_dr") else "not_referable"
-        return Decision(key, spec.answer_words(key), outputs.get("referable_probability"))
+        referable = outputs.get("referable_probability")
+        # The probability shown beside a call is the call's own: "No referable DR" with P(grade >= 2)
+        # beside it would read as the model's confidence in "no".
+        own = None if referable is None else referable if key == "referable" else 1 - referable
+        return Decision(key, spec.answer_words(key), own)
     pair = close_call(outputs.get("probabilities") or {})
     if pair:
         return Decision("uncertain", f"{pair[0]} or {pair[1]}: too close to call", None)

@@ -169,6 +169,10 @@ def test_the_retina_answers_referable_or_not_with_its_band_and_the_grade_beneath
     assert record.outputs["referable_dr"] is referable and record.outputs["uncertain"] is (referable is None)
     history = " ".join(page_text(logged_in.get("/history/").content.decode()).split())
     assert f"Diabetic retinopathy grade: {shown}" in history
+    if referable is not None:  # beside a call, that call's own probability, never the other side's
+        own = sum(probabilities[2:]) if referable else 1 - sum(probabilities[2:])
+        assert f"{shown} {presentation.percent(own)} probability" in " ".join(page_text(page).split())
+        assert f"{shown} · {presentation.percent(own)}" in history
     answer = client.post("/api/v1/predict/retina", {"image": sample("fundus", "retina.jpg").open("rb")},
                          HTTP_AUTHORIZATION=f"Token {api_token}").json()
     assert answer["referable_dr"] is referable and answer["uncertain"] is (referable is None)
