@@ -46,7 +46,8 @@ def retiring_file(marker: Path) -> Path:
     return marker.with_name(marker.name + "-retiring")
 
 
-def marker_dir() -> Path:
+def shared_marker_dir() -> Path:
+    """Where the workers and their arbiter leave the recycling files: memory-backed where Linux has it."""
     shm = Path("/dev/shm")
     return shm if shm.is_dir() else Path(tempfile.gettempdir())
 
@@ -55,7 +56,7 @@ def retire_named_predecessor(workers: dict, arbiter_pid: int) -> int | None:
     """In the arbiter, as the worker count falls: make the worker a replacement named the oldest,
     since gunicorn stops the oldest (the lowest `age`). Returns its pid, or None when none is named
     (an operator's own SIGTTOU) or it has already gone."""
-    retiring = retiring_file(marker_path(marker_dir(), arbiter_pid))
+    retiring = retiring_file(marker_path(shared_marker_dir(), arbiter_pid))
     try:
         pid = int(retiring.read_text())
     except (OSError, ValueError):
@@ -84,7 +85,7 @@ class Recycler:
         from django.conf import settings
 
         return cls(settings.WORKER_MAX_RSS_MB, settings.WORKER_MAX_REQUESTS, settings.WORKER_MAX_REQUESTS_JITTER,
-                   marker_dir(), os.getppid())
+                   shared_marker_dir(), os.getppid())
 
     @property
     def enabled(self) -> bool:

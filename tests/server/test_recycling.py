@@ -86,7 +86,7 @@ def test_with_several_workers_the_arbiter_stops_the_worker_that_asked(tmp_path, 
 
     arbiter_pid, asking, oldest, replacement = os.getpid(), os.getpid(), 4_000_001, 4_000_003
     monkeypatch.setenv("HEALTHORACLE_ARBITER_PID", str(arbiter_pid))
-    monkeypatch.setattr(recycling, "marker_dir", lambda: tmp_path)
+    monkeypatch.setattr(recycling, "shared_marker_dir", lambda: tmp_path)
     sent = []
     monkeypatch.setattr(recycling.os, "kill", lambda pid, sig: sent.append((pid, sig)))
     recycling.Recycler(0, 1, 0, tmp_path, arbiter_pid).after_request()  # this worker asks
