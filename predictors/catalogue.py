@@ -65,6 +65,9 @@ class ModelSpec:
         return self.input == "tabular"
 
 
+# An answer at or above this probability is a confident one: "confidently wrong" (a confident answer
+# that is wrong) is what the cards count and the benchmarks bound, with this one value.
+CONFIDENT = 0.8
 # Said of every image a model does not answer: uncertain, or outside what it was validated on.
 HUMAN_READ = "Have the image read by a clinician; do not act on the model's answer."
 MODEL_SPECS: tuple[ModelSpec, ...] = (
