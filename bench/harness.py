@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -135,16 +135,8 @@ class Site:
         """Migrate, issue a token and serve with render.yaml's start command; started_seconds is
         the time from starting gunicorn to the first /health/ 200, when Render sends traffic.
         A site that never becomes healthy is torn down."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.manage("collectstatic", "--noinput", "-v0")
-        self.manage("migrate", "--noinput", "-v0")
-        self.token = self.manage("apitoken", f"bench-{uuid.uuid4().hex[:6]}", "--create-user").splitlines()[-1]
-        gunicorn = Path(self.python).parent / "gunicorn"
-        started = time.perf_counter()
-        self.log_path = self.workdir / log_name
-        with open(self.log_path, "w") as log:
-            self.process = subprocess.Popen([*self.launch_prefix, str(gunicorn), "--config", "gunicorn_config.py"],
-                                            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.prepare()
+        started = self.launch(log_name)
         try:
             self.wait_healthy(timeout=self.boot_timeout)
         except BaseException:
@@ -152,6 +144,25 @@ class Site:
             raise
         self.started_seconds = time.perf_counter() - started
         return self
+
+    def prepare(self) -> None:
+        """What Render's build does before the process starts: static files, migrations; and a token."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.manage("collectstatic", "--noinput", "-v0")
+        self.manage("migrate", "--noinput", "-v0")
+        self.token = self.manage("apitoken", f"bench-{uuid.uuid4().hex[:6]}", "--create-user").splitlines()[-1]
+
+    def launch(self, log_name: str = "gunicorn.log") -> float:
+        """Start gunicorn with render.yaml's start command and return at once, with the moment
+        (time.perf_counter()) it was started: a benchmark that sends its first request then
+        measures what a visitor waking the instance waits."""
+        gunicorn = Path(self.python).parent / "gunicorn"
+        self.log_path = self.workdir / log_name
+        started = time.perf_counter()
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen([*self.launch_prefix, str(gunicorn), "--config", "gunicorn_config.py"],
+                                            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        return started
 
     def wait_healthy(self, timeout: float) -> float:
         started = time.perf_counter()
@@ -280,10 +291,15 @@ class ModelServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def multipart(field_name: str, filename: str, content: bytes) -> tuple[bytes, str]:
+def multipart(field_name: str, filename: str, content: bytes,
+              fields: Mapping[str, str] | None = None) -> tuple[bytes, str]:
+    """(body, Content-Type) of a multipart form: `fields` as text, then one file (a file input
+    left empty is sent as a browser sends it, with an empty file name and no bytes)."""
     boundary = uuid.uuid4().hex
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field_name}\"; filename=\"{filename}\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n").encode()
+    texts = "".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                    for name, value in (fields or {}).items())
+    head = (f"{texts}--{boundary}\r\nContent-Disposition: form-data; name=\"{field_name}\"; "
+            f"filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
     return head + content + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
