@@ -17,11 +17,16 @@ from .presentation import file_size
 log = logging.getLogger(__name__)
 
 
+def body_limit(api: bool) -> int:
+    """The largest body a request may declare: one upload on the API, FORM_BODY_FACTOR of them on a page."""
+    return settings.MAX_UPLOAD_BYTES * (1 if api else settings.FORM_BODY_FACTOR) + settings.UPLOAD_BODY_ALLOWANCE
+
+
 class RequestLimitsMiddleware:
     """Refuse a body larger than an upload may be before a byte of it is read.
 
-    The limits (FORM_BODY_FACTOR, UPLOAD_BODY_ALLOWANCE) are settings, so the server's
-    MAX_REQUEST_BODY_BYTES is checked against the same figures at start-up.
+    The limits (FORM_BODY_FACTOR, UPLOAD_BODY_ALLOWANCE) are settings, and the server's
+    MAX_REQUEST_BODY_BYTES is checked against body_limit() at start-up (predictors/checks.py).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
@@ -32,10 +37,7 @@ class RequestLimitsMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        api = json_path(request.path)
-        factor = 1 if api else settings.FORM_BODY_FACTOR
-        limit = settings.MAX_UPLOAD_BYTES * factor + settings.UPLOAD_BODY_ALLOWANCE
-        if length > limit:
+        if length > body_limit(api=json_path(request.path)):
             message = f"The request is {file_size(length)}; uploads are limited to {file_size(settings.MAX_UPLOAD_BYTES)}."
             return answer_error(request, HttpError(message, status=413, code="request_too_large"), "Upload too large")
         return self.get_response(request)

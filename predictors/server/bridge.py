@@ -232,8 +232,9 @@ class BufferedWSGIBridge:
             yield_to_event_loop()
             try:
                 served = self.load()
-            except BaseException:  # a broken configuration: stop the worker as a failed boot would
-                log.critical("the application cannot start", exc_info=True)
+            except BaseException as exc:  # a broken configuration: stop the worker as a failed boot would
+                named = isinstance(exc, CannotStart)  # wrong settings, each named: no traceback to read
+                log.critical("the application cannot start%s", f":\n{exc}" if named else "", exc_info=not named)
                 logging.shutdown()
                 sys.stderr.flush()
                 os._exit(WORKER_BOOT_ERROR)
@@ -278,6 +279,10 @@ def yield_to_event_loop() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORK_THREAD_NICENESS)
     except (AttributeError, OSError):
         pass
+
+
+class CannotStart(Exception):
+    """The site's settings are wrong; the message names each variable at fault."""
 
 
 class BodyTooLarge(Exception):
