@@ -1,39 +1,35 @@
 """Gunicorn settings for one 512 MB, 0.1-CPU Render instance.
 
 Every value can be overridden from the environment (GUNICORN_*, WEB_CONCURRENCY, PORT)
-so the same file serves Render, the local run command and the benchmarks.
+so the same file serves Render, the local run command and the benchmarks. The variables
+are read by HealthOracle.environment, as the site's settings are.
+
+A value that does not parse (the site's variables included) stops gunicorn here, before
+any worker starts, in one line naming the variable: gunicorn prints a traceback for
+whatever else this file raises, and a SystemExit is printed as its message alone.
 """
 import os
+import sys
 
+from HealthOracle.environment import Environment
 
-def _env_int(name: str, default: int) -> int:
-    """An integer from the environment; a typo stops start-up naming the variable.
-
-    gunicorn prints the traceback of whatever this file raises and exits; int()'s own
-    message ("invalid literal for int()") would not say which variable was wrong.
-    """
-    raw = os.environ.get(name, "")
-    if not raw.strip():
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a whole number (gunicorn_config.py).") from None
-
+env = Environment()
+if env.problems:
+    sys.exit("\n".join(env.problems))
 
 # Render routes traffic to $PORT on all interfaces; bin/serve narrows it to 127.0.0.1:$PORT.
-bind = os.environ.get("GUNICORN_BIND", "").strip() or f"0.0.0.0:{_env_int('PORT', 8000)}"
+bind = env.gunicorn_bind
 
 # gunicorn 25+ opens a control socket for gunicornc, by default at one path per user
 # ($XDG_RUNTIME_DIR/gunicorn.ctl or ~/.gunicorn/gunicorn.ctl): a second instance takes it
 # over, and stopping either deletes the other's. Nothing here uses gunicornc, so it is off
 # unless GUNICORN_CONTROL_SOCKET names a path for this one instance.
-control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "").strip()
+control_socket = env.gunicorn_control_socket
 control_socket_disable = not control_socket
 
 # One worker: every worker holds its own copy of the models, and one copy is what
 # 512 MB affords. Scale out with more instances, not more workers.
-workers = _env_int("WEB_CONCURRENCY", 1)
+workers = env.web_concurrency
 
 # gunicorn's asyncio worker reads every request (headers and whole body) in its event
 # loop, where a slow or stalled client costs a coroutine, and predictors/server/bridge.py then
@@ -49,25 +45,25 @@ ENTRY_POINTS = {
     "gthread": "HealthOracle.wsgi:application",
     "gevent": "HealthOracle.wsgi:application",
 }
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "").strip() or "asgi"
+worker_class = env.gunicorn_worker_class
 if worker_class not in ENTRY_POINTS:
-    raise ValueError(f"GUNICORN_WORKER_CLASS={worker_class!r} is not supported (gunicorn_config.py); "
-                     f"use {', '.join(ENTRY_POINTS)}.")
+    sys.exit(f"GUNICORN_WORKER_CLASS={worker_class!r} is not supported (gunicorn_config.py); "
+             f"use {', '.join(ENTRY_POINTS)}.")
 # GUNICORN_THREADS sizes predictors/server/bridge.py's pool (settings.SERVER_THREADS); gunicorn's
 # own thread setting is for gthread only.
-threads = _env_int("GUNICORN_THREADS", 4) if worker_class == "gthread" else 1
+threads = env.gunicorn_threads if worker_class == "gthread" else 1
 wsgi_app = ENTRY_POINTS[worker_class]
 # Connections one worker holds open at once, idle or slow ones included.
-worker_connections = _env_int("GUNICORN_WORKER_CONNECTIONS", 500)
+worker_connections = env.gunicorn_worker_connections
 
 # The slowest legitimate request is a cold ResNet50 load plus one inference on a
 # throttled 0.1 CPU (measured at a few seconds on 2 full cores, ~10x that when
 # throttled); the worker's event loop keeps heart-beating while requests run in their
 # threads, so this only fires if the worker is truly stuck.
-timeout = _env_int("GUNICORN_TIMEOUT", 120)
+timeout = env.gunicorn_timeout
 # On recycling or deploys, in-flight predictions get this long to finish.
-graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
-keepalive = _env_int("GUNICORN_KEEPALIVE", 5)
+graceful_timeout = env.gunicorn_graceful_timeout
+keepalive = env.gunicorn_keepalive
 
 # gunicorn's own recycling is off: it counts Render's /health/ probes (alone they would
 # recycle an idle worker every ~1,000 probes) and stops the old worker before the new
@@ -89,9 +85,9 @@ preload_app = False
 limit_request_line = 8190
 limit_request_fields = 100
 
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+accesslog = env.gunicorn_accesslog
 errorlog = "-"
-loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+loglevel = env.gunicorn_loglevel
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 
 

@@ -9,5 +9,5 @@ urlpatterns = [
     path("", include("predictors.urls")),
 ]
 
-handler404 = "predictors.errors.not_found"
-handler500 = "predictors.errors.server_error"
+handler404 = "predictors.http.not_found"
+handler500 = "predictors.http.server_error"

@@ -12,10 +12,10 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import presentation, services
 from .forms import FORMS
+from .errors import HttpError
 from .http import api_user, error_response
 from .inputs import TABULAR_SCHEMAS, InputInvalid, InputMalformed
 from .models import Prediction
-from .serving.registry import ModelUnavailable
 
 # A form's fields as JSON are a few hundred bytes; anything this big is not one.
 MAX_JSON_BYTES = 1024 * 1024
@@ -26,27 +26,18 @@ def _reject_constant(name: str) -> Any:
 
 
 def api_endpoint(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
-    """POST only, authenticated; a model that cannot load becomes a 503 with its reason, an upload
-    outside what the model was validated on a 422 `outside_domain`."""
+    """POST only, authenticated; every HttpError the view raises (a bad input, a model that cannot
+    load, an upload outside what the model was validated on) is answered in the API's error shape."""
 
     @csrf_exempt  # tokens need no CSRF; session requests are checked in api_user
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-        if request.method != "POST":
-            response = error_response(405, "method_not_allowed", "Use POST.")
-            response["Allow"] = "POST"
-            return response
-        user, refusal = api_user(request)
-        if refusal is not None:
-            return refusal
         try:
-            return view(request, user, *args, **kwargs)
-        except ModelUnavailable as exc:
-            response = error_response(503, "model_unavailable", f"The {exc.name} model is unavailable: {exc.reason}")
-            response["Retry-After"] = exc.retry_after
-            return response
-        except services.OutsideDomain as exc:  # no finding: nothing was recorded
-            return error_response(422, "outside_domain", exc.message, {"image": [exc.message]})
+            if request.method != "POST":
+                raise HttpError("Use POST.", status=405, code="method_not_allowed", headers={"Allow": "POST"})
+            return view(request, api_user(request), *args, **kwargs)
+        except HttpError as exc:
+            return error_response(exc)
 
     return wrapper
 
@@ -60,22 +51,26 @@ def _prediction_response(record: Prediction, **extra: Any) -> JsonResponse:
 @api_endpoint
 def predict_tabular(request: HttpRequest, user: Any, model: str) -> JsonResponse:
     if request.content_type != "application/json":
-        return error_response(415, "unsupported_media_type", "Send the fields as application/json.")
+        raise HttpError("Send the fields as application/json.", status=415, code="unsupported_media_type")
     if len(request.body) > MAX_JSON_BYTES:
-        return error_response(413, "request_too_large", f"The JSON body is over {MAX_JSON_BYTES // 1024 // 1024} MB.")
+        raise HttpError(f"The JSON body is over {MAX_JSON_BYTES // 1024 // 1024} MB.", status=413,
+                        code="request_too_large")
     try:
         payload = json.loads(request.body.decode("utf-8"), parse_constant=_reject_constant)
     except RecursionError:
-        return error_response(400, "malformed_json", "The body is not valid JSON: it is nested too deeply.")
+        raise HttpError("The body is not valid JSON: it is nested too deeply.", status=400,
+                        code="malformed_json") from None
     except (UnicodeDecodeError, ValueError) as exc:
-        return error_response(400, "malformed_json", f"The body is not valid JSON: {exc}")
+        raise HttpError(f"The body is not valid JSON: {exc}", status=400, code="malformed_json") from exc
     schema = TABULAR_SCHEMAS[model]
     try:
         values = schema.validate(schema.from_json(payload))
     except InputMalformed as exc:
-        return error_response(400, "invalid_fields", "Some fields are missing, unknown or of the wrong type.", exc.errors)
+        raise HttpError("Some fields are missing, unknown or of the wrong type.", status=400, code="invalid_fields",
+                        fields=exc.errors) from exc
     except InputInvalid as exc:
-        return error_response(422, "out_of_range", "Some values are outside what the model accepts.", exc.errors)
+        raise HttpError("Some values are outside what the model accepts.", status=422, code="out_of_range",
+                        fields=exc.errors) from exc
     record = services.predict(user, [services.TabularRequest(model, values)], source="api")
     return _prediction_response(record)
 
@@ -83,21 +78,24 @@ def predict_tabular(request: HttpRequest, user: Any, model: str) -> JsonResponse
 @api_endpoint
 def predict_image(request: HttpRequest, user: Any, model: str) -> JsonResponse:
     if not request.content_type.startswith("multipart/form-data"):
-        return error_response(415, "unsupported_media_type", "Upload the image as multipart/form-data, field `image`.")
+        raise HttpError("Upload the image as multipart/form-data, field `image`.", status=415,
+                        code="unsupported_media_type")
     try:
         form = FORMS[model](data=request.POST, files=request.FILES)
     except MultiPartParserError as exc:
-        return error_response(400, "malformed_multipart", f"The multipart body cannot be read: {exc}")
+        raise HttpError(f"The multipart body cannot be read: {exc}", status=400, code="malformed_multipart") from exc
     if not form.is_valid():
         problems = form.errors.as_data().get("image", [])
         if not problems or problems[0].code == "required":
-            return error_response(400, "missing_image", "Attach the image as the multipart field `image`.",
-                                  {"image": ["This field is required."]})
+            raise HttpError("Attach the image as the multipart field `image`.", status=400, code="missing_image",
+                            fields={"image": ["This field is required."]})
         problem = problems[0]
-        status = (problem.params or {}).get("status", 400)
-        return error_response(status, problem.code or "invalid_image", problem.messages[0],
-                              {"image": problem.messages})
-    record = services.predict(user, form.prediction_requests(), source="api")
+        raise HttpError(problem.messages[0], status=(problem.params or {}).get("status", 400),
+                        code=problem.code or "invalid_image", fields={"image": problem.messages})
+    try:
+        record = services.predict(user, form.prediction_requests(), source="api")
+    except services.OutsideDomain as exc:  # no finding, nothing recorded: the upload is the field at fault
+        raise HttpError(exc.message, status=exc.status, code=exc.code, fields={"image": [exc.message]}) from exc
     extra = {}
     if request.GET.get("activation_map") in ("1", "true"):  # asked for: drawing it costs a few milliseconds
         extra["activation_map_png"] = base64.b64encode(record.where_it_looked[model].png()).decode("ascii")

@@ -7,4 +7,4 @@ class PredictorsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (connects the settings-change receiver)
+        from . import checks, signals  # noqa: F401  (registers the settings checks, connects the receivers)

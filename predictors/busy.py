@@ -22,7 +22,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.datastructures import MultiValueDict
 
+from .errors import HttpError, SiteBusy
+from .http import with_error_headers
 from .server.admission import BUSY_KEY
+from .serving.registry import ModelUnavailable
 
 HELD_FIELD = "held_upload"
 HELD_UPLOADS = 8
@@ -37,23 +40,22 @@ def refused(request: HttpRequest) -> bool:
 
 def busy_page(request: HttpRequest, form_class: type[forms.Form], spec: Any) -> HttpResponse:
     """The prediction page again, as typed, saying the site is busy; the file is held for the next submit."""
-    retry_after = request.META[BUSY_KEY]
-    return _page_again(request, request.FILES, form_class, spec, retry_after, lambda kept: (
-        f"The site is busy with other images. Nothing was recorded; what you typed{kept} kept below. "
-        f"Press Predict again in about {retry_after} seconds."))
+    return _page_again(request, request.FILES, form_class, spec, SiteBusy(int(request.META[BUSY_KEY])),
+                       lambda kept, retry_after: (
+                           f"The site is busy with other images. Nothing was recorded; what you typed{kept} kept "
+                           f"below. Press Predict again in about {retry_after} seconds."))
 
 
-def unavailable_page(request: HttpRequest, form: forms.Form, spec: Any, model: str, reason: str,
-                     retry_after: str) -> HttpResponse:
+def unavailable_page(request: HttpRequest, form: forms.Form, spec: Any, unavailable: ModelUnavailable) -> HttpResponse:
     """The prediction page again, as typed, saying which model cannot answer and why; the file sent
     (or the held one it reused) is held again."""
-    return _page_again(request, form.files, type(form), spec, retry_after, lambda kept: (
-        f"The {model} model is unavailable right now: {reason}. Nothing was recorded; what you typed{kept} "
-        f"kept below. Press Predict again in about {retry_after} seconds."))
+    return _page_again(request, form.files, type(form), spec, unavailable, lambda kept, retry_after: (
+        f"The {unavailable.name} model is unavailable right now: {unavailable.reason}. Nothing was recorded; what "
+        f"you typed{kept} kept below. Press Predict again in about {retry_after} seconds."))
 
 
 def _page_again(request: HttpRequest, files: MultiValueDict, form_class: type[forms.Form], spec: Any,
-                retry_after: str, error: Callable[[str], str]) -> HttpResponse:
+                refusal: HttpError, error: Callable[[str, str], str]) -> HttpResponse:
     form = form_class(initial=request.POST.dict())
     held = [name for name, upload in files.items() if name in form.fields and upload.size]
     token = _hold(request, files, held) if held else None
@@ -62,11 +64,9 @@ def _page_again(request: HttpRequest, files: MultiValueDict, form_class: type[fo
         for name in held:
             form.fields[name].help_text = (f"Your file {files[name].name} is kept: press Predict to send it "
                                            "again, or choose another.")
-    response = render(request, "predict.html",
-                      {"form": form, "spec": spec, "error": error(" and your file are" if token else " is")},
-                      status=503)
-    response["Retry-After"] = retry_after
-    return response
+    context = {"form": form, "spec": spec,
+               "error": error(" and your file are" if token else " is", refusal.headers["Retry-After"])}
+    return with_error_headers(render(request, "predict.html", context, status=refusal.status), refusal)
 
 
 def files_with_held(request: HttpRequest) -> MultiValueDict:

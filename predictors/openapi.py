@@ -9,21 +9,12 @@ from django.views.decorators.http import require_GET
 from .inputs import TABULAR_SCHEMAS
 from .inputs.fields import BooleanField, ChoiceField, NumberField, TabularSchema
 from .catalogue import IMAGE_FORMATS, MODEL_SPECS, ModelSpec
+from .errors import STATUSES
 from .services import CLOSE_CALL_MARGIN
 
 IMAGE_CONTENT_TYPES = ", ".join(dict.fromkeys(IMAGE_FORMATS.values()))
-ERROR_STATUSES = {
-    "400": "Malformed request: bad JSON, unknown, missing or wrongly typed fields, no image",
-    "401": "No or invalid credentials (with a WWW-Authenticate challenge)",
-    "403": "Session request without a CSRF token, or a call over plain http where the site is HTTPS-only",
-    "405": "Method other than POST",
-    "408": "The request did not arrive within REQUEST_READ_TIMEOUT",
-    "413": "Body, file, pixel count or decoded size over the limit",
-    "415": "Not JSON / not multipart, or a file that is not a supported image",
-    "422": "Well-formed but out of range; an image of the wrong kind (not a fundus photo / not an ECG), one too poor "
-           "to read (`ungradable`), or one outside what the model was validated on (`outside_domain`)",
-    "503": "Model or database unavailable",
-}
+# Every status the API can answer, as predictors.errors.STATUSES describes it.
+ERROR_STATUSES = {str(status): known.meaning for status, known in STATUSES.items() if known.api}
 
 
 def _property(field) -> dict[str, Any]:

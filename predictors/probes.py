@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from .errors import HttpError
 from .http import error_response, token_from_header
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,11 @@ def _operator(request: HttpRequest) -> bool:
     return request.user.is_authenticated and request.user.is_staff
 
 
+def _not_an_operator() -> JsonResponse:
+    return error_response(HttpError("Staff login or `Authorization: Bearer <METRICS_TOKEN>` required.", status=403,
+                                    code="forbidden"))
+
+
 @never_cache
 @require_GET
 def status(request: HttpRequest) -> JsonResponse:
@@ -68,7 +74,7 @@ def status(request: HttpRequest) -> JsonResponse:
     from .serving.registry import get_loader
 
     if not _operator(request):
-        return error_response(403, "forbidden", "Staff login or `Authorization: Bearer <METRICS_TOKEN>` required.")
+        return _not_an_operator()
     return JsonResponse(get_loader().status())
 
 
@@ -77,7 +83,7 @@ def status(request: HttpRequest) -> JsonResponse:
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text format. Staff or METRICS_TOKEN."""
     if not _operator(request):
-        return error_response(403, "forbidden", "Staff login or `Authorization: Bearer <METRICS_TOKEN>` required.")
+        return _not_an_operator()
     from .serving.metrics import exposition
 
     return HttpResponse(exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from django.db import transaction
 
 from .catalogue import SPECS
+from .errors import HttpError
 from .inputs import TABULAR_SCHEMAS
 from .models import Prediction
 from .serving import metrics
@@ -33,7 +34,7 @@ CLOSE_CALL_MARGIN = 0.15
 TOP_FACTORS = 3
 
 
-class OutsideDomain(Exception):
+class OutsideDomain(HttpError, status=422, code="outside_domain"):
     """An upload further from the pictures the model was trained and validated on than its card
     allows: the model's figures say nothing about its answer there, so none is given."""
 

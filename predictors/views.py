@@ -13,7 +13,7 @@ from . import card_pages, presentation, selectors, services
 from .busy import busy_page, files_with_held, refused, unavailable_page
 from .forms import FORMS, HistoryFilterForm
 from .inputs import TABULAR_SCHEMAS
-from .http import error_response
+from .http import error_page, error_response
 from .models import Prediction
 from .serving.registry import ModelUnavailable, get_loader
 from .uploads import CappedMemoryUploadHandler
@@ -62,12 +62,12 @@ def _predict(request: HttpRequest, model: str) -> HttpResponse:
             try:
                 record = services.predict(request.user, requests, source="web", reference=form.reference)
             except ModelUnavailable as exc:
-                return unavailable_page(request, form, spec, exc.name, exc.reason, exc.retry_after)
+                return unavailable_page(request, form, spec, exc)
             except services.OutsideDomain as exc:
                 form.add_error(form.image_field_for(exc.model), "Outside what the model was validated on: see above. "
                                                                  "Nothing was recorded.")
                 outside = {"spec": get_loader().spec(exc.model), "message": exc.message}
-                status = 422
+                status = exc.status
             else:
                 return _result_page(request, record, presentation.thumbnails_for(record, requests),
                                     presentation.activation_maps_for(record))
@@ -117,8 +117,7 @@ def model_card(request: HttpRequest, model: str) -> HttpResponse:
     try:
         card = loader.card(model)
     except ModelUnavailable as exc:
-        return render(request, "error.html", {"title": f"{spec.title}: model unavailable", "message": exc.reason},
-                      status=503)
+        return error_page(request, exc, f"{spec.title}: model unavailable", exc.reason)
     summary = card_pages.summarise(card, known_limitations=[spec.population] if spec.population else [])
     schema = TABULAR_SCHEMAS.get(model)
     return render(request, "model_card.html", {"spec": spec, "summary": summary,
@@ -131,7 +130,7 @@ def model_card_json(request: HttpRequest, model: str) -> JsonResponse:
     try:
         card = get_loader().card(model)
     except ModelUnavailable as exc:
-        return error_response(503, "model_unavailable", exc.reason)
+        return error_response(exc)
     return JsonResponse(card, json_dumps_params={"indent": 2, "ensure_ascii": False})
 
 

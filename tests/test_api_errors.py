@@ -169,6 +169,22 @@ def test_unavailable_model_asks_clients_to_retry_later(client, artifacts, api_to
     assert int(response["Retry-After"]) > 0
 
 
+def test_an_unavailable_model_asks_for_the_pause_after_which_it_is_tried_again(client, logged_in, artifacts,
+                                                                                api_token, settings):
+    """Retry-After is MODEL_RETRY_SECONDS, on the API and on the page: asked sooner, the model is still refused."""
+    settings.MODEL_RETRY_SECONDS = 42
+    (artifacts / "retina" / "model.onnx").write_bytes(b"corrupted")
+    response = post_image(client, "retina", sample("fundus", "retina.jpg").read_bytes(), api_token)
+    assert_error(response, 503, "model_unavailable")
+    assert response["Retry-After"] == "42"
+    with open(sample("fundus", "retina.jpg"), "rb") as photo:
+        page = logged_in.post("/predict/retina/", {"image": photo})
+    assert page.status_code == 503 and page["Retry-After"] == "42"
+    assert "Press Predict again in about 42 seconds" in page.content.decode()
+    settings.MODEL_RETRY_SECONDS = 2.5  # whole seconds, rounded up (RFC 9110)
+    assert post_image(client, "retina", sample("fundus", "retina.jpg").read_bytes(), api_token)["Retry-After"] == "3"
+
+
 def test_unexpected_error_is_a_json_500_in_the_api_error_shape(artifacts, api_token, monkeypatch):
     from predictors.serving.runtimes.xgboost_tabular import XGBoostTabular
 

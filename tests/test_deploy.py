@@ -46,18 +46,23 @@ def test_gunicorn_config_fits_one_small_instance():
 
 
 def test_gunicorn_config_refuses_a_typo_naming_the_variable():
-    """gunicorn prints what its config file raises and exits: the message must say which setting is wrong."""
+    """gunicorn stops on what its config file exits with: the message must say which setting is wrong,
+    in a line of its own, not at the end of a traceback."""
     code = "import runpy; runpy.run_path('gunicorn_config.py')"
     env = {"PATH": os.environ["PATH"]}
     chosen = run_python(sys.executable, code, {**env, "GUNICORN_WORKER_CLASS": "gevent", "GUNICORN_TIMEOUT": "90"})
     assert chosen.returncode == 0, chosen.stderr
     not_a_number = run_python(sys.executable, code, {**env, "GUNICORN_TIMEOUT": "2m"})
     assert not_a_number.returncode != 0
-    assert "ValueError: GUNICORN_TIMEOUT='2m' is not a whole number" in not_a_number.stderr
+    assert "GUNICORN_TIMEOUT='2m' is not a whole number" in not_a_number.stderr
     unknown_class = run_python(sys.executable, code, {**env, "GUNICORN_WORKER_CLASS": "uvicorn"})
     assert unknown_class.returncode != 0
     assert "GUNICORN_WORKER_CLASS='uvicorn' is not supported" in unknown_class.stderr
     assert "use asgi, gthread, gevent" in unknown_class.stderr
+    # The site's variables are read by the same reader, and stop it as early.
+    site_typo = run_python(sys.executable, code, {**env, "MODEL_RETRY_SECONDS": "soon"})
+    assert site_typo.returncode != 0 and "MODEL_RETRY_SECONDS='soon' is not a number" in site_typo.stderr
+    assert not [result for result in (not_a_number, unknown_class, site_typo) if "Traceback" in result.stderr]
 
 
 def test_web_requirements_exclude_training_libraries():
@@ -72,7 +77,23 @@ def test_web_requirements_exclude_training_libraries():
 def test_gunicorn_config_refuses_a_port_that_is_not_a_number():
     result = run_python(sys.executable, "import runpy; runpy.run_path('gunicorn_config.py')",
                         {"PATH": os.environ["PATH"], "PORT": "80o0"})
-    assert result.returncode != 0 and "ValueError: PORT='80o0' is not a whole number" in result.stderr
+    assert result.returncode != 0 and "PORT='80o0' is not a whole number" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_wrong_setting_stops_gunicorn_in_one_line_naming_it(runtime_python, tmp_path):
+    """Before a worker starts when the value does not parse; before the worker serves when it does not fit
+    the others (a system check). Either way gunicorn exits, saying which variable, with no traceback."""
+    gunicorn = Path(runtime_python).parent / "gunicorn"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "DEBUG": "1", "GUNICORN_BIND": "127.0.0.1:0",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    for wrong, said in ((({"PORT": "80o0"}), "PORT='80o0' is not a whole number"),
+                        ({"MAX_REQUEST_BODY_BYTES": "10"}, "(predictors.E002) MAX_REQUEST_BODY_BYTES=10 is below")):
+        stopped = subprocess.run([gunicorn, "--config", "gunicorn_config.py"], cwd=ROOT, env={**env, **wrong},
+                                 capture_output=True, text=True, timeout=120)
+        assert stopped.returncode != 0 and said in stopped.stderr, stopped.stderr
+        assert "Traceback" not in stopped.stderr, stopped.stderr
 
 
 def wait_for(condition: Callable[[], bool], seconds: float) -> bool:

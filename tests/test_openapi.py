@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
+from django.http import HttpResponse
 from django.test import Client
 
 from bench.harness import DIABETES, HEART
 
-from .support import ecg_printout, post_image, post_json, sample
+from .support import assert_error, ecg_printout, post_image, post_json, sample
 
 pytestmark = pytest.mark.django_db
 
@@ -59,3 +61,92 @@ def test_openapi_declares_the_image_as_a_binary_file_part(strict_site):
     assert content["schema"]["properties"]["image"] == {"type": "string", "format": "binary",
                                                          "description": "The image file"}
     assert "image/png" in content["encoding"]["image"]["contentType"]
+
+
+def _documented_statuses(document: dict) -> set[int]:
+    """The error statuses every operation lists (each lists the same)."""
+    listed = [{int(status) for status in path["post"]["responses"] if status != "200"}
+              for path in document["paths"].values()]
+    assert all(statuses == listed[0] for statuses in listed)
+    return listed[0]
+
+
+def _fails_unexpectedly(case) -> HttpResponse:
+    from predictors.serving.runtimes.xgboost_tabular import XGBoostTabular
+
+    def broken_predict(self, features):
+        raise RuntimeError("internal detail")
+
+    case.monkeypatch.setattr(XGBoostTabular, "predict", broken_predict)
+    return post_json(Client(raise_request_exception=False), "diabetes", DIABETES, case.token)
+
+
+def _over_plain_http(case) -> HttpResponse:
+    case.settings.SECURE_SSL_REDIRECT = True
+    return post_json(case.client, "diabetes", DIABETES, case.token)
+
+
+def _too_large(case) -> HttpResponse:
+    case.settings.MAX_UPLOAD_BYTES = 1000
+    return post_json(case.client, "diabetes", {**DIABETES, "padding": "x" * 400_000}, case.token)
+
+
+def _model_away(case) -> HttpResponse:
+    (case.artifacts / "retina" / "model.onnx").write_bytes(b"corrupted")
+    return post_image(case.client, "retina", sample("fundus", "retina.jpg").read_bytes(), case.token)
+
+
+# One real request for each error status the document lists, and the header that tells the
+# client what to do next where there is one. 408 is answered by the server before Django
+# runs, so it is sent to a real server below.
+REQUESTS = {
+    400: (lambda case: post_json(case.client, "diabetes", b"{glucose: 1", case.token, raw=True), None),
+    401: (lambda case: post_json(case.client, "diabetes", DIABETES, "not-a-key"), "WWW-Authenticate"),
+    403: (_over_plain_http, None),
+    404: (lambda case: case.client.post("/api/v1/predict/kidney", HTTP_AUTHORIZATION=f"Token {case.token}"), None),
+    405: (lambda case: case.client.get("/api/v1/predict/diabetes", HTTP_AUTHORIZATION=f"Token {case.token}"), "Allow"),
+    413: (_too_large, None),
+    415: (lambda case: case.client.post("/api/v1/predict/diabetes", {"age": 40},
+                                        HTTP_AUTHORIZATION=f"Token {case.token}"), None),
+    422: (lambda case: post_json(case.client, "diabetes", {**DIABETES, "glucose": 9999}, case.token), None),
+    500: (_fails_unexpectedly, None),
+    503: (_model_away, "Retry-After"),
+}
+SERVED_ONLY = {408}
+
+
+@pytest.fixture
+def case(client, api_token, artifacts, settings, monkeypatch) -> SimpleNamespace:
+    return SimpleNamespace(client=client, token=api_token, artifacts=artifacts, settings=settings,
+                           monkeypatch=monkeypatch)
+
+
+def test_the_document_lists_every_error_status_the_api_answers(client):
+    """No status is sent undocumented, none documented that nothing sends (each is sent below)."""
+    assert _documented_statuses(client.get("/api/v1/openapi.json").json()) == set(REQUESTS) | SERVED_ONLY
+
+
+@pytest.mark.parametrize("status", sorted(REQUESTS))
+def test_each_documented_error_status_is_answered_in_the_documented_shape(case, status):
+    import jsonschema
+
+    document = case.client.get("/api/v1/openapi.json").json()
+    send, header = REQUESTS[status]
+    response = send(case)
+    error = assert_error(response, status)
+    schemas = document["components"]["schemas"]
+    jsonschema.validate({"error": error}, {**schemas["Error"], "components": {"schemas": schemas}})
+    assert not header or response[header]
+
+
+@pytest.mark.slow
+def test_a_request_that_does_not_arrive_in_time_is_the_documented_408(strict_site):
+    from bench.hostile import short_body_request
+
+    from .support import STRICT_READ_TIMEOUT, api_error
+
+    document = json.loads(strict_site.request("GET", "/api/v1/openapi.json")[1])
+    assert 408 in _documented_statuses(document)
+    stalled = short_body_request(strict_site.port, strict_site.token, json.dumps(DIABETES).encode(), missing=10,
+                                 close_write=False, wait=STRICT_READ_TIMEOUT + 5)
+    assert api_error(int(stalled.split(b" ", 2)[1]), stalled.split(b"\r\n\r\n", 1)[1]) == (408, "request_timeout")

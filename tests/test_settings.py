@@ -1,5 +1,6 @@
-"""HealthOracle/settings.py, built from the environment in a process of its own: production refuses to
-start half-configured, and a typo stops start-up with a message naming the variable."""
+"""HealthOracle/settings.py, built from the environment (HealthOracle/environment.py) in a process of its
+own: production refuses to start half-configured, and a typo is a system-check error naming the variable
+(predictors/checks.py), which stops every command and a worker before it serves."""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,12 @@ import os
 import socket
 import subprocess
 import sys
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from HealthOracle.environment import Environment
 
 from .support import PRODUCTION_ENV, ROOT, run_python
 
@@ -65,6 +72,18 @@ def settings_in_subprocess(python: str, env: dict[str, str], expression: str) ->
                           env={"PATH": os.environ["PATH"], "DEBUG": "1", **env})
 
 
+def check_in_subprocess(python: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`manage.py check` with HealthOracle.settings built from exactly `env`."""
+    return subprocess.run([python, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={"PATH": os.environ["PATH"], "DEBUG": "1", **env})
+
+
+def assert_check_error(result: subprocess.CompletedProcess, message: str) -> None:
+    """The check fails with the message naming the variable, and no traceback."""
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
 def test_limits_and_onnx_threads_come_from_the_environment(runtime_python):
     env = {"ORT_INTRA_OP_THREADS": "3", "MAX_IMAGE_PIXELS": "1000000", "DB_CONNECT_TIMEOUT": "7",
            "DATABASE_URL": "postgres://u@db.example:5432/healthoracle"}
@@ -72,8 +91,8 @@ def test_limits_and_onnx_threads_come_from_the_environment(runtime_python):
                                                          "settings.DATABASES['default']['OPTIONS']['connect_timeout']]")
     assert result.returncode == 0, result.stderr
     assert last_json_line(result.stdout) == [3, 1_000_000, 7]
-    broken = settings_in_subprocess(runtime_python, {"ORT_INTRA_OP_THREADS": "two"}, "1")
-    assert broken.returncode != 0 and "ORT_INTRA_OP_THREADS='two' is not a valid int" in broken.stderr
+    assert_check_error(check_in_subprocess(runtime_python, {"ORT_INTRA_OP_THREADS": "two"}),
+                       "(predictors.E001) ORT_INTRA_OP_THREADS='two' is not a whole number")
 
 
 def test_an_unknown_graph_optimisation_level_stops_start_up_with_a_clear_message(runtime_python):
@@ -82,9 +101,8 @@ def test_an_unknown_graph_optimisation_level_stops_start_up_with_a_clear_message
                                     "settings.ORT_GRAPH_OPTIMIZATION")
     assert chosen.returncode == 0, chosen.stderr
     assert last_json_line(chosen.stdout) == "basic"
-    broken = settings_in_subprocess(runtime_python, {"ORT_GRAPH_OPTIMIZATION": "max"}, "1")
-    assert broken.returncode != 0
-    assert "ImproperlyConfigured: ORT_GRAPH_OPTIMIZATION='max' is not a graph optimisation level" in broken.stderr
+    assert_check_error(check_in_subprocess(runtime_python, {"ORT_GRAPH_OPTIMIZATION": "max"}),
+                       "ORT_GRAPH_OPTIMIZATION='max' is not a graph optimisation level")
 
 
 def test_a_server_body_limit_below_what_page_forms_send_stops_start_up(runtime_python):
@@ -98,11 +116,10 @@ def test_a_server_body_limit_below_what_page_forms_send_stops_start_up(runtime_p
     enough = settings_in_subprocess(runtime_python, {"MAX_UPLOAD_BYTES": "1000000",
                                                      "MAX_REQUEST_BODY_BYTES": str(form_limit)}, "1")
     assert enough.returncode == 0, enough.stderr
-    broken = settings_in_subprocess(runtime_python, {"MAX_UPLOAD_BYTES": "1000000",
-                                                     "MAX_REQUEST_BODY_BYTES": str(form_limit - 1)}, "1")
-    assert broken.returncode != 0
-    assert (f"ImproperlyConfigured: MAX_REQUEST_BODY_BYTES={form_limit - 1} is below the {form_limit} bytes "
-            "a page's form may send") in broken.stderr
+    broken = check_in_subprocess(runtime_python, {"MAX_UPLOAD_BYTES": "1000000",
+                                                  "MAX_REQUEST_BODY_BYTES": str(form_limit - 1)})
+    assert_check_error(broken, f"MAX_REQUEST_BODY_BYTES={form_limit - 1} is below the {form_limit} bytes "
+                               "a page's form may send")
 
 
 def test_db_connect_timeout_bounds_a_connect_to_a_silent_database(runtime_python):
@@ -135,9 +152,39 @@ def test_the_model_server_settings_come_from_the_environment_and_a_wrong_one_sto
     assert last_json_line(chosen.stdout) == ["http://engine.internal:8080", ["retina", "ecg"], 2.5]
     unset = settings_in_subprocess(runtime_python, {"INFERENCE_MODELS": "retina"}, "settings.INFERENCE_MODELS")
     assert last_json_line(unset.stdout) == []  # no server, nothing remote
-    form_model = settings_in_subprocess(runtime_python, {"INFERENCE_URL": "http://engine:8080",
-                                                         "INFERENCE_MODELS": "retina,diabetes"}, "1")
-    assert form_model.returncode != 0
-    assert "INFERENCE_MODELS names diabetes: only the image models (retina, ecg)" in form_model.stderr
-    no_scheme = settings_in_subprocess(runtime_python, {"INFERENCE_URL": "engine:8080"}, "1")
-    assert no_scheme.returncode != 0 and "is not an http:// or https:// URL" in no_scheme.stderr
+    form_model = check_in_subprocess(runtime_python, {"INFERENCE_URL": "http://engine:8080",
+                                                      "INFERENCE_MODELS": "retina,diabetes"})
+    assert_check_error(form_model, "INFERENCE_MODELS names diabetes: only the image models (retina, ecg)")
+    assert_check_error(check_in_subprocess(runtime_python, {"INFERENCE_URL": "engine:8080"}),
+                       "is not an http:// or https:// URL")
+
+
+def test_each_variable_that_does_not_parse_is_named_and_its_default_stands_in():
+    """Read once, for settings.py and gunicorn_config.py alike; nothing is raised while reading."""
+    env = Environment({"MODEL_RETRY_SECONDS": "soon", "GUNICORN_THREADS": "4.5", "HTTPS_ONLY": "maybe",
+                       "ORT_GRAPH_OPTIMIZATION": " Basic ", "IMAGE_QUEUE_SECONDS": " ", "ALLOWED_HOSTS": ""})
+    assert env.problems == ["HTTPS_ONLY='maybe' is not a boolean; use 1/0, true/false, yes/no or on/off.",
+                            "GUNICORN_THREADS='4.5' is not a whole number.",
+                            "MODEL_RETRY_SECONDS='soon' is not a number."]
+    assert (env.model_retry_seconds, env.gunicorn_threads, env.https_only) == (5.0, 4, True)
+    assert (env.ort_graph_optimization, env.image_queue_seconds, env.allowed_hosts) == ("basic", 30.0, [])
+    assert Environment({}).problems == []
+
+
+@pytest.mark.django_db
+def test_an_invalid_setting_is_a_system_check_error_naming_the_variable(settings):
+    call_command("check")
+    settings.ENVIRONMENT_PROBLEMS = Environment({"MODEL_RETRY_SECONDS": "soon"}).problems
+    with pytest.raises(SystemCheckError, match=r"\(predictors.E001\) MODEL_RETRY_SECONDS='soon' is not a number"):
+        call_command("check")
+    settings.ENVIRONMENT_PROBLEMS = []
+    settings.MAX_REQUEST_BODY_BYTES = 1000
+    with pytest.raises(SystemCheckError, match=r"\(predictors.E002\) MAX_REQUEST_BODY_BYTES=1000 is below"):
+        call_command("check")
+    settings.MAX_REQUEST_BODY_BYTES = 100_000_000
+    settings.INFERENCE_URL, settings.INFERENCE_TIMEOUT, settings.INFERENCE_MODELS = "engine:8080", 0, ["heart"]
+    with pytest.raises(SystemCheckError) as caught:
+        call_command("check")
+    for named in ("INFERENCE_URL='engine:8080' is not an http", "INFERENCE_TIMEOUT=0 must be a positive",
+                  "INFERENCE_MODELS names heart"):
+        assert named in str(caught.value)

@@ -42,11 +42,6 @@ class Ticket:
     abandoned: bool = False  # the client left while the request waited: run nothing, answer nothing
     image_work: bool = False  # an image request holding a slot, not a form or a page without a file
 
-    @property
-    def message(self) -> str:
-        return (f"The site is busy with other images; try again in {self.retry_after} seconds. "
-                "Nothing was recorded.")
-
     def environ(self) -> dict[str, Any]:
         return {BUSY_KEY: str(self.retry_after)}
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
 import os
 import sys
@@ -35,6 +34,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable, Iterable
 
+from predictors.errors import HttpError, SiteBusy
 from predictors.serving.memory import trim_heap
 
 log = logging.getLogger(__name__)
@@ -98,12 +98,12 @@ class BufferedWSGIBridge:
                 received = await asyncio.wait_for(self._read_body(receive, declared, served.max_body_bytes),
                                                   served.read_timeout)
             except TimeoutError:
-                await self._refuse(scope, send, 408, "request_timeout",
-                                   f"The request did not arrive within {served.read_timeout:.0f} seconds.")
+                await self._refuse(scope, send, HttpError(f"The request did not arrive within {served.read_timeout:.0f} "
+                                                          "seconds.", status=408, code="request_timeout"))
                 return
             except BodyTooLarge:
-                await self._refuse(scope, send, 413, "request_too_large",
-                                   f"The request is over {served.max_body_bytes / 1e6:.0f} MB.")
+                await self._refuse(scope, send, HttpError(f"The request is over {served.max_body_bytes / 1e6:.0f} MB.",
+                                                          status=413, code="request_too_large"))
                 return
             if received is None:
                 log.info("client left before its request body was complete: %s %s", scope["method"], scope["path"])
@@ -118,8 +118,7 @@ class BufferedWSGIBridge:
         if ticket.refused:
             if served.json_paths(scope["path"]):
                 body.close()
-                await self._refuse(scope, send, 503, "busy", ticket.message,
-                                   [(b"retry-after", str(ticket.retry_after).encode())])
+                await self._refuse(scope, send, SiteBusy(ticket.retry_after))
                 return
             environ.update(ticket.environ())  # the page says so, keeping what was typed and the file
         # The slot is freed when Django's thread is done, not when this coroutine is: the server
@@ -194,19 +193,19 @@ class BufferedWSGIBridge:
             environ["wsgi.input"].close()
         return started["status"], started["headers"], chunks
 
-    async def _refuse(self, scope: Scope, send: Send, status: int, code: str, message: str,
-                      extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    async def _refuse(self, scope: Scope, send: Send, error: HttpError) -> None:
         """A refusal made before Django saw the request, in the API's error shape on API paths."""
         served = self.served
         if served is not None and served.json_paths(scope["path"]):
-            body = json.dumps({"error": {"code": code, "message": message, "fields": {}}}).encode()
+            body = error.json()
             content_type = b"application/json"
         else:
-            body = message.encode()
+            body = error.message.encode()
             content_type = b"text/plain; charset=utf-8"
-        await send({"type": "http.response.start", "status": status,
+        headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in error.headers.items()]
+        await send({"type": "http.response.start", "status": error.status,
                     "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close"), *(extra_headers or [])]})
+                                (b"connection", b"close"), *headers]})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -233,8 +232,9 @@ class BufferedWSGIBridge:
             yield_to_event_loop()
             try:
                 served = self.load()
-            except BaseException:  # a broken configuration: stop the worker as a failed boot would
-                log.critical("the application cannot start", exc_info=True)
+            except BaseException as exc:  # a broken configuration: stop the worker as a failed boot would
+                named = isinstance(exc, CannotStart)  # wrong settings, each named: no traceback to read
+                log.critical("the application cannot start%s", f":\n{exc}" if named else "", exc_info=not named)
                 logging.shutdown()
                 sys.stderr.flush()
                 os._exit(WORKER_BOOT_ERROR)
@@ -279,6 +279,10 @@ def yield_to_event_loop() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORK_THREAD_NICENESS)
     except (AttributeError, OSError):
         pass
+
+
+class CannotStart(Exception):
+    """The site's settings are wrong; the message names each variable at fault."""
 
 
 class BodyTooLarge(Exception):

@@ -1,14 +1,15 @@
 """What a worker does once it listens: import Django and the site, then warm the models.
 
 The bridge (bridge.py) calls load_site() in a background thread, so /health/ answers
-from the first moment; recycling, admission control and the warm-up are wired here, in
-one place, after Django is set up.
+from the first moment; the settings' checks (predictors/checks.py) stop a misconfigured
+worker before it serves, and recycling, admission control and the warm-up are wired here,
+in one place, after Django is set up.
 """
 from __future__ import annotations
 
 import os
 
-from .bridge import Served, yield_to_event_loop
+from .bridge import CannotStart, Served, yield_to_event_loop
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "HealthOracle.settings")
 
@@ -20,6 +21,12 @@ def load_site() -> Served:
 
     wsgi = get_wsgi_application()
     from django.conf import settings
+    from django.core.checks import run_checks
+
+    from predictors.checks import TAG
+
+    if errors := [str(message) for message in run_checks(tags=[TAG]) if message.is_serious()]:
+        raise CannotStart("\n".join(errors))
 
     from predictors.server.recycling import Recycler
     from predictors.server.admission import ImageAdmission

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .artifacts import CARD, Artifact, ArtifactError, open_artifact
 from predictors.catalogue import MODEL_SPECS, ModelSpec
+from predictors.errors import HttpError, retry_after
 from .memory import MB, release_freed_memory, rss_bytes
 from .runtimes import REMOTE_KINDS, InferenceEndpoint, ModelRuntime, RuntimeOptions, RuntimeUnavailable, runtime_class
 
@@ -31,18 +32,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-
 class UnknownModel(KeyError):
     pass
 
 
-class ModelUnavailable(Exception):
-    """A model that cannot serve right now; the message says why, for the operator."""
+class ModelUnavailable(HttpError, status=503, code="model_unavailable"):
+    """A model that cannot serve right now; the reason says why, for the operator.
 
-    retry_after = "5"  # seconds, the Retry-After the API and the page send with it
+    A client is asked to come back after the registry's retry pause (MODEL_RETRY_SECONDS),
+    when the model is tried again; without one given, the process registry's.
+    """
 
-    def __init__(self, name: str, reason: str):
-        super().__init__(f"{name}: {reason}")
+    def __init__(self, name: str, reason: str, retry_seconds: float | None = None):
+        self.retry_seconds = get_loader().retry_seconds if retry_seconds is None else retry_seconds
+        super().__init__(f"The {name} model is unavailable: {reason}", headers=retry_after(self.retry_seconds))
         self.name = name
         self.reason = reason
 
@@ -58,7 +61,8 @@ class LoadedModel:
     loaded_at: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.time)
     uses: int = 0
-    on_failure: Callable[["LoadedModel", str], None] = lambda model, reason: None  # told when the runtime cannot answer
+    # Told when the runtime cannot answer; returns how long the model is refused for it.
+    on_failure: Callable[["LoadedModel", str], float] = lambda model, reason: 0.0
 
     @property
     def name(self) -> str:
@@ -78,8 +82,7 @@ class LoadedModel:
         try:
             return self.runtime.predict(features)
         except RuntimeUnavailable as exc:
-            self.on_failure(self, str(exc))
-            raise ModelUnavailable(self.name, str(exc)) from exc
+            raise ModelUnavailable(self.name, str(exc), self.on_failure(self, str(exc))) from exc
 
 
 @dataclass
@@ -139,7 +142,7 @@ class ModelLoader:
                 return model
             history = self._history[name]
             if history.failed_at is not None and time.monotonic() - history.failed_at < self.retry_seconds:
-                raise ModelUnavailable(name, history.error or "failed to load")
+                raise ModelUnavailable(name, history.error or "failed to load", self.retry_seconds)
         return None
 
     def _load(self, name: str) -> LoadedModel:
@@ -159,7 +162,7 @@ class ModelLoader:
             reason = str(exc) if explained else f"{type(exc).__name__}: {exc}"
             self._record_failure(name, reason)
             log.error("model %s failed to load: %s", name, reason, exc_info=not explained)
-            raise ModelUnavailable(name, reason) from exc
+            raise ModelUnavailable(name, reason, self.retry_seconds) from exc
         rss_after = rss_bytes()
         seconds = time.monotonic() - started
         model = LoadedModel(spec=spec, artifact=artifact, runtime=runtime,
@@ -182,16 +185,17 @@ class ModelLoader:
             history = self._history[name]
             history.error, history.failed_at = reason, time.monotonic()
 
-    def _runtime_failed(self, model: LoadedModel, reason: str) -> None:
+    def _runtime_failed(self, model: LoadedModel, reason: str) -> float:
         """A loaded model's runtime could not answer (its model server away): drop it, unless a
         newer load has replaced it meanwhile, and refuse the model for the retry pause rather than
-        let every request wait out the server's timeout."""
+        let every request wait out the server's timeout; the pause is returned."""
         log.error("model %s could not answer: %s", model.name, reason)
         with self._lock:
             if self._loaded.get(model.name) is model:
                 del self._loaded[model.name]
                 self._history[model.name].unloads += 1
         self._record_failure(model.name, reason)
+        return self.retry_seconds
 
     def endpoint_readiness(self, timeout: float) -> dict[str, str]:
         """For each model served by a model server, whether that server has it ready ("ok" or why
@@ -253,7 +257,7 @@ class ModelLoader:
         try:
             return open_artifact(name, self.artifacts_dir / name).card
         except ArtifactError as exc:
-            raise ModelUnavailable(name, str(exc)) from exc
+            raise ModelUnavailable(name, str(exc), self.retry_seconds) from exc
 
     def status(self) -> dict[str, Any]:
         """What each model is doing, for /status/, /metrics and the dashboard; loads nothing."""
