@@ -106,3 +106,21 @@ def test_session_ends_with_the_browser_and_within_a_shift(strict_site):
     history = browser.request("GET", "/history/")
     assert history[0] == 200 and "no-store" in history[2].headers["Cache-Control"]
     strict_site.manage("axes_reset")
+
+
+def test_passwords_are_stored_as_argon2id_at_owasp_minimum(clinician):
+    """A password set now is Argon2id with 19 MiB, 2 passes and 1 lane: a tenth of PBKDF2's CPU per
+    log-in on the free instance, and not weaker than OWASP's guidance."""
+    clinician.refresh_from_db()
+    assert clinician.password.startswith("argon2$argon2id$v=19$m=19456,t=2,p=1$")
+
+
+def test_an_older_pbkdf2_password_still_logs_in_and_is_rehashed(client, clinician):
+    from django.contrib.auth.hashers import make_password
+
+    clinician.password = make_password("correct horse battery staple", hasher="pbkdf2_sha256")
+    clinician.save()
+    response = client.post("/accounts/login/", {"username": "dr_ada", "password": "correct horse battery staple"})
+    assert response.status_code == 302
+    clinician.refresh_from_db()
+    assert clinician.password.startswith("argon2$argon2id$v=19$m=19456,t=2,p=1$")
