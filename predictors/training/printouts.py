@@ -17,7 +17,9 @@ gives the same bytes.
 Each captured picture goes through the site's own decoder and
 predictors.images.transform.model_input, so the cache under var/printouts/<key>/ holds
 exactly what the network would be served; it is keyed by the input spec, RENDERER_VERSION
-and the seed, and built in shards that a later run skips, in parallel processes.
+and the seed, and built in shards that a later run skips, in parallel processes. Pixels are
+uint8 .npy shards (memory-mapped when read; one plane when the spec's input is grey, as the
+ECG's is) with a CSV index of record, fold, patient, finding, layout and capture.
 
 Drawing is PIL and numpy (the grid painted as array slices, traces and text with
 ImageDraw, at twice the resolution and box-reduced for anti-aliasing): a few times faster
@@ -673,8 +675,11 @@ def _build_shard(job: tuple[Path, str, list[Recording], dict[str, Any], int, int
                          "fold": recording.fold, "split": recording.split, "finding": recording.finding,
                          "layout_family": printout.layout.family, "capture": printout.capture,
                          "layout": json.dumps(dataclasses.asdict(printout.layout), sort_keys=True)})
+    stacked = np.stack(pixels)
+    if (stacked == stacked[:, :1]).all():
+        stacked = stacked[:, :1]  # a grey input spec (the ECG's grid suppression): one plane, a third of the disk
     with open(directory / f"{name}.npy.tmp", "wb") as handle:
-        np.save(handle, np.stack(pixels))
+        np.save(handle, stacked)
     os.replace(directory / f"{name}.npy.tmp", directory / f"{name}.npy")
     with open(directory / f"{name}.csv.tmp", "w", newline="") as handle:
         writer = csv.DictWriter(handle, INDEX_FIELDS)
@@ -753,8 +758,10 @@ class CachedPrintouts:
     shards: dict[str, np.ndarray]
 
     def pixels(self, i: int) -> np.ndarray:
+        """The i-th picture's uint8 (3, H, W) pixels; a shard of grey pictures holds one plane of each."""
         row = self.rows[i]
-        return self.shards[row["shard"]][int(row["position"])]
+        held = self.shards[row["shard"]][int(row["position"])]
+        return np.broadcast_to(held, (3, *held.shape[1:]))
 
 
 def load_cache(directory: Path) -> CachedPrintouts:

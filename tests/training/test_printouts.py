@@ -240,10 +240,11 @@ def test_the_cache_holds_model_input_of_the_decoded_capture_and_resumes(found, t
         assert (row["layout_family"], row["capture"]) == (printout.layout.family, printout.capture)
         assert json.loads(row["layout"])["family"] == printout.layout.family
         served = model_input(decode(printout.data, **real_images.DECODE_LIMITS).image, SMALL_SPEC)[0]
-        assert cache.pixels(i).dtype == np.uint8
+        assert cache.pixels(i).dtype == np.uint8 and cache.pixels(i).shape == served.shape
         assert np.array_equal(printouts.normalised(cache.pixels(i), SMALL_SPEC), served)
     shards = sorted(directory.glob("shard-*.npy"))
     assert len(shards) == 2  # ids 1-2 and 41 fall in different blocks of 32
+    assert np.load(shards[0]).shape[1] == 1  # the ECG input is grey: one plane is stored
     written = {path: path.stat().st_mtime_ns for path in shards}
     shards[1].unlink()
     printouts.build_cache(SMALL_SPEC, seed=2, variants=2, chosen=chosen, shard_records=32, root=tmp_path)
