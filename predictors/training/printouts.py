@@ -242,8 +242,10 @@ def draw_layout(rng: np.random.Generator) -> Layout:
     header = str(rng.choice(HEADERS, p=[0.15, 0.25, 0.3, 0.15, 0.15]))
     pages = ["A4", "Letter"] + (["roll"] if rows <= 4 and header in ("none", "plain") else [])
     page = "Legal" if header == "side" else str(rng.choice(pages))
-    # 20 mm/mV would run twelve rows into each other: machines print it on few rows.
-    gains = [5.0, 10.0, 10.0, 10.0] + ([20.0] if rows <= 4 else [])
+    # 20 mm/mV would run twelve rows into each other: machines print it on few rows, and 12×1 mostly at 5.
+    gains = [5.0, 5.0, 10.0] if rows > 6 else [5.0, 10.0, 10.0, 10.0] + ([20.0] if rows <= 4 else [])
+    # A name under the trace reads as the next row's when rows are narrow.
+    labels = ["above", "above", "left"] + (["below"] if rows <= 6 else [])
     grid = str(rng.choice(list(GRIDS), p=[0.22, 0.16, 0.1, 0.1, 0.1, 0.12, 0.1, 0.1]))
     return Layout(
         family=family, lead_order=str(rng.choice(["standard", "cabrera"], p=[0.8, 0.2])), rhythm=rhythm,
@@ -253,7 +255,7 @@ def draw_layout(rng: np.random.Generator) -> Layout:
         paper=str(rng.choice(list(PAPERS), p=[0.6, 0.2, 0.2])), header=header, page=page,
         margin_mm=float(rng.uniform(3, 15)), font=str(rng.choice(FONTS)), font_mm=float(rng.uniform(2.0, 3.4)),
         trace_mm=float(rng.uniform(0.15, 0.45)), minor_mm=float(rng.uniform(0.05, 0.15)),
-        major_mm=float(rng.uniform(0.12, 0.35)), labels=str(rng.choice(["above", "above", "below", "left"])),
+        major_mm=float(rng.uniform(0.12, 0.35)), labels=str(rng.choice(labels)),
         separators=str(rng.choice(["tick", "line", "none"])), frame=bool(rng.random() < 0.3),
         dpi=float(rng.uniform(100, 160)),
     )
