@@ -1,5 +1,6 @@
 """Re-capturing a photograph the ways a clinic does: dim rooms, tinted lamps, a shadow, a tilt,
-a phone held over the paper, a blur, a messaging app's recompression, a photo of a screen.
+a phone held over the paper, a page folded and opened again, a blur, a messaging app's
+recompression, a photo of a screen.
 
 One definition serves two users: bench/capture_robustness.py applies each family at
 fixed strengths to the held-out test photos, and training draws milder ones at random for
@@ -130,6 +131,26 @@ def phone_photo(image: Image.Image, strength: float, rng: np.random.Generator) -
     return uneven_light(photo_image, 0.25 * rng.random(), rng)
 
 
+def crease(image: Image.Image, strength: float, rng: np.random.Generator) -> bytes:
+    """A printout folded (in half or in three, for a folder or a pocket) and opened flat again:
+    across each fold a narrow shadow on one side and a sheen on the other, by `strength` (0-1)."""
+    array = _as_float(image)
+    height, width = array.shape[:2]
+    across = rng.random() < 0.5  # folds across the page's width (vertical lines) or its height
+    span = width if across else height
+    folds = [0.5] if rng.random() < 0.5 else [1 / 3, 2 / 3]
+    position = (np.arange(span, dtype=np.float32) + 0.5) / span
+    shade = np.ones(span, dtype=np.float32)
+    band = 0.012 * rng.uniform(0.7, 1.4)  # of the page, either side of the fold
+    for fold in folds:
+        offset = (position - (fold + rng.uniform(-0.03, 0.03))) / band
+        # A derivative of a Gaussian: dark on one side of the fold, light on the other.
+        shade += strength * float(rng.choice([-1, 1])) * 0.6 * offset * np.exp(0.5 - 0.5 * offset ** 2)
+        shade -= strength * 0.35 * np.exp(-0.5 * (offset * 4) ** 2)  # the fold line itself
+    field = shade[None, :] if across else shade[:, None]
+    return _jpeg(_to_image(array * field[..., None]))
+
+
 def blur(image: Image.Image, sigma: float, rng: np.random.Generator) -> bytes:
     """Out of focus or shaken; sigma in pixels of a 1000-pixel-wide picture, scaled to this one."""
     scaled = sigma * image.width / 1000
@@ -162,7 +183,7 @@ def screen_photo(image: Image.Image, strength: float, rng: np.random.Generator) 
 FAMILIES: dict[str, Callable[[Image.Image, float, np.random.Generator], bytes]] = {
     "brightness": brightness, "contrast": contrast, "gamma": gamma, "colour_cast": colour_cast,
     "uneven_light": uneven_light, "tilt": tilt, "rotate": rotate, "phone_photo": phone_photo,
-    "blur": blur, "recompress": recompress, "screen_photo": screen_photo,
+    "crease": crease, "blur": blur, "recompress": recompress, "screen_photo": screen_photo,
 }
 BOTH = ("ecg", "fundus")
 
@@ -185,8 +206,10 @@ BENCHMARK: list[Capture] = [
 MILD_RANGES: dict[str, tuple[float, float]] = {
     "brightness": (0.45, 1.25), "contrast": (0.6, 1.25), "gamma": (0.7, 1.45), "colour_cast": (0.0, 0.15),
     "uneven_light": (0.0, 0.4), "tilt": (0.0, 7.0), "phone_photo": (0.0, 0.08), "blur": (0.0, 2.0),
-    "recompress": (35, 70), "screen_photo": (0.2, 0.7),
+    "recompress": (35, 70), "screen_photo": (0.2, 0.7), "crease": (0.1, 0.5),
 }
+# Families that act on a sheet of paper (photographed lying on a table, folded), so printouts only.
+PAPER_ONLY = ("phone_photo", "crease")
 
 
 def recapture(image: Image.Image, capture: Capture, seed: int) -> bytes:
@@ -195,9 +218,9 @@ def recapture(image: Image.Image, capture: Capture, seed: int) -> bytes:
 
 
 def mild_families(kind: str) -> list[str]:
-    """The capture families training draws from for one kind of picture; phone_photo is a page
-    on a table photographed at an angle, so printouts only, as in BENCHMARK."""
-    return [family for family in MILD_RANGES if kind == "ecg" or family != "phone_photo"]
+    """The capture families training draws from for one kind of picture; a page on a table
+    photographed at an angle, or a folded page, is a printout only (PAPER_ONLY)."""
+    return [family for family in MILD_RANGES if kind == "ecg" or family not in PAPER_ONLY]
 
 
 def random_capture(image: Image.Image, kind: str, rng: np.random.Generator) -> bytes:

@@ -1,6 +1,9 @@
 """predictors.training.captures: photos re-captured as clinics take them, the same for the same seed."""
 from __future__ import annotations
 
+import io
+
+import numpy as np
 from PIL import Image
 
 from predictors.training import captures
@@ -12,3 +15,20 @@ def test_captures_are_reproducible():
     image = Image.open(labelled_photos("ecg")[0].path)
     capture = captures.Capture("phone_photo", 0.05, ("ecg",))
     assert captures.recapture(image, capture, seed=7) == captures.recapture(image, capture, seed=7)
+
+
+def test_a_crease_shades_narrow_bands_across_the_page_and_leaves_the_rest():
+    page = Image.new("RGB", (600, 400), (200, 200, 200))
+    data = captures.crease(page, 0.5, np.random.default_rng(3))
+    assert captures.crease(page, 0.5, np.random.default_rng(3)) == data
+    creased = np.asarray(Image.open(io.BytesIO(data)).convert("L"), dtype=np.float32)
+    changed = np.abs(creased - 200) > 12
+    assert 0.01 < changed.mean() < 0.3  # a fold's band or two, not the page
+    # A fold is a straight line across the page: the shading is the same all along it.
+    assert min(creased.std(axis=0).mean(), creased.std(axis=1).mean()) < 3
+    assert creased.min() < 170 and creased.max() > 215  # a shadow on one side of the fold, a sheen on the other
+
+
+def test_creases_are_drawn_for_printouts_only():
+    assert "crease" in captures.mild_families("ecg")
+    assert "crease" not in captures.mild_families("fundus")
