@@ -8,10 +8,10 @@ shipped artifacts) through the API, as the original file and re-captured by ever
 family of predictors.training.captures.BENCHMARK at each strength, seeded per image so a
 run is reproducible. Per family and strength it reports how often the answer is flagged
 uncertain (no call: a human read), right, refused (by the reason the API gives) and
-confidently wrong: wrong at 80% or more (ECG: the top class's probability; retina: the
-API's referable call, with P(grade >= 2) >= 0.8 or <= 0.2 on the wrong side). --write records the tables in
-docs/benchmarks.md and on each card (card.json "robustness", manifest refreshed), where
-the card page shows them.
+confidently wrong: wrong at predictors.catalogue.CONFIDENT or more (ECG: the top class's
+probability; retina: the API's referable call, with P(grade >= 2) at least CONFIDENT on the
+wrong side). --write records the tables in docs/benchmarks.md and on each card (card.json
+"robustness", published again through Card.publish), where the card page shows them.
 """
 from __future__ import annotations
 
@@ -27,11 +27,10 @@ from PIL import Image
 
 from bench.harness import ARTIFACTS, Site
 from bench.report import command_line, header, model_versions, parser, publish
-from predictors.catalogue import SPECS
-from predictors.serving.artifacts import write_manifest
+from predictors.catalogue import CONFIDENT, SPECS
+from predictors.serving.artifacts import Card
 from predictors.training import captures, real_images
 
-CONFIDENT = 0.8
 CLIENTS = 2
 KIND = {"retina": "fundus", "ecg": "ecg"}
 REFERABLE_GRADE = SPECS["retina"].referable_grade
@@ -119,8 +118,9 @@ def _row(condition: captures.Capture | None, outcomes: Counter[str], images: int
 def render(results: dict[str, list[dict[str, Any]]], command: str, artifacts: Path) -> str:
     lines = [f"{header(command, model_versions(results, artifacts))}: the served models through the API of a "
              "real server. Shares of each model's held-out test photos; "
-             "\"confidently wrong\" is wrong at 80% or more (retina: the referable call, P(grade ≥ 2) ≥ 0.8 or "
-             "≤ 0.2 on the wrong side) and not flagged uncertain.", ""]
+             f"\"confidently wrong\" is wrong at {CONFIDENT:.0%} or more (retina: the referable call, "
+             f"P(grade ≥ {REFERABLE_GRADE}) ≥ {CONFIDENT:g} or ≤ {1 - CONFIDENT:.2g} on the wrong side) and not "
+             "flagged uncertain.", ""]
     for name, rows in results.items():
         lines += [f"{name} ({rows[0]['images']} test photos):", "",
                   "| capture | right | uncertain | refused (reason) | wrong | confidently wrong |",
@@ -134,16 +134,13 @@ def render(results: dict[str, list[dict[str, Any]]], command: str, artifacts: Pa
     return "\n".join(lines).rstrip()
 
 
-def write_cards(results: dict[str, list[dict[str, Any]]], command: str) -> None:
-    """The rows on each card, and the card's manifest refreshed so the registry still verifies it."""
+def write_cards(results: dict[str, list[dict[str, Any]]], command: str, artifacts: Path = ARTIFACTS) -> None:
+    """The rows on each card, published again with its manifest so the registry still verifies it."""
     for name, rows in results.items():
-        directory = ARTIFACTS / name
-        card = json.loads((directory / "card.json").read_text())
-        card["robustness"] = {"measured": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d}", "command": command,
-                              "confident": CONFIDENT, "rows": rows}
-        (directory / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-        manifest = json.loads((directory / "manifest.json").read_text())
-        write_manifest(directory, list(manifest["files"]))
+        card = Card.read(artifacts / name)
+        robustness = {"measured": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d}", "command": command,
+                      "confident": CONFIDENT, "rows": rows}
+        Card({**card.fields, "robustness": robustness}).publish(artifacts / name)
 
 
 def main() -> None:

@@ -14,11 +14,12 @@ shipped artifacts) it sends two kinds of pictures and counts what comes back:
   other_formats.ECG_FORMATS (records from synth_ecg.simulate, one record per page of every
   format), and `--per-format` test photos remade in each of other_formats.FUNDUS_LOOKS.
 
-Per group it reports the shares answered with a confident finding (confidence >= 0.80 and
-not flagged uncertain), answered below 0.80, flagged uncertain, refused (by the 422 code
-the API gives) and answered with any other status. The generators need the training
-environment (neurokit2, matplotlib), hence .venv-dev. --write records the table in
-docs/benchmarks.md and the per-group figures in var/domain_shift.json, for the cards.
+Per group it reports the shares answered with a confident finding (confidence at least
+predictors.catalogue.CONFIDENT and not flagged uncertain), answered below it, flagged
+uncertain, refused (by the 422 code the API gives) and answered with any other status. The
+generators need the training environment (neurokit2, matplotlib), hence .venv-dev. --write
+records the table in docs/benchmarks.md, the per-group figures in var/domain_shift.json, and
+each image model's groups on its card (published again through Card.publish).
 """
 from __future__ import annotations
 
@@ -37,11 +38,10 @@ from PIL import Image
 
 from bench.harness import ARTIFACTS, ROOT, SAMPLES, Site
 from bench.report import command_line, header, model_versions, parser, publish
-from predictors.catalogue import SPECS
-from predictors.serving.artifacts import write_manifest
+from predictors.catalogue import CONFIDENT, SPECS
+from predictors.serving.artifacts import Card
 from predictors.training import captures, other_formats, real_images, synth_ecg
 
-CONFIDENT = 0.8
 CLIENTS = 2  # one picture made here while the server reads the other
 KIND = {"retina": "fundus", "ecg": "ecg"}
 JSON_PATH = ROOT / "var" / "domain_shift.json"
@@ -211,7 +211,8 @@ def _line(row: dict[str, Any]) -> str:
 
 def render(rows: list[dict[str, Any]], command: str, per_format: int, capture_photos: int) -> str:
     lines = [header(command, model_versions(KIND)) + ", through the API of a real server. Each cell is a share "
-             "of the group's pictures (and their count). A confident finding is an answer at 80% or more not "
+             f"of the group's pictures (and their count). A confident finding is an answer at {CONFIDENT:.0%} or "
+             "more not "
              "flagged uncertain; refusals are the API's 422 codes. Inside the domain: the models' held-out test "
              f"photos, and {capture_photos} of them per model each re-captured once by every capture family "
              "(predictors/training/captures.py; the strengths in brackets taken in turn). Outside it: the other "
@@ -219,8 +220,8 @@ def render(rows: list[dict[str, Any]], command: str, per_format: int, capture_ph
              f"{per_format} test photos per other-camera look (predictors/training/other_formats.py).", ""]
     for domain, title in (("in", "Inside the validated domain (must be answered)"),
                           ("out", "Outside it (should get no finding)")):
-        lines += [f"{title}:", "", "| group | pictures | confident finding | answered < 80% | uncertain | "
-                  "refused (reason) | other status |", "|---|---|---|---|---|---|---|"]
+        lines += [f"{title}:", "", f"| group | pictures | confident finding | answered < {CONFIDENT:.0%} | "
+                  "uncertain | refused (reason) | other status |", "|---|---|---|---|---|---|---|"]
         for row in (r for r in rows if r["domain"] == domain):
             reasons = ", ".join(f"{code} {n}" for code, n in row["refused_by"].items())
             name = f"**{row['group']}**" if row.get("total") else row["group"]
@@ -267,28 +268,26 @@ CARD_TITLES = {
 }
 
 
-def write_cards(rows: list[dict[str, Any]], command: str) -> None:
+def write_cards(rows: list[dict[str, Any]], command: str, artifacts: Path = ARTIFACTS) -> None:
     """Each model's groups (a family's total where it has several) on its card, under the domain
-    section training wrote, and the manifest refreshed so the registry still verifies the card."""
+    section training wrote, published again with its manifest so the registry still verifies it."""
     measured = f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d}"
     for model in KIND:
-        directory = ARTIFACTS / model
-        card = json.loads((directory / "card.json").read_text())
-        if "domain" not in card:
+        card = Card.read(artifacts / model)
+        if "domain" not in card.fields:
             continue
         shown = [row for row in rows if row["model"] == model and (row.get("total") or not any(
             other.get("total") and other["group"].split(":", 1)[0] == row["group"].split(":", 1)[0]
             for other in rows))]
-        card["domain"]["benchmark"] = {"measured": measured, "command": command, "confident": CONFIDENT, "groups": [
+        benchmark = {"measured": measured, "command": command, "confident": CONFIDENT, "groups": [
             {"title": CARD_TITLES.get(row["group"].removesuffix(": all"), row["group"]), "domain": row["domain"],
              "images": row["images"],
              "finding": row["shares"]["confident"], "below": row["shares"]["below"],
              "uncertain": row["shares"]["uncertain"], "refused": row["shares"]["refused"],
              "refused_by": {code: round(n / row["images"], 3) for code, n in row["refused_by"].items()}}
             for row in shown]}
-        (directory / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-        manifest = json.loads((directory / "manifest.json").read_text())
-        write_manifest(directory, list(manifest["files"]))
+        domain = {**card.fields["domain"], "benchmark": benchmark}
+        Card({**card.fields, "domain": domain}).publish(artifacts / model)
 
 
 if __name__ == "__main__":

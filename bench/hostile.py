@@ -1,8 +1,9 @@
 """Hostile clients over raw sockets: slow headers, short bodies, decode bombs.
 
 Shared by bench/worker_classes.py (which measures worker classes against them) and
-tests/server/test_bridge.py and the `strict_site` tests (which hold the chosen configuration to them). Standard library
-only, like bench/harness.py.
+tests/server/test_bridge.py and the `strict_site` tests (which hold the chosen configuration to them);
+tests/images/test_decode.py decodes the same image builders. Standard library only, like
+bench/harness.py.
 """
 from __future__ import annotations
 
@@ -89,12 +90,12 @@ def flat_png(width: int, height: int, bit_depth: int, colour_type: int, channels
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
 
 
-def float_tiff(width: int, height: int) -> bytes:
-    """A deflated 32-bit float TIFF (Pillow is in the runtime and dev environments alike)."""
+def float_tiff(width: int, height: int, value: float = 0.0) -> bytes:
+    """A deflated 32-bit float TIFF of one value (Pillow is in the runtime and dev environments alike)."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.new("F", (width, height)).save(buffer, "TIFF", compression="tiff_adobe_deflate")
+    Image.new("F", (width, height), value).save(buffer, "TIFF", compression="tiff_adobe_deflate")
     return buffer.getvalue()
 
 

@@ -1,14 +1,20 @@
 """A clinician's session in headless Debian Chromium against a live server, on a phone and a desktop.
 
-Every page is checked for sideways scrolling, for sentences the model cards' data fields
-contradict (tests/page_text.py), and by axe-core (installed by bin/test from
-tests/browser/package-lock.json) for serious or critical accessibility violations, and
-photographed into var/test-artifacts/screenshots/<width>/ (gitignored), to be looked at.
+One test per page or feature, each in a clinician's signed-in browser context of its own
+(the `clinician` fixture; one Chromium for the module), since the live server's database
+is emptied after each test. Every page is checked for sideways scrolling, for sentences
+the model cards' data fields contradict (tests/page_text.py), and by axe-core (installed
+by bin/test from tests/browser/package-lock.json) for serious or critical accessibility
+violations, and photographed into var/test-artifacts/screenshots/<width>/ (gitignored),
+numbered in the order taken, to be looked at. No console error may appear but the 400s of
+a refused log-in or upload.
 """
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +33,7 @@ ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-us
         "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
+NARROWEST_PHONE = {"width": 360, "height": 740}  # the narrowest phones in use
 PASSWORD = "a long enough password 1"
 AXE = ROOT / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
 # Run in the page by the DevTools protocol, which the Content-Security-Policy does not govern.
@@ -46,20 +53,31 @@ LINES_OF = """(selector) => Object.fromEntries([...document.querySelectorAll(sel
 }).filter(([, lines]) => lines > 1))"""
 
 
-@pytest.fixture
-def chromium(monkeypatch):
+# Screenshots are numbered per width in the order they are taken, across the module's tests.
+SHOT_NUMBERS: dict[Path, Iterator[int]] = {}
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator:
+    """One headless Chromium for the module's tests; each test opens its own context in it."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian chromium is not installed; bin/test installs it")
     if not AXE.exists():
         pytest.fail("axe-core is not installed; bin/test installs it (npm ci --prefix tests/browser)")
-    # Playwright drives its event loop on this thread; the ORM calls below happen around it.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
+    # Playwright drives its event loop on this thread; the ORM calls of the tests happen around it.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            yield browser
+            browser.close()
+
+
+@pytest.fixture(params=[PHONE, DESKTOP], ids=["phone", "desktop"])
+def viewport(request) -> dict[str, int]:
+    return request.param
 
 
 class Walk:
@@ -72,7 +90,6 @@ class Walk:
         self.cards = cards  # what the pages' sentences are held to
         self.folder = SCREENSHOTS / str(viewport["width"])
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.count = 0
 
     def check(self, name: str) -> None:
         overflow = self.page.evaluate(
@@ -83,27 +100,85 @@ class Walk:
             if not self.page.evaluate("typeof axe !== 'undefined'"):
                 self.page.evaluate(AXE.read_text())
             assert self.page.evaluate(AXE_RUN) == [], name
-        self.count += 1
-        path = self.folder / f"{self.count:02d}-{name}.png"
+        path = self.keep(f"{name}.png")
         self.page.screenshot(path=str(path), full_page=True)
         assert path.stat().st_size > 5_000
+
+    def keep(self, name: str) -> Path:
+        """Where to keep a picture of this width: numbered after the ones taken before it."""
+        number = next(SHOT_NUMBERS.setdefault(self.folder, itertools.count(1)))
+        return self.folder / f"{number:02d}-{name}"
 
     def go(self, path: str) -> None:
         self.page.goto(self.base_url + path)
 
+    def sign_in(self) -> None:
+        self.page.fill("#id_password", PASSWORD)
+        self.page.click("button[type=submit]")
+        self.page.wait_for_url(f"{self.base_url}/")
 
-@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
-def test_clinician_session(live_server, artifacts, django_user_model, chromium, settings, viewport):
+
+@pytest.fixture
+def visitor(live_server, artifacts, django_user_model, chromium, viewport) -> Iterator[Walk]:
+    """A browser context of the test's viewport, not signed in, for a clinician the site knows.
+
+    Console errors include anything the Content-Security-Policy blocks (scripts, the data:
+    thumbnail); the 400s of a failed log-in and a refused upload are expected, nothing else."""
     django_user_model.objects.create_user(username="dr_grace", password=PASSWORD)
     context = chromium.new_context(viewport=viewport)
     walk = Walk(context.new_page(), live_server.url, viewport, cards_in(artifacts))
-    page = walk.page
-    # Console errors include anything the Content-Security-Policy blocks (scripts, the data: thumbnail).
     errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    walk.page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    yield walk
+    context.close()
+    assert [e for e in errors if "status of 400" not in e] == []
 
-    # Login: a failed attempt keeps the username; fields line up.
-    walk.go("/")
+
+@pytest.fixture
+def clinician(visitor: Walk) -> Walk:
+    """The clinician signed in, on the dashboard."""
+    visitor.go("/")
+    visitor.page.fill("#id_username", "dr_grace")
+    visitor.sign_in()
+    return visitor
+
+
+def fill_diabetes_with_photo(page) -> None:
+    """Diabetes with a decimal comma, a case reference and a fundus photo."""
+    page.fill("#id_case_reference", "Clinic B, slot 3")
+    for field, value in (("pregnancies", "3"), ("glucose", "172"), ("bmi", "36,2"), ("diabetes_pedigree", "0,6"),
+                         ("age", "52")):
+        page.fill(f"#id_{field}", value)
+    page.set_input_files("#id_retina_image", str(sample("fundus", "retina.jpg")))
+
+
+def predict_diabetes_with_photo(walk: Walk) -> None:
+    walk.go("/predict/diabetes/")
+    fill_diabetes_with_photo(walk.page)
+    walk.page.click("button:has-text('Predict')")
+    walk.page.wait_for_selector("[data-testid=probability]")
+
+
+def predict_heart_from_four_findings(walk: Walk) -> None:
+    walk.go("/predict/heart/")
+    walk.page.fill("#id_age", "63")
+    walk.page.select_option("#id_sex", "male")
+    walk.page.select_option("#id_chest_pain_type", "typical_angina")
+    walk.page.fill("#id_st_depression", "0,5")
+    walk.page.click("button:has-text('Predict')")
+    walk.page.wait_for_selector("[data-testid=probability]")
+
+
+def predict_retina(walk: Walk) -> None:
+    walk.go("/predict/retina/")
+    walk.page.set_input_files("#id_image", str(sample("fundus", "retina.jpg")))
+    walk.page.click("button:has-text('Predict')")
+    walk.page.wait_for_selector("[data-testid=label]")
+
+
+def test_a_failed_log_in_keeps_the_username_and_the_fields_line_up(visitor):
+    page = visitor.page
+    visitor.go("/")
     assert "/accounts/login/" in page.url
     page.fill("#id_username", "dr_grace")
     page.fill("#id_password", "not the password")
@@ -112,27 +187,26 @@ def test_clinician_session(live_server, artifacts, django_user_model, chromium, 
     assert page.input_value("#id_username") == "dr_grace"
     boxes = [page.locator(f"#{name}").bounding_box() for name in ("id_username", "id_password")]
     assert boxes[0]["x"] == boxes[1]["x"] and boxes[0]["width"] == boxes[1]["width"]
-    walk.check("login-failed")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    visitor.check("login-failed")
+    visitor.sign_in()
 
-    # Dashboard: four models, two by two on a desktop, one column on a phone.
+
+def test_the_dashboard_shows_four_models_two_by_two_on_a_desktop_and_one_column_on_a_phone(
+        clinician, live_server, viewport):
+    page = clinician.page
     tops = [round(box["y"]) for box in (card.bounding_box() for card in page.locator(".models > li").all())]
     assert len(tops) == 4
     assert sorted(tops.count(y) for y in set(tops)) == ([2, 2] if viewport is DESKTOP else [1, 1, 1, 1])
     assert page.locator("text=Ready").count() == 4
-    assert context.request.get(f"{live_server.url}/favicon.ico").status == 200
-    walk.check("dashboard")
+    assert page.context.request.get(f"{live_server.url}/favicon.ico").status == 200
+    clinician.check("dashboard")
 
-    # Diabetes with a decimal comma, a case reference and a fundus photo; busy while it works.
-    walk.go("/predict/diabetes/")
-    page.fill("#id_case_reference", "Clinic B, slot 3")
-    for field, value in (("pregnancies", "3"), ("glucose", "172"), ("bmi", "36,2"), ("diabetes_pedigree", "0,6"),
-                         ("age", "52")):
-        page.fill(f"#id_{field}", value)
-    page.set_input_files("#id_retina_image", str(sample("fundus", "retina.jpg")))
-    walk.check("diabetes-form")
+
+def test_diabetes_with_a_decimal_comma_a_reference_and_a_photo_is_busy_while_it_works(clinician, live_server):
+    page = clinician.page
+    clinician.go("/predict/diabetes/")
+    fill_diabetes_with_photo(page)
+    clinician.check("diabetes-form")
     busy = page.evaluate("""() => {
         const form = document.querySelector("form.predict");
         const prevented = [];
@@ -154,25 +228,23 @@ def test_clinician_session(live_server, artifacts, django_user_model, chromium, 
     text = page.inner_text("main")
     assert "estimated probability of diabetes" in text and "probability of grade 2 or worse" in text
     assert "Next step:" in text
-    walk.check("diabetes-result")
+    clinician.check("diabetes-result")
 
-    # Heart with four findings of thirteen: the result says so before the number.
-    walk.go("/predict/heart/")
-    page.fill("#id_age", "63")
-    page.select_option("#id_sex", "male")
-    page.select_option("#id_chest_pain_type", "typical_angina")
-    page.fill("#id_st_depression", "0,5")
-    page.click("button:has-text('Predict')")
-    page.wait_for_selector("[data-testid=probability]")
-    assert page.locator(".note-warning").first.inner_text().startswith("Based on only 4 of 13 findings.")
+
+def test_heart_with_four_findings_of_thirteen_says_so_before_the_number(clinician):
+    predict_heart_from_four_findings(clinician)
+    assert clinician.page.locator(".note-warning").first.inner_text().startswith("Based on only 4 of 13 findings.")
     assert Prediction.objects.get(model_name="heart").inputs["st_depression"] == 0.5
-    walk.check("heart-result-few-findings")
+    clinician.check("heart-result-few-findings")
 
-    # A file over the limit: named in the browser before upload, typed values untouched, and
-    # Predict does not send the form without it (issue 16 item 5: it used to clear the file,
-    # submit, and answer "This field is required.").
+
+def test_a_file_over_the_limit_is_named_in_the_browser_and_predict_does_not_send_the_form(
+        clinician, live_server, settings):
+    """Typed values untouched (issue 16 item 5: it used to clear the file, submit, and answer
+    "This field is required.")."""
+    page = clinician.page
     settings.MAX_UPLOAD_BYTES = 200_000
-    walk.go("/predict/retina/")
+    clinician.go("/predict/retina/")
     page.fill("#id_case_reference", "Bed 4")
     page.set_input_files("#id_image", files=[{"name": "phone.jpg", "mimeType": "image/jpeg",
                                               "buffer": b"\xff" * 300_000}])
@@ -183,46 +255,50 @@ def test_clinician_session(live_server, artifacts, django_user_model, chromium, 
     assert page.evaluate("document.activeElement.id") == "id_image"
     assert page.evaluate("document.querySelector('#id_image').files.length") == 1
     assert page.input_value("#id_case_reference") == "Bed 4"
-    walk.check("retina-file-too-large-in-browser")
+    clinician.check("retina-file-too-large-in-browser")
     page.click("text=Remove the file")
     assert page.evaluate("document.querySelector('#id_image').files.length") == 0
     assert page.locator(".client-error").count() == 0
 
-    # The same without JavaScript: the server's form error, in the site's layout, keeps the values.
-    plain = chromium.new_context(viewport=viewport, java_script_enabled=False, storage_state=context.storage_state())
-    server_side = Walk(plain.new_page(), live_server.url, viewport, walk.cards, scripts=False)
-    server_side.count = walk.count
+
+def test_without_javascript_the_servers_file_error_keeps_the_layout_and_the_values(
+        clinician, chromium, live_server, settings, viewport):
+    settings.MAX_UPLOAD_BYTES = 200_000
+    plain = chromium.new_context(viewport=viewport, java_script_enabled=False,
+                                 storage_state=clinician.page.context.storage_state())
+    server_side = Walk(plain.new_page(), live_server.url, viewport, clinician.cards, scripts=False)
+    page = server_side.page
     server_side.go("/predict/diabetes/")
     for field, value in (("pregnancies", "1"), ("glucose", "150"), ("bmi", "31,5"), ("diabetes_pedigree", "0.4"),
                          ("age", "40")):
-        server_side.page.fill(f"#id_{field}", value)
-    server_side.page.set_input_files("#id_retina_image", files=[{"name": "phone.jpg", "mimeType": "image/jpeg",
-                                                                 "buffer": b"\xff" * 300_000}])
-    server_side.page.click("button:has-text('Predict')")
-    server_side.page.wait_for_selector(".field.invalid")
-    assert server_side.page.locator(".field.invalid").count() == 1
-    assert "The file is 293 kB; the limit is 196 kB." in server_side.page.inner_text(".field.invalid.file")
-    assert server_side.page.input_value("#id_bmi") == "31,5" and server_side.page.input_value("#id_glucose") == "150"
-    assert server_side.page.locator("nav >> text=History").is_visible()
+        page.fill(f"#id_{field}", value)
+    page.set_input_files("#id_retina_image", files=[{"name": "phone.jpg", "mimeType": "image/jpeg",
+                                                     "buffer": b"\xff" * 300_000}])
+    page.click("button:has-text('Predict')")
+    page.wait_for_selector(".field.invalid")
+    assert page.locator(".field.invalid").count() == 1
+    assert "The file is 293 kB; the limit is 196 kB." in page.inner_text(".field.invalid.file")
+    assert page.input_value("#id_bmi") == "31,5" and page.input_value("#id_glucose") == "150"
+    assert page.locator("nav >> text=History").is_visible()
     server_side.check("diabetes-file-too-large-on-server")
-    walk.count = server_side.count
     plain.close()
-    settings.MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
-    # The wrong kind of image is refused in words.
-    walk.go("/predict/ecg/")
+
+def test_the_wrong_kind_of_image_is_refused_in_words(clinician):
+    page = clinician.page
+    clinician.go("/predict/ecg/")
     page.set_input_files("#id_image", str(sample("fundus", "retina.jpg")))
     page.click("button:has-text('Predict')")
     page.wait_for_selector(".field.invalid")
     assert "does not look like an ECG printout" in page.inner_text("main")
-    walk.check("ecg-wrong-image")
+    clinician.check("ecg-wrong-image")
 
-    # A retinopathy photo on its own: the answer leads and is widest, the photo and where the model
-    # looked beside it (under it on a phone), no cell or percentage broken across lines.
-    walk.go("/predict/retina/")
-    page.set_input_files("#id_image", str(sample("fundus", "retina.jpg")))
-    page.click("button:has-text('Predict')")
-    page.wait_for_selector("[data-testid=label]")
+
+def test_a_retinopathy_answer_leads_and_is_widest_with_the_photo_and_where_the_model_looked_beside_it(
+        clinician, viewport):
+    """Under it on a phone; no cell or percentage broken across lines."""
+    page = clinician.page
+    predict_retina(clinician)
     answer, figures = page.locator(".result-body .answer").bounding_box(), page.locator(".figures").bounding_box()
     if viewport is DESKTOP:
         assert answer["width"] > 2 * figures["width"] and figures["x"] > answer["x"] + answer["width"]
@@ -233,9 +309,13 @@ def test_clinician_session(live_server, artifacts, django_user_model, chromium, 
     caption = page.inner_text("[data-testid=activation-caption]")
     assert "cropped to the camera's round field" in caption and "grid" not in caption and "purple" in caption
     assert page.inner_text("[data-testid=next-step]").startswith("Next step:")
-    walk.check("retina-result")
+    clinician.check("retina-result")
 
-    # Printed: the inputs opened, the answer, its caveats, the model version and the date; no navigation.
+
+def test_a_printed_result_has_the_inputs_the_answer_its_caveats_the_version_and_the_date_and_no_navigation(
+        clinician, viewport):
+    page = clinician.page
+    predict_retina(clinician)
     assert page.locator("button[data-print]").is_visible()
     page.emulate_media(media="print")
     assert not page.locator("header.top").is_visible() and not page.locator("button[data-print]").is_visible()
@@ -244,52 +324,67 @@ def test_clinician_session(live_server, artifacts, django_user_model, chromium, 
         assert page.locator(selector).first.is_visible(), selector
     pdf = page.pdf(width=f"{viewport['width']}px", print_background=True)
     assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
-    (walk.folder / f"{walk.count + 1:02d}-retina-result-printed.pdf").write_bytes(pdf)
-    page.screenshot(path=str(walk.folder / f"{walk.count + 1:02d}-retina-result-print-media.png"), full_page=True)
+    clinician.keep("retina-result-printed.pdf").write_bytes(pdf)
+    page.screenshot(path=str(clinician.keep("retina-result-print-media.png")), full_page=True)
     page.emulate_media(media="screen")
 
-    # API tokens: every column, Revoke included, within the screen.
-    walk.go("/tokens/")
+
+def test_api_tokens_show_every_column_revoke_included_within_the_screen(clinician, viewport):
+    page = clinician.page
+    clinician.go("/tokens/")
     page.fill("#id_name", "ward laptop")
     page.click("button:has-text('Create token')")
     page.wait_for_selector("code.key")
     revoke = page.locator("button:has-text('Revoke')").bounding_box()
     assert revoke["x"] + revoke["width"] <= viewport["width"]
-    walk.check("tokens")
+    clinician.check("tokens")
 
-    # History: references, attached results, filters.
-    walk.go("/history/")
+
+def test_history_shows_references_and_attached_results_and_filters_by_model(clinician):
+    page = clinician.page
+    predict_diabetes_with_photo(clinician)
+    predict_heart_from_four_findings(clinician)
+    predict_retina(clinician)
+    clinician.go("/history/")
     rows = page.locator("table.history tbody tr")
     assert rows.count() == 3
     combined = rows.nth(2).inner_text()
     assert "Clinic B, slot 3" in combined and "Diabetic retinopathy grade" in combined
     assert not re.search(r"\d ms\b", page.inner_text("main"))
-    walk.check("history")
+    clinician.check("history")
     page.select_option("#id_model", "retina")
     page.click("button:has-text('Filter')")
     page.wait_for_url(re.compile(r"model=retina"))
     assert page.locator("table.history tbody tr").count() == 2
-    walk.check("history-filtered")
+    clinician.check("history-filtered")
 
-    # The cards as shipped: their pages are what a clinician reads (the quick test builds carry
-    # the shipped cards' prose without their figures).
+
+def show_the_shipped_cards(walk: Walk, settings) -> None:
+    """The cards as shipped: their pages are what a clinician reads (the quick test builds carry
+    the shipped cards' prose without their figures)."""
     settings.MODEL_ARTIFACTS_DIR = SHIPPED
     walk.cards = cards_in(SHIPPED)
+
+
+def test_the_shipped_model_cards_say_where_each_model_fails_and_keep_developer_detail_collapsed(
+        clinician, settings):
+    page = clinician.page
+    show_the_shipped_cards(clinician, settings)
     for name in MODELS:
-        walk.go(f"/models/{name}/")
+        clinician.go(f"/models/{name}/")
         assert page.locator("h2", has_text="Where it fails").is_visible()
         assert not page.locator(".developer .plots").is_visible()  # developer detail: collapsed
-        walk.check(f"model-card-{name}")
+        clinician.check(f"model-card-{name}")
         page.click("summary:has-text('For developers')")
         page.wait_for_function("[...document.querySelectorAll('.plots img')].every(i => i.complete && i.naturalWidth)")
-    if viewport is PHONE:  # the narrowest phones in use are 360 px wide
-        narrow = Walk(page, live_server.url, {"width": 360}, walk.cards)
-        page.set_viewport_size({"width": 360, "height": 740})
-        record = Prediction.objects.get(parent__isnull=True, model_name="diabetes")
-        for name, path in (("dashboard", "/"), ("diabetes-form", "/predict/diabetes/"), ("history", "/history/"),
-                           ("result", f"/history/{record.pk}/"), ("model-card-ecg", "/models/ecg/")):
-            narrow.go(path)
-            narrow.check(name)
-    # The failed log-in's 400 and the refused uploads are expected; nothing else may go wrong.
-    assert [e for e in errors if "status of 400" not in e] == []
-    context.close()
+
+
+@pytest.mark.parametrize("viewport", [NARROWEST_PHONE], ids=["narrowest-phone"])
+def test_the_narrowest_phones_show_every_page_whole(clinician, settings):
+    predict_diabetes_with_photo(clinician)
+    show_the_shipped_cards(clinician, settings)
+    record = Prediction.objects.get(parent__isnull=True, model_name="diabetes")
+    for name, path in (("dashboard", "/"), ("diabetes-form", "/predict/diabetes/"), ("history", "/history/"),
+                       ("result", f"/history/{record.pk}/"), ("model-card-ecg", "/models/ecg/")):
+        clinician.go(path)
+        clinician.check(name)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from predictors.catalogue import IMAGE_FORMATS
+from predictors.catalogue import IMAGE_FORMATS, image_format_words
 
 from . import ecg_page
 
@@ -106,7 +106,7 @@ def decode(data: bytes, *, max_bytes: int, max_pixels: int,
             if fmt not in IMAGE_FORMATS:
                 raise ImageRejected(
                     "unsupported_format",
-                    f"{fmt or 'This'} files are not supported; upload a PNG, JPEG, BMP, WebP or TIFF image.",
+                    f"{fmt or 'This'} files are not supported; upload a {image_format_words()} image.",
                     415)
             width, height = image.size
             if width * height > max_pixels:

@@ -5,7 +5,7 @@ down, in dim or tinted light with a shadow across it. Each step here undoes one 
 from the picture's own evidence: the paper's outline, the direction of the grid and
 trace lines, where the lead rows and the printed header lie, and the paper's own white.
 Pure Pillow + numpy on small analysis copies, because it runs for every upload on a
-tenth of a CPU and training runs the very same code (predictors.imaging.model_input).
+tenth of a CPU and training runs the very same code (predictors.images.transform.model_input).
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ LIGHT_BLOCK = 32
 
 def rectified_page(image: Image.Image) -> Image.Image:
     """The page at working size, seen square-on: the part of the page analysis that the gate
-    (is this a page?) and the model transform share, made once per upload (DecodedImage.page)."""
+    (is this a page?) and the model transform share, made once per upload (DecodedImage.rectified_page)."""
     return rectify_paper(_working_size(channels.as_rgb(image)))
 
 

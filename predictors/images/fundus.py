@@ -29,16 +29,10 @@ def crop_field_of_view(image: Image.Image) -> Image.Image:
     padded with the mask's level where it reaches past the photo's edge.
     """
     rgb = channels.as_rgb(image)
-    factor = max(1, min(rgb.size) // FOV_FIND_SIDE)
-    small = rgb.reduce(factor) if factor > 1 else rgb
-    brightest = channels.brightest(np.asarray(small, dtype=np.uint8))
-    lit = field_of_view_mask(brightest)
-    rows = np.flatnonzero(lit.mean(axis=1) > FOV_MIN_SHARE)
-    cols = np.flatnonzero(lit.mean(axis=0) > FOV_MIN_SHARE)
-    if rows.size == 0 or cols.size == 0:
+    box, brightest, lit = _find_field_of_view(rgb)
+    if box is None:
         return rgb
-    left, top = int(cols[0]) * factor, int(rows[0]) * factor
-    right, bottom = min(rgb.width, (int(cols[-1]) + 1) * factor), min(rgb.height, (int(rows[-1]) + 1) * factor)
+    left, top, right, bottom = box
     side = max(right - left, bottom - top)
     x0, y0 = left - (side - (right - left)) // 2, top - (side - (bottom - top)) // 2
     square = rgb.crop((x0, y0, x0 + side, y0 + side))
@@ -51,6 +45,29 @@ def crop_field_of_view(image: Image.Image) -> Image.Image:
     padded.paste(rgb.crop((max(0, x0), max(0, y0), min(rgb.width, x0 + side), min(rgb.height, y0 + side))),
                  (max(0, -x0), max(0, -y0)))
     return padded
+
+
+def field_of_view_box(image: Image.Image) -> tuple[int, int, int, int] | None:
+    """The box (left, top, right, bottom; right and bottom excluded) around a fundus photo's lit
+    disc, in the photo's own pixels, found as `crop_field_of_view` finds it; None when nothing
+    is lit. The one field-of-view finder: training's other-camera looks draw their masks on it."""
+    return _find_field_of_view(channels.as_rgb(image))[0]
+
+
+def _find_field_of_view(rgb: Image.Image) -> tuple[tuple[int, int, int, int] | None, np.ndarray, np.ndarray]:
+    """The lit disc's box in `rgb`'s pixels, with the brightest channel and the lit mask of the
+    reduced copy it was found on (the crop pads with the mask's level from them)."""
+    factor = max(1, min(rgb.size) // FOV_FIND_SIDE)
+    small = rgb.reduce(factor) if factor > 1 else rgb
+    brightest = channels.brightest(np.asarray(small, dtype=np.uint8))
+    lit = field_of_view_mask(brightest)
+    rows = np.flatnonzero(lit.mean(axis=1) > FOV_MIN_SHARE)
+    cols = np.flatnonzero(lit.mean(axis=0) > FOV_MIN_SHARE)
+    if rows.size == 0 or cols.size == 0:
+        return None, brightest, lit
+    left, top = int(cols[0]) * factor, int(rows[0]) * factor
+    right, bottom = min(rgb.width, (int(cols[-1]) + 1) * factor), min(rgb.height, (int(rows[-1]) + 1) * factor)
+    return (left, top, right, bottom), brightest, lit
 
 
 def field_of_view_mask(brightest: np.ndarray) -> np.ndarray:

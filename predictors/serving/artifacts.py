@@ -2,8 +2,9 @@
 
 `<artifacts>/<name>/` holds the model file, `card.json` (labels, input spec, metrics,
 provenance) and `manifest.json` (sha256 of every file the registry loads). Training
-builds a `Card` and writes the whole directory through `publish`, so a reader sees the
-old artifact or the new one, never half of each; the registry calls `open_artifact`,
+builds a `Card` and writes the whole directory through `publish`, and whatever changes a
+card later (a benchmark, a decision rule chosen again) goes through `Card.publish`, so a
+reader sees the old artifact or the new one, never half of each; the registry calls `open_artifact`,
 which refuses any directory whose files do not match their manifest.
 """
 from __future__ import annotations
@@ -90,6 +91,14 @@ class Card:
         (directory / CARD).write_text(_to_json(self.fields) + "\n")
         write_manifest(directory, self.files)
 
+    def publish(self, directory: Path) -> None:
+        """This card in place of the one in `directory`, its other files kept, through `publish`:
+        how a card is changed after training (a benchmark's figures, a decision rule chosen again),
+        so a reader never finds a card its manifest does not match."""
+        with publish(directory) as staging:
+            copy_artifact(directory, staging)
+            self.write(staging)
+
 
 def _to_json(fields: Mapping[str, Any]) -> str:
     return json.dumps(fields, indent=2, default=_plain)
@@ -131,6 +140,14 @@ def publish(directory: Path) -> Iterator[Path]:
     staging.rename(directory)
     _fsync_directory(directory.parent)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+def copy_artifact(directory: Path, staging: Path) -> None:
+    """An artifact's files into the staging directory that will replace it, to change some of them."""
+    for path in directory.rglob("*"):
+        if path.is_file():
+            (staging / path.relative_to(directory)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, staging / path.relative_to(directory))
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -194,7 +211,7 @@ def sha256_file(path: Path) -> str:
 
 def write_manifest(directory: Path, files: Sequence[str]) -> dict[str, Any]:
     """The sha256 of each file, which `open_artifact` checks before anything is loaded. `Card.write`
-    calls it; so does a tool that edits a card in place (bench/capture_robustness.py, tests)."""
+    calls it; so do tests that forge an artifact in place (a corrupt graph, a card changed under a server)."""
     manifest = {
         "contract_version": CONTRACT_VERSION,
         "files": {name: sha256_file(directory / name) for name in sorted(files)},

@@ -38,6 +38,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
 
+from predictors.images import fundus  # noqa: E402
 from predictors.training.synth_ecg import LEADS, RATE, Record  # noqa: E402
 
 Colour = tuple[float, float, float]
@@ -378,18 +379,14 @@ class Disc:
 
 
 def find_disc(photo: Image.Image) -> Disc:
-    """The lit circle of a fundus photo: its centre and radius from the widest lit row, which
-    is the circle's diameter even when the camera cuts the circle at top and bottom."""
-    brightest = np.asarray(photo.convert("RGB"), dtype=np.uint8).max(axis=2)
-    lit = brightest > max(20, np.percentile(brightest, 1) + 12)
-    widths = lit.sum(axis=1)
-    row = int(np.argmax(widths))
-    cols = np.flatnonzero(lit[row])
-    # Many rows are about as wide as the widest; the centre is the middle of the wide ones (a
-    # camera cuts its circle equally at top and bottom).
-    rows = np.flatnonzero(widths > 0.5 * widths[row])
-    return Disc(cx=float((cols[0] + cols[-1]) / 2), cy=float((rows[0] + rows[-1]) / 2),
-                radius=float((cols[-1] - cols[0]) / 2))
+    """The lit circle of a fundus photo, from the field of view the site finds (images.fundus):
+    the box's width is the circle's diameter even when the camera cuts the circle at top and
+    bottom, and its middle the centre (a camera cuts its circle equally at both)."""
+    box = fundus.field_of_view_box(photo)
+    if box is None:
+        raise ValueError("no lit field of view in this photo")
+    left, top, right, bottom = box
+    return Disc(cx=(left + right - 1) / 2, cy=(top + bottom - 1) / 2, radius=(right - 1 - left) / 2)
 
 
 def _circle_mask(size: tuple[int, int], disc: Disc) -> np.ndarray:

@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import multiprocessing
-import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,7 +27,7 @@ from PIL import Image
 from predictors.catalogue import SPECS, ModelSpec
 from predictors.images.decode import decode
 from predictors.images.transform import model_input
-from predictors.serving.artifacts import Card, publish
+from predictors.serving.artifacts import Card, copy_artifact, publish
 
 from . import calibration, captures, cards, domain, evaluation, real_images
 from .export import export_onnx, quantize_with_fallback, with_activation_map
@@ -498,7 +497,7 @@ def add_domain_to_artifact(name: str, directory: Path, workers: int = 2) -> dict
     and on its card; the logits do not change (`manage.py fit_domain`)."""
     card, r, data = _shipped(name, directory, workers)
     with publish(directory) as staging:
-        _copy_artifact(directory, staging)
+        copy_artifact(directory, staging)
         served = Served(staging / card.model_file, card.fields.get("export", {}), card.fields.get("quantization", {}))
         section = add_domain_score(r, served, data, workers)
         Card({**card.fields, "version": cards.version_for(served.path), "output": cards.IMAGE_OUTPUT,
@@ -517,18 +516,8 @@ def refit_decision(name: str, directory: Path, workers: int = 2) -> dict[str, An
     calibrated = calibration.calibrate(onnx_logits(served.path, x_val), y_val, r.answered_accuracy_target,
                                        r.referable_grade, temperature=temperature)
     decision = {**calibrated["decision"], "test": decision_on_test(r, served, data, calibrated)}
-    with publish(directory) as staging:
-        _copy_artifact(directory, staging)
-        Card({**card.fields, "decision": decision}).write(staging)
+    Card({**card.fields, "decision": decision}).publish(directory)
     return decision
-
-
-def _copy_artifact(directory: Path, staging: Path) -> None:
-    """A shipped artifact's files into the staging directory that will replace it, to change one of them."""
-    for path in directory.rglob("*"):
-        if path.is_file():
-            (staging / path.relative_to(directory)).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, staging / path.relative_to(directory))
 
 
 def decision_on_test(r: Recipe, served: Served, data: ImageData, calibrated: dict[str, Any]) -> dict[str, Any]:

@@ -4,42 +4,20 @@ reduced to working size before any mode conversion."""
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from bench.harness import multipart
-from bench.hostile import DECODE_CASES, peak_above_resting_mb
+from bench.hostile import DECODE_CASES, flat_png, float_tiff, peak_above_resting_mb
+from predictors.catalogue import image_format_words
 from predictors.images.decode import MAX_DECODED_BYTES, ImageRejected, decode, decoded_bytes
 from predictors.images.gate import scene_scores
 
 from ..support import LIMITS, api_error, sample
 
-
-def flat_png(width: int, height: int, bit_depth: int, colour_type: int, channels: int, value: int = 0) -> bytes:
-    """A PNG of one flat colour written row by row: a tiny file that decodes to a big image."""
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    sample = value.to_bytes(bit_depth // 8, "big")
-    row = b"\x00" + sample * (width * channels)
-    packer = zlib.compressobj(9)
-    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-
-
-def float_tiff(width: int, height: int, value: float = 0.0) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("F", (width, height), value).save(buffer, "TIFF", compression="tiff_adobe_deflate")
-    return buffer.getvalue()
-
-
 # The site's default pixel cap, under which the large images below are reduced, not refused.
-
 SITE_LIMITS = {"max_bytes": 10_000_000, "max_pixels": 25_000_000}
 
 
@@ -135,6 +113,9 @@ def test_unsupported_format_is_refused():
     with pytest.raises(ImageRejected) as caught:
         decode(data, **LIMITS)
     assert caught.value.code == "unsupported_format" and caught.value.status == 415
+    # It names every format the site reads, GIF too.
+    assert caught.value.message == f"ICO files are not supported; upload a {image_format_words()} image."
+    assert "GIF" in caught.value.message
 
 
 # The issue's bombs: a few hundred kB each, under the old 40-megapixel cap.

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
-from predictors.images.fundus import crop_field_of_view, field_of_view_mask
+from predictors.images.fundus import FOV_FIND_SIDE, crop_field_of_view, field_of_view_box, field_of_view_mask
 from predictors.training import real_images
 
 
@@ -18,3 +19,16 @@ def test_fundus_crop_keeps_the_lit_disc_square_and_centred():
     # The disc reaches the left and right edges of the crop: no black margin is left to waste pixels.
     middle_row = lit[cropped.height // 2]
     assert middle_row[5] and middle_row[-6]
+
+
+def test_the_field_of_view_box_is_where_the_disc_is_in_the_photos_own_pixels():
+    image = real_images.load_rgb(real_images.fundus_images()[0].path)  # 1024×680, disc cut at top and bottom
+    left, top, right, bottom = field_of_view_box(image)
+    assert (top, bottom) == (0, image.height) and 0 < left < right < image.width
+    assert 0.7 * image.width < right - left  # the whole width of the disc, not its lit middle
+    framed = Image.new("RGB", (1600, 1200))
+    framed.paste(image, (300, 200))
+    moved = field_of_view_box(framed)
+    step = min(framed.size) // FOV_FIND_SIDE  # found on a copy reduced by this factor
+    assert np.abs(np.subtract(moved, (left + 300, 200, right + 300, 200 + image.height))).max() <= step
+    assert field_of_view_box(Image.new("RGB", (640, 480))) is None

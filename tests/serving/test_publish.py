@@ -1,11 +1,16 @@
-"""predictors.serving.artifacts.publish and Card: a model directory is replaced whole or not at all."""
+"""predictors.serving.artifacts.publish and Card: a model directory is replaced whole or not at all,
+when training writes it and when a benchmark records its figures on a card."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
+from predictors.catalogue import CONFIDENT
 from predictors.serving.artifacts import Card, open_artifact, publish
+
+from ..support import SHIPPED
 
 
 def write_model(directory, weights: bytes, plots: dict[str, str]) -> Card:
@@ -58,3 +63,67 @@ def test_a_card_is_written_as_plain_json_whatever_numbers_training_hands_it(tmp_
     assert json.loads((tmp_path / "heart" / "card.json").read_text())["metrics"] == {
         "rows": 3, "counts": [1, 2], "auc": 0.5}
     assert card.fields["metrics"]["counts"] == [1, 2]
+
+
+def shipped_copy(tmp_path, *names: str):
+    """The shipped artifacts named, copied where a test may change them."""
+    for name in names:
+        shutil.copytree(SHIPPED / name, tmp_path / name)
+    return tmp_path
+
+
+def files_of(directory) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_a_card_published_again_keeps_the_other_files_and_verifies(tmp_path):
+    directory = shipped_copy(tmp_path, "retina") / "retina"
+    before = files_of(directory)
+    card = Card.read(directory)
+    Card({**card.fields, "robustness": {"rows": []}}).publish(directory)
+    artifact = open_artifact("retina", directory)
+    assert artifact.card == {**card.fields, "robustness": {"rows": []}}
+    after = files_of(directory)
+    assert {name for name in after if after[name] != before[name]} == {"card.json", "manifest.json"}
+    assert set(after) == set(before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["retina"]
+
+
+def test_the_capture_benchmark_records_its_rows_on_the_card_the_registry_verifies(tmp_path):
+    from bench import capture_robustness
+
+    artifacts = shipped_copy(tmp_path, "retina")
+    before = Card.read(artifacts / "retina").fields
+    rows = [{"capture": "original", "images": 3, "right": 1.0}]
+    capture_robustness.write_cards({"retina": rows}, "bench.capture_robustness --write", artifacts)
+    card = open_artifact("retina", artifacts / "retina").card
+    assert set(card["robustness"]) == {"measured", "command", "confident", "rows"}
+    assert card["robustness"]["command"] == "bench.capture_robustness --write"
+    assert card["robustness"]["confident"] == CONFIDENT and card["robustness"]["rows"] == rows
+    assert {key: value for key, value in card.items() if key != "robustness"} == {
+        key: value for key, value in before.items() if key != "robustness"}
+    model = card["model_file"]
+    assert (artifacts / "retina" / model).read_bytes() == (SHIPPED / "retina" / model).read_bytes()
+
+
+def test_the_domain_benchmark_records_its_groups_under_the_cards_domain_section(tmp_path):
+    from bench import domain_shift
+
+    artifacts = shipped_copy(tmp_path, "retina", "ecg")
+    before = {name: Card.read(artifacts / name).fields for name in ("retina", "ecg")}
+    row = {"model": "ecg", "domain": "out", "group": "rendered ECG: all", "total": True, "images": 4,
+           "shares": {"confident": 0.0, "below": 0.25, "uncertain": 0.25, "refused": 0.5},
+           "refused_by": {"outside_validated_domain": 2}}
+    domain_shift.write_cards([row], "bench.domain_shift --write", artifacts)
+    for name in ("retina", "ecg"):
+        card = open_artifact(name, artifacts / name).card
+        benchmark = card["domain"]["benchmark"]
+        assert benchmark["command"] == "bench.domain_shift --write" and benchmark["confident"] == CONFIDENT
+        assert {**card["domain"], "benchmark": None} == {**before[name]["domain"], "benchmark": None}
+        assert {key: value for key, value in card.items() if key != "domain"} == {
+            key: value for key, value in before[name].items() if key != "domain"}
+    assert open_artifact("ecg", artifacts / "ecg").card["domain"]["benchmark"]["groups"] == [{
+        "title": "Other machines' layouts and papers, drawn by this site", "domain": "out", "images": 4,
+        "finding": 0.0, "below": 0.25, "uncertain": 0.25, "refused": 0.5,
+        "refused_by": {"outside_validated_domain": 0.5}}]
+    assert open_artifact("retina", artifacts / "retina").card["domain"]["benchmark"]["groups"] == []

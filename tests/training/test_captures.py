@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from predictors.training import captures
@@ -11,10 +12,31 @@ from predictors.training import captures
 from ..support import labelled_photos
 
 
-def test_captures_are_reproducible():
-    image = Image.open(labelled_photos("ecg")[0].path)
+@pytest.fixture(scope="module")
+def printout() -> Image.Image:
+    with Image.open(labelled_photos("ecg")[0].path) as image:
+        return image.convert("RGB")
+
+
+def test_captures_are_reproducible(printout):
     capture = captures.Capture("phone_photo", 0.05, ("ecg",))
-    assert captures.recapture(image, capture, seed=7) == captures.recapture(image, capture, seed=7)
+    first = captures.recapture(printout, capture, seed=7)
+    assert captures.recapture(printout, capture, seed=7) == first
+    # Another seed, another photo: the angle and the table are drawn from it.
+    assert captures.recapture(printout, capture, seed=8) != first
+
+
+def test_a_phone_photo_is_a_jpeg_of_the_page_framed_by_the_table_around_it(printout):
+    photo = Image.open(io.BytesIO(captures.recapture(printout, captures.Capture("phone_photo", 0.05, ("ecg",)), 7)))
+    assert photo.format == "JPEG"
+    assert photo.width > printout.width and photo.height > printout.height
+
+
+def test_a_dimmed_capture_has_the_light_it_was_asked_for(printout):
+    dimmed = Image.open(io.BytesIO(captures.recapture(printout, captures.Capture("brightness", 0.5, captures.BOTH), 0)))
+    assert dimmed.size == printout.size
+    ratio = np.asarray(dimmed, dtype=np.float32).mean() / np.asarray(printout, dtype=np.float32).mean()
+    assert ratio == pytest.approx(0.5, abs=0.02)
 
 
 def test_a_crease_shades_narrow_bands_across_the_page_and_leaves_the_rest():
