@@ -10,11 +10,12 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
+from .catalogue import HUMAN_READ, SPECS, ModelSpec
+from .decision import UNCERTAIN_WORDS, is_uncertain, referral_rule
+from .formatting import DISCLAIMER, DISCLAIMER_BODY, DISCLAIMER_HEAD, file_size, in_sentence, percent  # noqa: F401 (its users move next)
 from .inputs import TABULAR_SCHEMAS
 from .models import Prediction
-from .serving.memory import MB
 from .serving.registry import ModelUnavailable, get_loader
-from .catalogue import HUMAN_READ, SPECS, ModelSpec
 from .services import CLOSE_CALL_MARGIN, ImageRequest, TabularRequest, close_call, unknown_inputs
 
 if TYPE_CHECKING:
@@ -24,35 +25,6 @@ if TYPE_CHECKING:
 THUMBNAIL_SIDE = 320
 # Fewer than this share of a form's findings known: the estimate rests on too little to read plainly.
 MOSTLY_UNKNOWN = 0.5
-# Written once: the footer of every page shows it, every API answer carries it. It must stay
-# true of the served cards (tests/page_text.py checks it against their data fields).
-DISCLAIMER_HEAD = "Demonstration only: not a medical device."
-DISCLAIMER_BODY = ("Do not use these models for diagnosis, treatment or triage. The image models learnt from real "
-                   "photographs from a single public source each, so they may fail on other cameras, machines and "
-                   "patients; each model card gives its data, its figures and where it fails.")
-DISCLAIMER = f"{DISCLAIMER_HEAD} {DISCLAIMER_BODY}"
-
-
-def percent(probability: float) -> str:
-    """A probability as a clinician reads it: whole percent, never "100%" or "0%".
-
-    No model here is right every time, so a rounded certainty would overstate it;
-    beyond 99% and below 1% the page says so instead ("> 99%", "< 1%").
-    """
-    if probability > 0.99:
-        return "> 99%"
-    if probability < 0.01:
-        return "< 1%"
-    return f"{min(99, max(1, int(probability * 100 + 0.5)))}%"
-
-
-def file_size(size: int) -> str:
-    """A file's size as every message here gives it: kB below a megabyte, MB of 1,048,576 bytes
-    above ("37 kB", "12.6 MB"), the unit of the limits (MAX_UPLOAD_BYTES 10485760 is "10 MB").
-    static/healthoracle.js says sizes the same way."""
-    if size < MB:
-        return f"{max(1, -(-size // 1024))} kB"
-    return f"{size / MB:.1f}".removesuffix(".0") + " MB"
 
 
 @dataclass(frozen=True)
@@ -138,25 +110,6 @@ def _retinopathy_notes(record: Prediction) -> list[Note]:
     return []
 
 
-def in_sentence(label: str) -> str:
-    """A field's label inside a sentence: "Serum cholesterol" -> "serum cholesterol", while "BMI",
-    "ECG finding" and "mg/dL" keep their capitals."""
-    first = label.split(" ", 1)[0]
-    if len(first) > 1 and any(c.isupper() for c in first[1:]):
-        return label
-    return label[:1].lower() + label[1:]
-
-
-def is_uncertain(outputs: Mapping[str, Any]) -> bool:
-    """The image result's "uncertain — needs a human read" call, as made when it was recorded.
-
-    The threshold comes from the card of the model version that answered, so it is read
-    from the record, never recomputed; results recorded before the card carried one kept
-    the fixed rule of the day under the name `low_confidence`.
-    """
-    return bool(outputs.get("uncertain", outputs.get("low_confidence", False)))
-
-
 def _coverage_notes(record: Prediction) -> list[Note]:
     schema = TABULAR_SCHEMAS[record.model_name]
     unknown = unknown_inputs(record.model_name, record.inputs)
@@ -180,7 +133,7 @@ def _image_notes(spec: ModelSpec, outputs: Mapping[str, Any]) -> list[Note]:
     notes = []
     if is_uncertain(outputs) and probabilities:
         notes.append(Note("warning", f"{UNCERTAIN_WORDS}. {_uncertain_reason(spec, outputs)}",
-                          "uncertain: needs a human read"))
+                          in_sentence(UNCERTAIN_WORDS)))
     pair = close_call(probabilities)
     if pair and spec.referable_grade is None:  # a graded model's grades are read beneath its referral call
         first, second = pair
@@ -243,25 +196,6 @@ def image_decision(spec: ModelSpec, outputs: Mapping[str, Any]) -> Decision:
     if pair:
         return Decision("uncertain", f"{pair[0]} or {pair[1]}: too close to call", None)
     return Decision(str(outputs.get("label")), str(outputs.get("label")), outputs.get("confidence"))
-
-
-UNCERTAIN_WORDS = "Uncertain: needs a human read"
-
-
-def referral_rule(outputs: Mapping[str, Any]) -> str:
-    """The referral rule a graded result was decided by, as recorded, in words: a side the card never
-    calls (no threshold reached its target on validation) is said to be so, not given as "> 99%"."""
-    high, low = outputs.get("referable_threshold"), outputs.get("not_referable_below")
-    if high is None:
-        return ""
-    if low is not None and low <= 0 and high >= 1:
-        return "The model makes no referral call on its own: every photo goes to a human read"
-    parts = [f"refers from {percent(high)}" if high < 1 else "never refers"]
-    if low is not None:
-        parts.append(f"does not refer under {percent(low)}" if low > 0 else "never rules referral out")
-        if low < high:
-            parts.append("leaves the probabilities between to a human read")
-    return "The model " + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
 
 
 def next_step(record: Prediction) -> str:

@@ -255,15 +255,7 @@ def test_the_result_page_shows_the_map_beside_the_thumbnail(logged_in, artifacts
     assert "Where the model looked" in page
 
 
-# No model here is always right, so no page prints a certainty.
-
-@pytest.mark.parametrize("probability, shown", [
-    (0.9999, "> 99%"), (0.991, "> 99%"), (0.99, "99%"), (0.985, "99%"), (0.5, "50%"), (0.014, "1%"), (0.01, "1%"),
-    (0.0099, "< 1%"), (0.0, "< 1%"), (1.0, "> 99%"),
-])
-def test_probabilities_are_shown_without_false_certainty(probability, shown):
-    assert presentation.percent(probability) == shown
-
+# No model here is always right, so no page prints a certainty (formatting.percent: tests/test_formatting.py).
 
 def test_result_and_history_pages_never_print_100_or_0_percent(logged_in, decided):
     decided.setattr(ScriptedImage, "probabilities", [0.0004, 0.0002, 0.0001, 0.0003, 0.999])
@@ -281,12 +273,6 @@ def test_result_and_history_pages_never_print_100_or_0_percent(logged_in, decide
     assert "Referable diabetic retinopathy · > 99% · most likely grade Proliferative DR" in history
     assert "> 99% · high risk" in history
     assert "> 99% · high risk" in dashboard
-
-
-@pytest.mark.parametrize("size, words", [(10485760, "10 MB"), (13_200_000, "12.6 MB"), (37_000, "37 kB"),
-                                         (1_000_000, "977 kB"), (1, "1 kB")])
-def test_sizes_are_given_in_the_unit_of_the_limit(size, words):
-    assert presentation.file_size(size) == words
 
 
 # A finding diagnostic on its own comes before any estimate, and every result says what to do next.
@@ -333,17 +319,3 @@ def test_every_ecg_result_says_what_to_do_next_no_stronger_than_its_evidence(log
     assert next_step(ecg_page(logged_in)).startswith(f"Next step: {words}")
     card = " ".join(page_text(logged_in.get("/models/ecg/").content.decode()).split())
     assert words in card  # the card lists each answer's next step, from the same catalogue entry
-
-
-@pytest.mark.parametrize("outputs, words", [
-    ({"referable_threshold": 0.65, "not_referable_below": 0.62},
-     "The model refers from 65%, does not refer under 62% and leaves the probabilities between to a human read"),
-    ({"referable_threshold": 0.5, "not_referable_below": 0.5}, "The model refers from 50% and does not refer under 50%"),
-    ({"referable_threshold": 1.0, "not_referable_below": 0.3},
-     "The model never refers, does not refer under 30% and leaves the probabilities between to a human read"),
-    ({"referable_threshold": 1.0, "not_referable_below": 0.0},
-     "The model makes no referral call on its own: every photo goes to a human read"),
-    ({"referable_threshold": 0.65}, "The model refers from 65%"),  # recorded before the band
-])
-def test_the_referral_rule_is_said_as_recorded_never_as_a_threshold_of_100_or_0_percent(outputs, words):
-    assert presentation.referral_rule(outputs) == words
