@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .presentation import percent
+from .formatting import percent
 
 # Metrics of an intermediate graph (pytorch_fp32, onnx_int8, ...), not the model the site serves.
 TECHNICAL_PREFIXES = ("pytorch_", "onnx_")

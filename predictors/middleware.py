@@ -12,7 +12,7 @@ from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 
 from .http import error_response, json_path
-from .presentation import file_size
+from .formatting import file_size
 
 log = logging.getLogger(__name__)
 

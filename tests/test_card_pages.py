@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from predictors import card_pages, presentation
+from predictors import card_pages
+from predictors.formatting import DISCLAIMER
 
 from .page_text import contradictions, page_text
 from .support import SHIPPED, cards_in, rewrite_card
@@ -72,7 +73,7 @@ def test_card_figures_read_as_counts_and_shares(logged_in, settings):
 def test_the_shipped_cards_bear_out_the_footer_and_their_own_pages(logged_in, settings):
     settings.MODEL_ARTIFACTS_DIR = SHIPPED
     cards = cards_in(SHIPPED)
-    assert contradictions(presentation.DISCLAIMER, cards) == []
+    assert contradictions(DISCLAIMER, cards) == []
     for name in cards:
         page = logged_in.get(f"/models/{name}/").content.decode()
         assert contradictions(page_text(page), cards) == [], name
