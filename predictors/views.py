@@ -119,7 +119,7 @@ def model_card(request: HttpRequest, model: str) -> HttpResponse:
     except ModelUnavailable as exc:
         return render(request, "error.html", {"title": f"{spec.title}: model unavailable", "message": exc.reason},
                       status=503)
-    summary = card_pages.summarise(card, known_limitations=[spec.population] if spec.population else [])
+    summary = card_pages.summarise(card, spec)
     schema = TABULAR_SCHEMAS.get(model)
     return render(request, "model_card.html", {"spec": spec, "summary": summary,
                                                "diagnostic": schema.diagnostic if schema else ()})
