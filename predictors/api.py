@@ -13,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from . import presentation, services
 from .forms import FORMS
 from .errors import HttpError
+from .formatting import DISCLAIMER
 from .http import api_user, error_response
 from .inputs import TABULAR_SCHEMAS, InputInvalid, InputMalformed
 from .models import Prediction
@@ -45,7 +46,7 @@ def api_endpoint(view: Callable[..., JsonResponse]) -> Callable[..., JsonRespons
 def _prediction_response(record: Prediction, **extra: Any) -> JsonResponse:
     return JsonResponse({"prediction_id": record.pk, "model": record.model_name, "version": record.model_version,
                          **record.outputs, "next_step": presentation.next_step(record), "latency_ms": record.latency_ms,
-                         "disclaimer": presentation.DISCLAIMER, **extra})
+                         "disclaimer": DISCLAIMER, **extra})
 
 
 @api_endpoint

@@ -1,10 +1,12 @@
 """The four models, declared once: what each is called, which runtime serves it, what it takes.
 
 Everything that lists the models reads this tuple: the registry, the history's model
-choices, the URL converters, the API and its OpenAPI document, the forms' image gates,
-the training and import commands, the site's navigation. What a model can do (grade for
-referral, say) is a field here, so no code tests a model by its name. Plain Python, so
-training imports it without Django.
+choices, the URL converters, the API and its OpenAPI document, the forms (each with its
+optional image and its gate), the training and import commands, the site's navigation.
+What a model can do or must say (grade for referral, take an optional image, the youngest
+patients it learnt from) is a field here, so no code outside this module and
+predictors.inputs tests a model by its name. Plain Python, so training imports it without
+Django.
 """
 from __future__ import annotations
 
@@ -46,6 +48,18 @@ class ModelSpec:
     # with every result: by label (a graded model's by referral call), by a form's risk band, and
     # "uncertain" for an image the model does not answer.
     next_steps: tuple[tuple[str, str], ...] = ()
+    # A form's optional image: the image model its upload goes to, answered in the same result.
+    image_with: str = ""
+    # The youngest patients in the training data: a result for anyone younger says so.
+    min_age: int | None = None
+    # A form whose attached image can answer its question already: (warning, its short form), said
+    # when that image's graded answer shows any disease; "{label}" is the grade it reads as.
+    shown_on_image: tuple[str, str] = ()
+    # An image model's upload as a form asks for it: its label, the help under it on the model's
+    # own page, and what it adds where a form takes it as an optional image.
+    upload: str = ""
+    upload_help: str = ""
+    upload_adds: str = ""
 
     def answer_words(self, key: str) -> str:
         return dict(self.answers)[key]
@@ -70,11 +84,17 @@ class ModelSpec:
 CONFIDENT = 0.8
 # Said of every image a model does not answer: uncertain, or outside what it was validated on.
 HUMAN_READ = "Have the image read by a clinician; do not act on the model's answer."
+PIMA_MIN_AGE = 21  # the youngest patients in the diabetes data
 MODEL_SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("diabetes", "Diabetes risk", "Diabetes", "xgboost_tabular",
               "Eight routine measurements (glucose, BMI, age…); five may be unknown.", "tabular",
-              population="It learnt from Pima Indian women aged 21 or older who were not known to have "
-                         "diabetes: for men, younger people and other populations its estimate is untested.",
+              population=f"It learnt from Pima Indian women aged {PIMA_MIN_AGE} or older who were not known to "
+                         "have diabetes: for men, younger people and other populations its estimate is untested.",
+              image_with="retina", min_age=PIMA_MIN_AGE,
+              shown_on_image=("The fundus photo reads as {label}. Diabetic retinopathy occurs in people who already "
+                              "have diabetes, and this risk estimate is for people not known to have it: test for "
+                              "diabetes now (for example HbA1c or fasting glucose) rather than reading a five-year "
+                              "risk.", "retinopathy on the photo: test for diabetes now"),
               next_steps=(
                   ("high", "An estimate, not a diagnosis: test for diabetes (HbA1c or fasting plasma glucose) and "
                            "discuss how to lower the risk."),
@@ -84,6 +104,7 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
                           "patient's age and risk factors."))),
     ModelSpec("heart", "Heart disease risk", "Heart", "xgboost_tabular",
               "Thirteen cardiology findings (chest pain type, ECG, stress test…); most may be unknown.", "tabular",
+              image_with="ecg",
               next_steps=(
                   ("high", "An estimate, not a diagnosis: assess for coronary disease as your local pathway says "
                            "(a cardiology referral or further testing)."),
@@ -93,6 +114,9 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
                           "assess symptoms as you would without it."))),
     ModelSpec("retina", "Diabetic retinopathy grade", "Retina", "onnx_image",
               "A colour retinal fundus photograph.", "fundus",
+              upload="Retinal fundus photo",
+              upload_help=f"A colour photo of the back of the eye; {image_format_words()}.",
+              upload_adds="Adds a diabetic-retinopathy grade to the same result.",
               labels=("No DR", "Mild NPDR", "Moderate NPDR", "Severe NPDR", "Proliferative DR"),
               referable_grade=2,
               answers=(("referable", "Referable diabetic retinopathy"),
@@ -107,6 +131,8 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
                                 "deciding on referral."))),
     ModelSpec("ecg", "ECG finding", "ECG", "onnx_image",
               "A scan or photo of a 12-lead ECG printout.", "ecg",
+              upload="12-lead ECG printout", upload_help="A scan, screenshot or phone photo of the printout.",
+              upload_adds="Adds an ECG reading to the same result.",
               labels=("Normal", "Abnormal heartbeat", "Myocardial Infarction", "History of MI"),
               next_steps=(
                   ("Normal", "A normal read of the printout does not rule out an acute coronary syndrome or an "

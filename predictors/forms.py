@@ -1,4 +1,5 @@
-"""HTML forms, generated from the input schemas, and the image upload field.
+"""HTML forms, generated from the catalogue (each form with the optional image it pairs with) and the
+input schemas, and the image upload field.
 
 Numbers are read by the schema's own parser (decimal commas, exact big numbers);
 ranges and choices are checked by the schema, the same code the JSON API uses, so a
@@ -14,9 +15,9 @@ from django.conf import settings
 
 from .inputs import TABULAR_SCHEMAS, InputInvalid
 from .inputs.fields import BooleanField, ChoiceField, NumberField, TabularSchema
-from .catalogue import CHOICES, SPECS, image_format_words
+from .catalogue import CHOICES, MODEL_SPECS, SPECS, ModelSpec, image_format_words
+from .formatting import file_size
 from .models import REFERENCE_MAX_LENGTH
-from .presentation import file_size
 from .services import ImageRequest, TabularRequest
 
 if TYPE_CHECKING:
@@ -218,35 +219,25 @@ class ImageForm(PredictionForm):
         return "image"
 
 
-class DiabetesForm(TabularForm):
-    schema = TABULAR_SCHEMAS["diabetes"]
-    image_field = "retina_image"
-    image_model = "retina"
-    retina_image = ScanField(kind=SPECS["retina"].input, required=False, label="Retinal fundus photo (optional)",
-                             help_text="Adds a diabetic-retinopathy grade to the same result.")
+def _tabular_form(spec: ModelSpec) -> type[TabularForm]:
+    """A form's page from its schema, with the optional image of the model the catalogue pairs it with."""
+    attrs: dict[str, Any] = {"__module__": __name__, "schema": TABULAR_SCHEMAS[spec.name]}
+    if spec.image_with:
+        image = SPECS[spec.image_with]
+        name = f"{image.name}_image"
+        attrs.update({"image_field": name, "image_model": image.name,
+                      name: ScanField(kind=image.input, required=False, label=f"{image.upload} (optional)",
+                                      help_text=image.upload_adds)})
+    return type(TabularForm)(f"{spec.name.title()}Form", (TabularForm,), attrs)
 
 
-class HeartForm(TabularForm):
-    schema = TABULAR_SCHEMAS["heart"]
-    image_field = "ecg_image"
-    image_model = "ecg"
-    ecg_image = ScanField(kind=SPECS["ecg"].input, required=False, label="12-lead ECG printout (optional)",
-                          help_text="Adds an ECG reading to the same result.")
+def _image_form(spec: ModelSpec) -> type[ImageForm]:
+    return type(ImageForm)(f"{spec.name.title()}Form", (ImageForm,), {
+        "__module__": __name__, "model": spec.name,
+        "image": ScanField(kind=spec.input, label=spec.upload, help_text=spec.upload_help)})
 
 
-class RetinaForm(ImageForm):
-    model = "retina"
-    image = ScanField(kind=SPECS["retina"].input, label="Retinal fundus photo",
-                      help_text=f"A colour photo of the back of the eye; {image_format_words()}.")
-
-
-class EcgForm(ImageForm):
-    model = "ecg"
-    image = ScanField(kind=SPECS["ecg"].input, label="12-lead ECG printout",
-                      help_text="A scan, screenshot or phone photo of the printout.")
-
-
-FORMS = {"diabetes": DiabetesForm, "heart": HeartForm, "retina": RetinaForm, "ecg": EcgForm}
+FORMS = {spec.name: _tabular_form(spec) if spec.tabular else _image_form(spec) for spec in MODEL_SPECS}
 
 
 class HistoryFilterForm(forms.Form):

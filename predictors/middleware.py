@@ -12,7 +12,7 @@ from django.utils.cache import add_never_cache_headers, patch_cache_control
 
 from .errors import DatabaseUnavailable, HttpError
 from .http import answer_error, error_response, json_path
-from .presentation import file_size
+from .formatting import file_size
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from .inputs import TABULAR_SCHEMAS
 from .inputs.fields import BooleanField, ChoiceField, NumberField, TabularSchema
 from .catalogue import IMAGE_FORMATS, MODEL_SPECS, ModelSpec
 from .errors import STATUSES
+from .decision import NEEDS_HUMAN_READ
 from .services import CLOSE_CALL_MARGIN
 
 IMAGE_CONTENT_TYPES = ", ".join(dict.fromkeys(IMAGE_FORMATS.values()))
@@ -134,7 +135,7 @@ def _image_fields() -> dict[str, Any]:
     """A finding's result: its label, decided by its uncertain rule."""
     return {
         **_shared_image_fields(),
-        "uncertain": {"type": "boolean", "description": "Uncertain, needs a human read: `confidence` is under "
+        "uncertain": {"type": "boolean", "description": f"Uncertain, {NEEDS_HUMAN_READ}: `confidence` is under "
                       "`uncertain_below`, a threshold chosen on the model's validation images (see its card). "
                       "Do not act on `label` when true."},
         "uncertain_below": {**PROBABILITY, "description": "The threshold `uncertain` was decided with"}}
@@ -170,7 +171,7 @@ def _graded_fields(spec: ModelSpec) -> dict[str, Any]:
         "not_referable_below": {**PROBABILITY, "description": "Not referable under this `referable_probability`; "
                                 "between it and `referable_threshold` the call is uncertain (chosen on validation "
                                 "images, see the model card)"},
-        "uncertain": {"type": "boolean", "description": "Uncertain, needs a human read: `referable_probability` "
+        "uncertain": {"type": "boolean", "description": f"Uncertain, {NEEDS_HUMAN_READ}: `referable_probability` "
                       "lies between `not_referable_below` and `referable_threshold`"},
         "referable_dr": {"type": ["boolean", "null"], "description": "The answer: referable diabetic retinopathy "
                          "or not; null when `uncertain`. It may disagree with `grade`, the single most likely "

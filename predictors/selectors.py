@@ -1,11 +1,14 @@
-"""Reads of the prediction history: what a clinician's lists show."""
+"""Reads: of the prediction history, what a clinician's lists show; of the served cards, what a
+result page needs from the model version that answered."""
 from __future__ import annotations
 
 import datetime
+from typing import Any, Mapping
 
 from django.db.models import Q, QuerySet
 
 from .models import Prediction
+from .serving.registry import ModelUnavailable, get_loader
 
 
 def history(user, *, model: str | None = None, since: datetime.date | None = None,
@@ -32,3 +35,20 @@ def history(user, *, model: str | None = None, since: datetime.date | None = Non
 def recent(user, count: int) -> QuerySet[Prediction]:
     """A clinician's latest submissions, with their attached results, for the dashboard."""
     return Prediction.objects.filter(user=user, parent__isnull=True).prefetch_related("attachments")[:count]
+
+
+def served_labels(model: str) -> list[str]:
+    """The served model's classes in its graph's output order (grade 0 to 4, say); none if its card
+    cannot be read."""
+    try:
+        return [str(label) for label in get_loader().card(model).get("labels", [])]
+    except ModelUnavailable:
+        return []
+
+
+def served_input(model: str) -> Mapping[str, Any]:
+    """How the served model's input is made (its card's `input`); empty if its card cannot be read."""
+    try:
+        return get_loader().card(model).get("input") or {}
+    except ModelUnavailable:
+        return {}

@@ -1,9 +1,10 @@
 """Running and recording a prediction: registry -> runtime -> interpretation -> history record.
 
 Views and the API call these with input a form or schema has already validated; this
-module owns what a result means (risk bands, top factors, referable DR, confidence,
-how much of the input it rests on). The words a clinician reads with a result are in
-predictors.presentation; reads of the history are in predictors.selectors.
+module owns what a result means (risk bands, top factors, confidence, how much of the input
+it rests on), deciding an image result by predictors.decision. The words a clinician reads
+with a result are in predictors.caveats and predictors.presentation; reads of the history are
+in predictors.selectors.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from django.db import transaction
 
+from .decision import REFERABLE, UNCERTAIN, finding_uncertain, referable_score, referral_call
 from .catalogue import SPECS
 from .errors import HttpError
 from .inputs import TABULAR_SCHEMAS
@@ -131,12 +133,10 @@ def run_image(request: ImageRequest) -> Answer:
     """An upload whose domain score passes the card's `domain.threshold` gets no answer at all
     (OutsideDomain): the model's figures say nothing about pictures unlike those it was fitted
     and validated on (training/domain.py). Otherwise the one decision an image result carries
-    comes from the model's card, chosen on its validation images (training/calibration.py). A
-    finding is "uncertain" (needs a human read) when its top probability is under
-    `decision.uncertain_below`. A graded model answers the screening question: referable when
-    P(grade >= its referable grade) reaches `decision.referable_threshold`, not referable under
-    `decision.not_referable_below`, uncertain between (`referable_dr` null); the most likely
-    single grade is reported beneath that call, and may point another way.
+    is made by predictors.decision with the thresholds of the model's card, chosen on its
+    validation images (training/calibration.py): a finding's uncertain rule, or a graded model's
+    referral call (`referable_dr` null when uncertain); the most likely single grade is reported
+    beneath that call, and may point another way.
     """
     from .images.transform import model_input  # numpy + Pillow load with the first image, not at start-up
 
@@ -169,16 +169,15 @@ def run_image(request: ImageRequest) -> Answer:
     }
     referable_grade = SPECS[request.model].referable_grade
     if referable_grade is None:
-        result["uncertain"] = bool(probabilities[top] < decision["uncertain_below"])
+        result["uncertain"] = bool(finding_uncertain(probabilities[top], decision["uncertain_below"]))
         result["uncertain_below"] = decision["uncertain_below"]
     else:
-        referable_probability = float(probabilities[referable_grade:].sum())
-        referable = referable_probability >= decision["referable_threshold"]
-        uncertain = not referable and referable_probability >= decision["not_referable_below"]
+        referable_probability = float(referable_score(probabilities, referable_grade))
+        call = referral_call(referable_probability, decision["not_referable_below"], decision["referable_threshold"])
         result.update(grade=top, referable_probability=round(referable_probability, 4),
                       referable_threshold=decision["referable_threshold"],
-                      not_referable_below=decision["not_referable_below"],
-                      uncertain=uncertain, referable_dr=None if uncertain else referable)
+                      not_referable_below=decision["not_referable_below"], uncertain=call == UNCERTAIN,
+                      referable_dr=None if call == UNCERTAIN else call == REFERABLE)
     looked = WhereItLooked(features, output.activation_map, spec)
     return Answer(request.model, model.version, {"image": request.image.record()}, result,
                   time.perf_counter() - started, looked)

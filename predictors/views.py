@@ -118,7 +118,7 @@ def model_card(request: HttpRequest, model: str) -> HttpResponse:
         card = loader.card(model)
     except ModelUnavailable as exc:
         return error_page(request, exc, f"{spec.title}: model unavailable", exc.reason)
-    summary = card_pages.summarise(card, known_limitations=[spec.population] if spec.population else [])
+    summary = card_pages.summarise(card, spec)
     schema = TABULAR_SCHEMAS.get(model)
     return render(request, "model_card.html", {"spec": spec, "summary": summary,
                                                "diagnostic": schema.diagnostic if schema else ()})

@@ -2,7 +2,7 @@
 (function () {
   "use strict";
 
-  // The same units as the server's messages (presentation.file_size): MB of 1,048,576 bytes.
+  // The same units as the forms' size messages (formatting.file_size): MB of 1,048,576 bytes.
   function fileSize(bytes) {
     if (bytes < 1048576) { return Math.max(1, Math.ceil(bytes / 1024)) + " kB"; }
     return (bytes / 1048576).toFixed(1).replace(/\.0$/, "") + " MB";

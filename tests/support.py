@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from .page_text import page_text
+
 if TYPE_CHECKING:
     from django.http import HttpResponse
     from django.test import Client
@@ -250,6 +252,16 @@ def notes_on(page: str, population: bool = False) -> list[tuple[str, str]]:
     notes = [(level, html.unescape(text))
              for level, text in re.findall(r'<p class="note note-(\w+)"[^>]*data-testid="note">([^<]+)</p>', page)]
     return [note for note in notes if population or not note[1].startswith(SPECS["diabetes"].population)]
+
+
+def next_step_on(page: str) -> str:
+    """The result's next step, as the page reads."""
+    return " ".join(page_text(re.search(r'<p[^>]*data-testid="next-step">.*?</p>', page, re.S).group(0)).split())
+
+
+def retina_result(client: Client) -> str:
+    """The result page of the sample fundus photo."""
+    return client.post("/predict/retina/", {"image": sample("fundus", "retina.jpg").open("rb")}).content.decode()
 
 
 def described_by_ids(page: str) -> tuple[list[str], set[str]]:

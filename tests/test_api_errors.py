@@ -12,7 +12,7 @@ from PIL import Image
 
 from bench.harness import DIABETES, HEART
 from predictors.models import Prediction
-from predictors.presentation import file_size
+from predictors.formatting import file_size
 
 from .support import api_request_error, assert_error, png, post_image, post_json, sample
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from predictors import presentation
+from predictors.formatting import DISCLAIMER
 from predictors.models import Prediction
 
 from .page_text import contradictions, page_text
@@ -59,7 +59,8 @@ def test_diabetes_with_fundus_photo_gives_the_combined_picture(logged_in, artifa
 def test_ecg_page_result(logged_in, artifacts):
     """The page shows the recorded answer: each class with its own probability, the headline its top class."""
     from predictors.catalogue import SPECS
-    from predictors.presentation import image_decision, percent
+    from predictors.formatting import percent
+    from predictors.presentation import image_decision
 
     response = logged_in.post("/predict/ecg/", {"image": named_upload(ecg_printout())})
     assert response.status_code == 200
@@ -94,14 +95,14 @@ def test_the_disclaimer_appears_once_on_every_page_and_the_cards_bear_it_out(log
         pages[path] = logged_in.get(path).content.decode()
     for path, page in pages.items():
         text = page_text(page)
-        assert presentation.DISCLAIMER in " ".join(text.split()), path
+        assert DISCLAIMER in " ".join(text.split()), path
         if path.startswith("/models/"):
             continue  # a card's intended use says it again; card pages are held to the shipped cards below
         assert page.count("not a medical device") == 1, path
         assert contradictions(text, cards) == [], path
     answer = client.post("/api/v1/predict/retina", {"image": sample("fundus", "retina.jpg").open("rb")},
                          HTTP_AUTHORIZATION=f"Token {api_token}").json()
-    assert answer["disclaimer"] == presentation.DISCLAIMER
+    assert answer["disclaimer"] == DISCLAIMER
 
 
 def test_favicon_is_served(client):

@@ -1,6 +1,7 @@
-"""What a result says besides its number (predictors/presentation.py): the findings it rests on and
-those it lacks, close calls, uncertain and referable image answers, the judged image shown once
-and never kept, percentages without false certainty, and the same caveats in the history.
+"""What a result page and the lists show (predictors/presentation.py): the factors and inputs a
+result rests on, close calls, uncertain and referable image answers with their next step, the
+judged image shown once and never kept, no page printing a certainty, and the same caveats in the
+history. The caveats themselves are tests/test_caveats.py.
 
 Models here are scripted where the test is about presentation (which factor is shown, when a
 call is too close), so each expectation is exact whatever a trained model says.
@@ -15,13 +16,13 @@ import re
 import pytest
 from PIL import Image
 
-from predictors import presentation
 from predictors.catalogue import SPECS
+from predictors.formatting import percent
 from predictors.models import Prediction
 
 from .page_text import page_text
 from .support import (DIABETES_FORM, SPARSE_HEART, ScriptedImage, ScriptedTabular, ecg_printout, factors_on,
-                      named_upload, notes_on, post_json, sample)
+                      named_upload, next_step_on, notes_on, retina_result, sample)
 
 pytestmark = pytest.mark.django_db
 
@@ -50,15 +51,6 @@ def test_unknown_findings_are_never_named_as_reasons(logged_in, scripted, api_to
     assert (body["inputs_known"], body["inputs_total"]) == (4, 13)
 
 
-def test_a_nearly_complete_form_gets_a_milder_note_and_a_complete_one_none(logged_in, scripted):
-    scripted.setattr(ScriptedTabular, "contributions", {"glucose": 1.0, "age": 0.2})
-    page = logged_in.post("/predict/diabetes/", DIABETES_FORM).content.decode()
-    [(level, text)] = notes_on(page)
-    assert level == "caution" and text.startswith("Based on 6 of 8 findings; unknown: triceps skinfold, insulin.")
-    complete = {**DIABETES_FORM, "skin_thickness": "30", "insulin": "120"}
-    assert notes_on(logged_in.post("/predict/diabetes/", complete).content.decode()) == []
-
-
 def test_records_made_before_the_fix_hide_their_blank_factors(logged_in, clinician):
     record = Prediction.objects.create(
         user=clinician, model_name="diabetes", model_version="old", latency_ms=1,
@@ -69,14 +61,6 @@ def test_records_made_before_the_fix_hide_their_blank_factors(logged_in, clinici
     page = logged_in.get(f"/history/{record.pk}/").content.decode()
     assert factors_on(page) == ["Age 50 years raised the risk"]
     assert notes_on(page)[0][1].startswith("Based on only 3 of 8 findings.")
-
-
-def test_unknown_findings_are_named_as_the_form_writes_them(logged_in, scripted):
-    page = logged_in.post("/predict/heart/", SPARSE_HEART).content.decode()
-    [(_, text)] = notes_on(page)
-    assert "fasting blood sugar > 120 mg/dL" in text and "resting ECG" in text and "mg/dl" not in text
-    page = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "bmi": ""}).content.decode()
-    assert "unknown: triceps skinfold, insulin, BMI." in notes_on(page)[0][1]
 
 
 @pytest.mark.parametrize("pain, contribution, explained", [("typical_angina", -0.8, True),
@@ -100,20 +84,12 @@ def test_inputs_are_listed_once_with_their_units(logged_in, artifacts):
 # its card's threshold; the retina answers referable or not by P(grade >= 2) and its uncertain band,
 # with the grade beneath, never by the top grade.
 
-def retina_page(client) -> str:
-    return client.post("/predict/retina/", {"image": sample("fundus", "retina.jpg").open("rb")}).content.decode()
-
-
 def ecg_page(client) -> str:
     return client.post("/predict/ecg/", {"image": named_upload(ecg_printout())}).content.decode()
 
 
 def headline(page: str) -> str:
     return re.search(r'data-testid="label">([^<]+)<', page).group(1)
-
-
-def next_step(page: str) -> str:
-    return " ".join(page_text(re.search(r'<p[^>]*data-testid="next-step">.*?</p>', page, re.S).group(0)).split())
 
 
 @pytest.mark.parametrize("probabilities, shown, notes, uncertain", [
@@ -155,15 +131,15 @@ def test_an_ecg_finding_is_uncertain_under_its_cards_threshold(logged_in, decide
 def test_the_retina_answers_referable_or_not_with_its_band_and_the_grade_beneath(
         logged_in, decided, api_token, client, probabilities, shown, referable, next_words):
     decided.setattr(ScriptedImage, "probabilities", probabilities)
-    page = retina_page(logged_in)
+    page = retina_result(logged_in)
     assert headline(page) == shown
-    assert next_step(page).startswith(f"Next step: {next_words}")
+    assert next_step_on(page).startswith(f"Next step: {next_words}")
     grade = " ".join(page_text(re.search(r'<p[^>]*data-testid="grade">.*?</p>', page, re.S).group(0)).split())
     top = max(range(5), key=lambda i: probabilities[i])
     assert grade.startswith(f"Most likely single grade, beneath that call: {SPECS['retina'].labels[top]}")
     warnings = [text for level, text in notes_on(page) if level == "warning"]
     assert warnings == ([f"Uncertain: needs a human read. The probability of referable retinopathy, "
-                         f"{presentation.percent(sum(probabilities[2:]))}, lies between 40% and 50%, where neither "
+                         f"{percent(sum(probabilities[2:]))}, lies between 40% and 50%, where neither "
                          "call was right often enough on validation photos."] if referable is None else [])
     record = Prediction.objects.get()
     assert record.outputs["referable_dr"] is referable and record.outputs["uncertain"] is (referable is None)
@@ -171,25 +147,12 @@ def test_the_retina_answers_referable_or_not_with_its_band_and_the_grade_beneath
     assert f"Diabetic retinopathy grade: {shown}" in history
     if referable is not None:  # beside a call, that call's own probability, never the other side's
         own = sum(probabilities[2:]) if referable else 1 - sum(probabilities[2:])
-        assert f"{shown} {presentation.percent(own)} probability" in " ".join(page_text(page).split())
-        assert f"{shown} · {presentation.percent(own)}" in history
+        assert f"{shown} {percent(own)} probability" in " ".join(page_text(page).split())
+        assert f"{shown} · {percent(own)}" in history
     answer = client.post("/api/v1/predict/retina", {"image": sample("fundus", "retina.jpg").open("rb")},
                          HTTP_AUTHORIZATION=f"Token {api_token}").json()
     assert answer["referable_dr"] is referable and answer["uncertain"] is (referable is None)
     assert answer["next_step"].startswith(next_words) and "uncertain_below" not in answer
-
-
-@pytest.mark.parametrize("probabilities, note", [
-    ([0.44, 0.0, 0.20, 0.18, 0.18], "Referable, although the most likely single grade is No DR: grades 2 to 4 "
-                                    "together have 56%, which reaches the 50% referral threshold."),
-    ([0.05, 0.05, 0.80, 0.05, 0.05], None),
-    ([0.10, 0.55, 0.35, 0.0, 0.0], None),
-    ([0.30, 0.0, 0.36, 0.34, 0.0], None),
-])
-def test_a_referral_call_the_top_grade_disagrees_with_says_so(logged_in, decided, probabilities, note):
-    decided.setattr(ScriptedImage, "probabilities", probabilities)
-    cautions = [text for level, text in notes_on(retina_page(logged_in)) if level == "caution"]
-    assert len(cautions) == (1 if note else 0) and all(text.startswith(note) for text in cautions)
 
 
 def test_history_and_dashboard_carry_the_caveats_of_the_result_page(logged_in, decided):
@@ -202,32 +165,6 @@ def test_history_and_dashboard_carry_the_caveats_of_the_result_page(logged_in, d
         assert "Heart disease risk: 90% · high risk (based on only 4 of 13 findings)" in text, path
         assert ("Diabetic retinopathy grade: Uncertain: needs a human read · most likely grade No DR "
                 "(uncertain: needs a human read)") in text, path
-
-
-def test_retinopathy_beside_a_diabetes_risk_says_diabetes_is_likely_already_there(logged_in, decided):
-    decided.setattr(ScriptedImage, "probabilities", [0.01, 0.01, 0.96, 0.01, 0.01])
-    data = {**DIABETES_FORM, "retina_image": sample("fundus", "retina.jpg").open("rb")}
-    page = logged_in.post("/predict/diabetes/", data).content.decode()
-    diabetes = page[:page.index("Diabetic retinopathy grade</h2>")]
-    assert ("warning", "The fundus photo reads as Moderate NPDR. Diabetic retinopathy occurs in people who already "
-            "have diabetes, and this risk estimate is for people not known to have it: test for diabetes now (for "
-            "example HbA1c or fasting glucose) rather than reading a five-year risk.") in notes_on(diabetes)
-    assert "retinopathy on the photo: test for diabetes now" in page_text(logged_in.get("/history/").content.decode())
-    decided.setattr(ScriptedImage, "probabilities", [0.96, 0.01, 0.01, 0.01, 0.01])
-    data = {**DIABETES_FORM, "retina_image": sample("fundus", "retina.jpg").open("rb")}
-    assert "already have diabetes" not in logged_in.post("/predict/diabetes/", data).content.decode()
-
-
-@pytest.mark.parametrize("age, level, ending", [("45", "caution", "its estimate is untested."),
-                                                ("19", "warning", "At 19, this patient is younger than anyone it "
-                                                                  "learnt from.")])
-def test_diabetes_results_and_card_say_who_the_model_learnt_from(logged_in, artifacts, age, level, ending):
-    page = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "age": age}).content.decode()
-    [(shown_level, text)] = [n for n in notes_on(page, population=True) if "Pima" in n[1]]
-    assert shown_level == level and text.startswith("It learnt from Pima Indian women aged 21 or older")
-    assert text.endswith(ending)
-    card = page_text(logged_in.get("/models/diabetes/").content.decode())
-    assert SPECS["diabetes"].population in " ".join(card.split())
 
 
 # The judged image, shown once and never kept.
@@ -255,15 +192,7 @@ def test_the_result_page_shows_the_map_beside_the_thumbnail(logged_in, artifacts
     assert "Where the model looked" in page
 
 
-# No model here is always right, so no page prints a certainty.
-
-@pytest.mark.parametrize("probability, shown", [
-    (0.9999, "> 99%"), (0.991, "> 99%"), (0.99, "99%"), (0.985, "99%"), (0.5, "50%"), (0.014, "1%"), (0.01, "1%"),
-    (0.0099, "< 1%"), (0.0, "< 1%"), (1.0, "> 99%"),
-])
-def test_probabilities_are_shown_without_false_certainty(probability, shown):
-    assert presentation.percent(probability) == shown
-
+# No model here is always right, so no page prints a certainty (formatting.percent: tests/test_formatting.py).
 
 def test_result_and_history_pages_never_print_100_or_0_percent(logged_in, decided):
     decided.setattr(ScriptedImage, "probabilities", [0.0004, 0.0002, 0.0001, 0.0003, 0.999])
@@ -283,40 +212,6 @@ def test_result_and_history_pages_never_print_100_or_0_percent(logged_in, decide
     assert "> 99% · high risk" in dashboard
 
 
-@pytest.mark.parametrize("size, words", [(10485760, "10 MB"), (13_200_000, "12.6 MB"), (37_000, "37 kB"),
-                                         (1_000_000, "977 kB"), (1, "1 kB")])
-def test_sizes_are_given_in_the_unit_of_the_limit(size, words):
-    assert presentation.file_size(size) == words
-
-
-# A finding diagnostic on its own comes before any estimate, and every result says what to do next.
-
-def test_a_2_hour_glucose_at_the_diagnostic_threshold_is_said_before_the_estimate(logged_in, scripted, api_token,
-                                                                                 client):
-    scripted.setattr(ScriptedTabular, "probability", 0.74)
-    page = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "glucose": "250"}).content.decode()
-    first_level, first = notes_on(page, population=True)[0]
-    assert first_level == "warning" and first.startswith(
-        "Glucose 250 mg/dL: at the diagnostic threshold (2-hour plasma glucose of 200 mg/dL (11.1 mmol/L) or more "
-        "during a 75 g oral glucose tolerance test; American Diabetes Association, Standards of Care in Diabetes")
-    assert page.index(first) < page.index('data-testid="probability"')
-    assert next_step(page).startswith("Next step: Confirm the diagnosis as the ADA criteria ask")
-    history = " ".join(page_text(logged_in.get("/history/").content.decode()).split())
-    assert "glucose at the diagnostic threshold" in history
-    answer = post_json(client, "diabetes", {"pregnancies": 2, "glucose": 250, "blood_pressure": 72, "bmi": 35.1,
-                                            "diabetes_pedigree": 0.52, "age": 45}, api_token).json()
-    assert answer["next_step"].startswith("Confirm the diagnosis")
-    below = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "glucose": "199"}).content.decode()
-    assert "diagnostic threshold" not in below
-    assert next_step(below).startswith("Next step: An estimate, not a diagnosis: test for diabetes")
-
-
-def test_the_diabetes_card_names_the_source_of_its_diagnostic_threshold(logged_in, artifacts):
-    text = " ".join(page_text(logged_in.get("/models/diabetes/").content.decode()).split())
-    assert ("2-hour plasma glucose of 200 mg/dL (11.1 mmol/L) or more during a 75 g oral glucose tolerance test "
-            "(American Diabetes Association, Standards of Care in Diabetes, section 2") in text
-
-
 def test_the_pregnancies_help_speaks_of_the_women_the_model_learnt_from(logged_in, artifacts):
     text = " ".join(page_text(logged_in.get("/predict/diabetes/").content.decode()).split())
     assert "Number of times pregnant. The model learnt from women only." in text and "for men" not in text
@@ -330,20 +225,8 @@ def test_the_pregnancies_help_speaks_of_the_women_the_model_learnt_from(logged_i
 def test_every_ecg_result_says_what_to_do_next_no_stronger_than_its_evidence(logged_in, decided, probabilities,
                                                                              words):
     decided.setattr(ScriptedImage, "probabilities", probabilities)
-    assert next_step(ecg_page(logged_in)).startswith(f"Next step: {words}")
+    assert next_step_on(ecg_page(logged_in)).startswith(f"Next step: {words}")
     card = " ".join(page_text(logged_in.get("/models/ecg/").content.decode()).split())
     assert words in card  # the card lists each answer's next step, from the same catalogue entry
 
 
-@pytest.mark.parametrize("outputs, words", [
-    ({"referable_threshold": 0.65, "not_referable_below": 0.62},
-     "The model refers from 65%, does not refer under 62% and leaves the probabilities between to a human read"),
-    ({"referable_threshold": 0.5, "not_referable_below": 0.5}, "The model refers from 50% and does not refer under 50%"),
-    ({"referable_threshold": 1.0, "not_referable_below": 0.3},
-     "The model never refers, does not refer under 30% and leaves the probabilities between to a human read"),
-    ({"referable_threshold": 1.0, "not_referable_below": 0.0},
-     "The model makes no referral call on its own: every photo goes to a human read"),
-    ({"referable_threshold": 0.65}, "The model refers from 65%"),  # recorded before the band
-])
-def test_the_referral_rule_is_said_as_recorded_never_as_a_threshold_of_100_or_0_percent(outputs, words):
-    assert presentation.referral_rule(outputs) == words

@@ -127,6 +127,21 @@ class InputInvalid(Exception):
 
 
 @dataclass(frozen=True)
+class FactorContext:
+    """What the model learnt that a clinician would not expect, said beside the factor it explains:
+    a finding at one of `values` that moved the estimate in `direction` ("raised" or "lowered")."""
+
+    finding: str  # the schema field's name
+    values: tuple[Any, ...]
+    direction: str
+    text: str
+
+    def explains(self, factor: Mapping[str, Any]) -> bool:
+        return (factor.get("feature") == self.finding and factor.get("value") in self.values
+                and factor.get("direction") == self.direction)
+
+
+@dataclass(frozen=True)
 class DiagnosticThreshold:
     """A finding that answers the question on its own, whatever the model estimates: said before the
     estimate on the result page, and with its source on the model card."""
@@ -148,6 +163,7 @@ class TabularSchema:
     positive_label: str
     negative_label: str
     diagnostic: tuple[DiagnosticThreshold, ...] = ()
+    factor_context: tuple[FactorContext, ...] = ()
     by_name: dict[str, Field] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -4,7 +4,7 @@ Codes are those of the UCI heart-disease data (cp 1-4, restecg 0-2, slope 1-3,
 thal 3/6/7), which the training pipeline maps the data's text onto through this
 module, so the form, the API and the model agree by construction.
 """
-from .fields import BooleanField, Choice, ChoiceField, NumberField, TabularSchema
+from .fields import BooleanField, Choice, ChoiceField, FactorContext, NumberField, TabularSchema
 
 SCHEMA = TabularSchema(
     model="heart",
@@ -44,5 +44,12 @@ SCHEMA = TabularSchema(
             Choice("fixed_defect", "Fixed defect", 6),
             Choice("reversible_defect", "Reversible defect", 7),
         ), required=False),
+    ),
+    factor_context=(
+        FactorContext("chest_pain_type", ("typical_angina", "atypical_angina", "non_anginal"), "lowered",
+                      "Why chest pain can lower this estimate: the Cleveland patients were all referred for "
+                      "angiography, and among them those without chest pain (asymptomatic) had more coronary "
+                      "disease than those with anginal or other pain. The factors are what the model learnt from "
+                      "that group, not causes."),
     ),
 )

@@ -5,7 +5,7 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from .. import presentation
+from .. import formatting
 from ..catalogue import MODEL_SPECS, ModelSpec
 
 register = template.Library()
@@ -13,15 +13,15 @@ register = template.Library()
 
 @register.filter
 def percent(probability: float | None) -> str:
-    """`{{ p|percent }}`: presentation.percent, so every page prints probabilities alike."""
+    """`{{ p|percent }}`: formatting.percent, so every page prints probabilities alike."""
     if probability is None or probability == "":
         return ""
-    return presentation.percent(float(probability))
+    return formatting.percent(float(probability))
 
 
 @register.simple_tag
 def disclaimer() -> SafeString:
-    return format_html("<strong>{}</strong> {}", presentation.DISCLAIMER_HEAD, presentation.DISCLAIMER_BODY)
+    return format_html("<strong>{}</strong> {}", formatting.DISCLAIMER_HEAD, formatting.DISCLAIMER_BODY)
 
 
 @register.simple_tag

@@ -5,13 +5,16 @@ A network trained with cross-entropy on a few hundred images is over-confident: 
 "99%" where it is right 80% of the time. One temperature, divided into the logits before
 the softmax, is the calibration with the fewest parameters to overfit on a small
 validation set (Guo et al., 2017). The thresholds are chosen on the same calibrated
-validation probabilities, and the card records what they give there.
+validation probabilities, and the card records what they give there, counted by the rules the
+site answers with (predictors.decision).
 """
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+
+from predictors.decision import finding_uncertain, referable_score, refers, rules_out
 
 # The temperature is searched on a log grid; beyond these ends the model is broken, not miscalibrated.
 TEMPERATURES = np.exp(np.linspace(np.log(0.25), np.log(8.0), 241))
@@ -70,20 +73,20 @@ def reliability_points(probs: np.ndarray, y: np.ndarray, bins: int = RELIABILITY
 
 
 def uncertain_threshold(probs: np.ndarray, y: np.ndarray, target: float) -> dict[str, Any]:
-    """The cut-off below which an answer is "uncertain — needs a human read": the lowest top
+    """The cut-off below which a finding is uncertain (decision.finding_uncertain): the lowest top
     probability whose answered images reach the accuracy target on validation (the largest
     coverage that does), with the coverage and accuracy it gives there."""
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == y
     chosen = None
     for cut in np.round(np.arange(MIN_UNCERTAIN_BELOW, 0.991, 0.01), 2):
-        answered = confidence >= cut
+        answered = ~finding_uncertain(confidence, cut)
         if answered.sum() >= 1 and correct[answered].mean() >= target:
             chosen = float(cut)
             break
     if chosen is None:
         chosen = 0.99
-    answered = confidence >= chosen
+    answered = ~finding_uncertain(confidence, chosen)
     return {
         "uncertain_below": chosen,
         "answered_accuracy_target": target,
@@ -97,15 +100,15 @@ def referable_threshold(probs: np.ndarray, y: np.ndarray, referable_grade: int) 
     """The highest cut-off on the probability of a referable grade that still finds
     REFERABLE_SENSITIVITY_TARGET of the referable eyes on validation, with the sensitivity and
     specificity it gives there."""
-    score = probs[:, referable_grade:].sum(axis=1)
+    score = referable_score(probs, referable_grade)
     truth = y >= referable_grade
     threshold = 0.5
     if truth.any():
         for cut in np.round(np.arange(0.95, 0.049, -0.01), 2):
-            if (score[truth] >= cut).mean() >= REFERABLE_SENSITIVITY_TARGET:
+            if refers(score[truth], cut).mean() >= REFERABLE_SENSITIVITY_TARGET:
                 threshold = float(cut)
                 break
-    called = score >= threshold
+    called = refers(score, threshold)
     return {
         "referable_threshold": threshold,
         "referable_sensitivity_target": REFERABLE_SENSITIVITY_TARGET,
@@ -116,7 +119,7 @@ def referable_threshold(probs: np.ndarray, y: np.ndarray, referable_grade: int) 
 
 def referral_band(probs: np.ndarray, y: np.ndarray, referable_grade: int, threshold: float) -> dict[str, Any]:
     """The uncertain band of the referral call: "not referable" below `not_referable_below`,
-    "referable" from `referable_threshold`, "uncertain — needs a human read" between.
+    "referable" from `referable_threshold`, uncertain between (decision.referral_call).
 
     The screening question is referable or not, so its uncertainty is that call's, not the
     top grade's. On validation, the eyes called not referable must be free of referable
@@ -124,13 +127,14 @@ def referral_band(probs: np.ndarray, y: np.ndarray, referable_grade: int, thresh
     threshold that does), and those called referable must have it as often (the lowest cut at or
     over it); a side no cut satisfies is never called, so all of it goes to a human read.
     """
-    score = probs[:, referable_grade:].sum(axis=1)
+    score = referable_score(probs, referable_grade)
     truth = y >= referable_grade
     cuts = np.round(np.arange(0.01, 1.0, 0.01), 2)
-    lower = next((float(cut) for cut in cuts[::-1] if cut <= threshold and (score < cut).any()
-                  and (~truth[score < cut]).mean() >= REFERRAL_CALL_TARGET), 0.0)
-    upper = next((float(cut) for cut in cuts if cut >= threshold and (score >= cut).any()
-                  and truth[score >= cut].mean() >= REFERRAL_CALL_TARGET), 1.0)
+    # Each side's cut is tried as the band's edge with the other edge at the threshold.
+    lower = next((float(cut) for cut in cuts[::-1] if cut <= threshold and rules_out(score, cut, threshold).any()
+                  and (~truth[rules_out(score, cut, threshold)]).mean() >= REFERRAL_CALL_TARGET), 0.0)
+    upper = next((float(cut) for cut in cuts if cut >= threshold and refers(score, cut).any()
+                  and truth[refers(score, cut)].mean() >= REFERRAL_CALL_TARGET), 1.0)
     return {"not_referable_below": lower, "referable_threshold": upper, "referral_call_target": REFERRAL_CALL_TARGET,
             **referral_figures(probs, y, referable_grade, lower, upper)}
 
@@ -139,9 +143,9 @@ def referral_figures(probs: np.ndarray, y: np.ndarray, referable_grade: int, low
                      upper: float) -> dict[str, Any]:
     """What the referral rule does on a split, in counts a clinician can check: of the referable eyes,
     how many it refers, leaves to a human read, and misses; of the others, how many it refers needlessly."""
-    score = probs[:, referable_grade:].sum(axis=1)
+    score = referable_score(probs, referable_grade)
     truth = y >= referable_grade
-    referred, not_referred = score >= upper, score < lower
+    referred, not_referred = refers(score, upper), rules_out(score, lower, upper)
     uncertain = ~referred & ~not_referred
     return {
         "images": int(len(y)),
@@ -159,7 +163,7 @@ def referral_figures(probs: np.ndarray, y: np.ndarray, referable_grade: int, low
 def finding_figures(probs: np.ndarray, y: np.ndarray, uncertain_below: float) -> dict[str, Any]:
     """What the uncertain rule of a finding does on a split: how many images it answers, and how
     many of those it gets right."""
-    answered = probs.max(axis=1) >= uncertain_below
+    answered = ~finding_uncertain(probs.max(axis=1), uncertain_below)
     return {"images": int(len(y)), "answered": int(answered.sum()),
             "answered_right": int((probs.argmax(axis=1) == y)[answered].sum())}
 

@@ -11,6 +11,8 @@ from typing import Any, Callable
 import numpy as np
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score, recall_score, roc_auc_score
 
+from predictors.decision import referable_score
+
 BOOTSTRAP_SAMPLES = 1000
 BOOTSTRAP_SEED = 7
 TARGET_SPECIFICITY = 0.80
@@ -30,11 +32,6 @@ def _interval(metric: Callable[[np.ndarray, np.ndarray], float], y: np.ndarray, 
     point = metric(y, probs)
     low, high = (np.percentile(values, [2.5, 97.5]) if values else (np.nan, np.nan))
     return {"value": round(float(point), 4), "ci95": [round(float(low), 4), round(float(high), 4)]}
-
-
-def referable_score(probs: np.ndarray, referable_grade: int) -> np.ndarray:
-    """The probability of a referable grade: the mass on it and every worse one."""
-    return probs[:, referable_grade:].sum(axis=1)
 
 
 def sensitivity_at_specificity(truth: np.ndarray, score: np.ndarray, specificity: float = TARGET_SPECIFICITY) -> float:

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from PIL import Image
 
 from predictors.catalogue import SPECS, ModelSpec
+from predictors.decision import referable_score
 from predictors.images.decode import decode
 from predictors.images.transform import model_input
 from predictors.serving.artifacts import Card, copy_artifact, publish
@@ -548,7 +549,7 @@ def evaluate_served(r: Recipe, served: Served, data: ImageData, temperature: flo
     grade = r.referable_grade
     if grade is not None and 0 < (y_test >= grade).sum() < len(y_test):
         cards.plot_roc(staging / PLOTS["roc"], {f"referable DR (grade >= {grade})": (
-            y_test >= grade, evaluation.referable_score(probs, grade), metrics["referable_dr_auc"]["value"])},
+            y_test >= grade, referable_score(probs, grade), metrics["referable_dr_auc"]["value"])},
             f"{r.name}: IDRiD test split")
     return metrics
 
