@@ -1,6 +1,7 @@
 """predictors.serving.metrics: predictions counted by model and outcome, failures included."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -26,3 +27,20 @@ def test_metrics_count_failed_predictions_by_outcome(client, artifacts, api_toke
         assert post_image(client, "ecg", ecg, api_token).status_code == 503
     after = {outcome: prediction_count(client, "ecg", outcome) for outcome in ("ok", "unavailable")}
     assert after == {"ok": before["ok"] + 1, "unavailable": before["unavailable"] + 2}
+
+
+def test_the_first_page_does_not_wait_for_the_metrics_client(runtime_python):
+    """prometheus_client is imported at the first prediction or scrape, not for a page: after a
+    spin-down the log-in page is the first thing a clinician waits for."""
+    from ..support import PRODUCTION_ENV, run_python
+
+    code = ("import json, os, sys, django\n"
+            "os.environ['DJANGO_SETTINGS_MODULE'] = 'HealthOracle.settings'\n"
+            "django.setup()\n"
+            "from django.test import Client\n"
+            "r = Client().get('/accounts/login/')\n"
+            "print(json.dumps({'status': r.status_code, 'imported': 'prometheus_client' in sys.modules}))\n")
+    env = {**PRODUCTION_ENV, "ALLOWED_HOSTS": "testserver", "HTTPS_ONLY": "0"}
+    result = run_python(runtime_python, code, env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"status": 200, "imported": False}
