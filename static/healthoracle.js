@@ -100,16 +100,25 @@
     });
   });
 
-  // The activation map at the full width of its result, and back (shown only where this script runs).
+  // The activation map at twice its drawn size under the answer, in a box that scrolls (and takes
+  // the keyboard) where the screen is narrower; and back. Shown only where this script runs.
   document.querySelectorAll("[data-enlarge]").forEach(function (button) {
     var figure = document.getElementById(button.getAttribute("data-enlarge"));
     var body = figure && figure.closest(".result-body");
-    if (!body) { return; }
+    var view = figure && figure.querySelector(".map-view");
+    if (!body || !view) { return; }
     button.hidden = false;
     button.addEventListener("click", function () {
       var enlarged = body.classList.toggle("enlarged");
       button.setAttribute("aria-expanded", enlarged ? "true" : "false");
       button.textContent = enlarged ? "Make the map smaller" : "Enlarge the map";
+      if (enlarged) {
+        view.setAttribute("tabindex", "0");
+        view.setAttribute("role", "region");
+        view.setAttribute("aria-label", "The map enlarged; scroll it to see all of it");
+      } else {
+        ["tabindex", "role", "aria-label"].forEach(function (name) { view.removeAttribute(name); });
+      }
     });
   });
 

@@ -37,7 +37,7 @@ SCHEMA = TabularSchema(
                     unknown_as=PIMA_MEDIAN_PEDIGREE,
                     help="A family-history score from the Pima study, higher the more blood relatives had "
                          "diabetes, the closer and the younger they were (0.08 to 2.4 in the study). Clinics "
-                         "do not usually work it out: it can be left blank."),
+                         "do not usually work it out."),
         NumberField("age", "Age", "years", 18, 110, integer=True),
     ),
     # The form's glucose is the Pima study's: 2 hours into an oral glucose tolerance test. A fasting
