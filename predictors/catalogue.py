@@ -60,6 +60,12 @@ class ModelSpec:
     upload: str = ""
     upload_help: str = ""
     upload_adds: str = ""
+    # Answers a clinic looks for again in its lists, flagged there in words: by answer key (a graded
+    # model's referral call, or a finding's label) -> the flag's words.
+    flags: tuple[tuple[str, str], ...] = ()
+
+    def flag(self, key: str) -> str:
+        return dict(self.flags).get(key, "")
 
     def answer_words(self, key: str) -> str:
         return dict(self.answers)[key]
@@ -87,7 +93,7 @@ HUMAN_READ = "Have the image read by a clinician; do not act on the model's answ
 PIMA_MIN_AGE = 21  # the youngest patients in the diabetes data
 MODEL_SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("diabetes", "Diabetes risk", "Diabetes", "xgboost_tabular",
-              "Eight routine measurements (glucose, BMI, age…); five may be unknown.", "tabular",
+              "Eight routine measurements (glucose, BMI, age…); six may be unknown.", "tabular",
               population=f"It learnt from Pima Indian women aged {PIMA_MIN_AGE} or older who were not known to "
                          "have diabetes: for men, younger people and other populations its estimate is untested.",
               image_with="retina", min_age=PIMA_MIN_AGE,
@@ -104,6 +110,9 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
                           "patient's age and risk factors."))),
     ModelSpec("heart", "Heart disease risk", "Heart", "xgboost_tabular",
               "Thirteen cardiology findings (chest pain type, ECG, stress test…); most may be unknown.", "tabular",
+              population="It learnt from Cleveland Clinic patients already referred for coronary angiography, "
+                         "46% of whom (139 of 304) had coronary artery disease: for people not referred, such as "
+                         "an unselected clinic or screening population, its estimate is likely to be too high.",
               image_with="ecg",
               next_steps=(
                   ("high", "An estimate, not a diagnosis: assess for coronary disease as your local pathway says "
@@ -118,7 +127,7 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
               upload_help=f"A colour photo of the back of the eye; {image_format_words()}.",
               upload_adds="Adds a diabetic-retinopathy grade to the same result.",
               labels=("No DR", "Mild NPDR", "Moderate NPDR", "Severe NPDR", "Proliferative DR"),
-              referable_grade=2,
+              referable_grade=2, flags=(("referable", "referable retinopathy"),),
               answers=(("referable", "Referable diabetic retinopathy"),
                        ("not_referable", "No referable diabetic retinopathy")),
               next_steps=(
@@ -134,6 +143,7 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
               upload="12-lead ECG printout", upload_help="A scan, screenshot or phone photo of the printout.",
               upload_adds="Adds an ECG reading to the same result.",
               labels=("Normal", "Abnormal heartbeat", "Myocardial Infarction", "History of MI"),
+              flags=(("Myocardial Infarction", "MI"), ("History of MI", "MI (history)")),
               next_steps=(
                   ("Normal", "A normal read of the printout does not rule out an acute coronary syndrome or an "
                              "intermittent arrhythmia: if the symptoms suggest one, follow your chest-pain pathway "

@@ -83,7 +83,9 @@ class SchemaNumberField(forms.Field):
 
 
 def _form_field(field) -> forms.Field:
-    label = f"{field.label} ({field.unit})" if getattr(field, "unit", "") else field.label
+    label = getattr(field, "question", "") or field.label
+    if getattr(field, "unit", "") and not getattr(field, "units", ()):  # a unit to choose is said beside the box
+        label = f"{label} ({field.unit})"
     if isinstance(field, NumberField):
         # A dropdown offers "Unknown" itself; only a blank box needs saying that blank means unknown.
         help_text = f"{field.help} {'' if field.required else 'Leave blank if unknown.'}".strip()
@@ -97,6 +99,12 @@ def _form_field(field) -> forms.Field:
                                       choices=[UNKNOWN, ("yes", "Yes"), ("no", "No")],
                                       coerce=lambda v: v == "yes", empty_value=None)
     raise TypeError(f"no form field for {type(field).__name__}")
+
+
+def _unit_field(field: NumberField) -> forms.ChoiceField:
+    """The unit chosen beside a number that may be entered in more than one; the model's by default."""
+    return forms.ChoiceField(label=f"{field.label} unit", choices=[(u, u) for u in field.unit_names],
+                             initial=field.unit, required=False)
 
 
 # Capitalised words that name a place or a slot, not a person: "Ward Seven", "Clinic Room".
@@ -166,6 +174,15 @@ class PredictionForm(forms.Form):
     def reference(self) -> str:
         return self.cleaned_data.get("case_reference", "")
 
+    def rows(self) -> list[tuple[forms.BoundField, forms.BoundField | None]]:
+        """The fields as the page lays them out: each with the unit chosen beside it, if it has one."""
+        units = {name: self[name] for name in self.unit_fields}
+        return [(field, units.get(f"{field.name}_unit")) for field in self if field.name not in units]
+
+    @property
+    def unit_fields(self) -> tuple[str, ...]:
+        return ()
+
     def prediction_requests(self) -> list[TabularRequest | ImageRequest]:
         raise NotImplementedError
 
@@ -183,13 +200,19 @@ class TabularForm(PredictionForm):
         super().__init__(*args, **kwargs)
         for field in self.schema.fields:
             self.fields[field.name] = _form_field(field)
+            if isinstance(field, NumberField) and field.units:
+                self.fields[field.unit_field] = _unit_field(field)
         if self.image_field:  # keep the optional image last on the page
             self.fields[self.image_field] = self.fields.pop(self.image_field)
+
+    @property
+    def unit_fields(self) -> tuple[str, ...]:
+        return tuple(f.unit_field for f in self.schema.fields if isinstance(f, NumberField) and f.units)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         values = {name: (None if cleaned.get(name) in ("", None) else cleaned.get(name))
-                  for name in self.schema.by_name}
+                  for name in (*self.schema.by_name, *self.unit_fields)}
         try:
             self.values = self.schema.validate(values)
         except InputInvalid as exc:

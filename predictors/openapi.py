@@ -36,9 +36,28 @@ def _property(field) -> dict[str, Any]:
 
 
 def _tabular_schema(schema: TabularSchema) -> dict[str, Any]:
-    return {"type": "object", "additionalProperties": False,
-            "required": [f.name for f in schema.fields if f.required],
-            "properties": {f.name: _property(f) for f in schema.fields}}
+    """A field that may be entered in other units takes a `<name>_unit` beside it; its range is the
+    chosen unit's (an `if`/`then` per other unit), so 7.8 with "mmol/L" is valid and 7.8 alone is not."""
+    properties = {f.name: _property(f) for f in schema.fields}
+    conditions = []
+    for f in schema.fields:
+        if isinstance(f, NumberField) and f.units:
+            properties[f.unit_field] = {
+                "enum": list(f.unit_names), "default": f.unit,
+                "description": f"The unit `{f.name}` is given in; {f.unit} if absent. The number is converted to "
+                               f"{f.unit} once, and its range checked in the unit given"}
+            properties[f.name]["description"] += f" In `{f.unit_field}`; {f.unit} by default."
+            others = [unit.name for unit in f.units]
+            conditions.append({"if": {"required": [f.unit_field], "properties": {f.unit_field: {"enum": others}}},
+                               "else": {"properties": {f.name: {"minimum": f.minimum, "maximum": f.maximum}}}})
+            for unit in others:
+                low, high = f.range_in(unit)
+                conditions.append({"if": {"required": [f.unit_field], "properties": {f.unit_field: {"const": unit}}},
+                                   "then": {"properties": {f.name: {"minimum": low, "maximum": high}}}})
+            del properties[f.name]["minimum"], properties[f.name]["maximum"]
+    document = {"type": "object", "additionalProperties": False,
+                "required": [f.name for f in schema.fields if f.required], "properties": properties}
+    return {**document, "allOf": conditions} if conditions else document
 
 
 PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}

@@ -15,6 +15,7 @@ from .decision import (REFERABLE, UNCERTAIN, UNCERTAIN_WORDS, is_uncertain, reco
                        referral_rule)
 from .formatting import file_size, percent
 from .inputs import TABULAR_SCHEMAS
+from .inputs.fields import AS_ENTERED
 from .models import Prediction
 from .services import ImageRequest, TabularRequest, close_call
 
@@ -77,8 +78,16 @@ class ResultView:
     decision: Decision | None  # image models only
     referral_rule: str
     referable_grades: str  # a graded model's: what its referable probability is of
-    activation_map: str | None = None
+    activation_map: "ActivationMap | None" = None
     activation_caption: str = ""
+
+
+@dataclass(frozen=True)
+class ActivationMap:
+    """Where an image model looked, drawn (a data: URI), and said in words for its alt text."""
+
+    uri: str
+    alt: str
 
 
 # What the model input is made of, in the words of a caption: (input spec key, value) -> words.
@@ -101,10 +110,10 @@ def activation_caption(input_spec: Mapping[str, Any]) -> str:
 
 
 def result_views(record: Prediction, thumbnails: Mapping[int, str] | None = None,
-                 activation_maps: Mapping[int, str] | None = None) -> list[ResultView]:
+                 activation_maps: Mapping[int, ActivationMap] | None = None) -> list[ResultView]:
     """A submission's results, the form's first and its attached image's after it.
 
-    `thumbnails` and `activation_maps` map a record's id to the data: URIs made while
+    `thumbnails` (data: URIs) and `activation_maps` map a record's id to what was made while
     answering the upload; a result opened later from the history has neither, as the
     image was never kept.
     """
@@ -112,7 +121,7 @@ def result_views(record: Prediction, thumbnails: Mapping[int, str] | None = None
     for item in [record, *record.attachments.all()]:
         schema, spec = TABULAR_SCHEMAS.get(item.model_name), SPECS[item.model_name]
         if schema:
-            inputs = [(f.label, f.display(item.inputs.get(f.name))) for f in schema.fields]
+            inputs = [(f.label, _as_entered(f, item.inputs)) for f in schema.fields]
         else:
             inputs = [("Image", _describe_image(item.inputs.get("image") or {}))]
         # Records made before unknown inputs were excluded may still name one as a factor.
@@ -131,6 +140,21 @@ def result_views(record: Prediction, thumbnails: Mapping[int, str] | None = None
             activation_caption=(activation_caption(selectors.served_input(item.model_name))
                                 if (activation_maps or {}).get(item.pk) else "")))
     return views
+
+
+def images_not_kept(views: list[ResultView]) -> bool:
+    """A result opened again whose image is gone: it was judged, and is not shown (never stored)."""
+    return any(view.decision is not None and view.thumbnail is None for view in views)
+
+
+def _as_entered(field, inputs: Mapping[str, Any]) -> str:
+    """A finding as the record keeps it; one entered in another unit than the model's as it was
+    entered, then as the model was given it ("7.8 mmol/L (140.5 mg/dL)")."""
+    shown = field.display(inputs.get(field.name))
+    entered = (inputs.get(AS_ENTERED) or {}).get(field.name)
+    if entered and entered.get("unit") != field.unit:
+        return f"{entered['value']:g} {entered['unit']} ({shown})"
+    return shown
 
 
 def _in_label_order(labels: list[str], probabilities: Mapping[str, float]) -> list[tuple[str, float]]:
@@ -163,23 +187,44 @@ def thumbnails_for(record: Prediction, requests: list[TabularRequest | ImageRequ
             for item in [record, *record.attachments.all()] if item.model_name in images}
 
 
-def activation_maps_for(record: Prediction) -> dict[int, str]:
-    """Where each image model of a just-answered submission looked, drawn over what it was given,
-    by the id of the record that judged the image."""
-    from .images.activation_maps import data_uri
+# What the model was given, as the map's alt text names it: by the input's crop.
+PICTURE_WORDS = {"ecg_grid": "the printout's lead area", "field_of_view": "the photo"}
+
+
+def activation_maps_for(record: Prediction) -> dict[int, ActivationMap]:
+    """Where each image model of a just-answered submission looked, drawn over what it was given and
+    said in words (the alt text says where, not what the colours are), by the id of the record that
+    judged the image.
+
+    Where on an ECG: the crop finds the printout's lead area, not where each lead lies in it
+    (layouts differ: 3 by 4 with one or three rhythm strips, 6 by 2), so the words say where in
+    that area, never which lead."""
+    from .images.activation_maps import data_uri, strongest_place
 
     looked = getattr(record, "where_it_looked", {})
-    return {item.pk: data_uri(looked[item.model_name].png())
-            for item in [record, *record.attachments.all()] if item.model_name in looked}
+    maps = {}
+    for item in [record, *record.attachments.all()]:
+        if item.model_name in looked:
+            where = looked[item.model_name]
+            picture = PICTURE_WORDS.get(str(where.spec.get("crop")), "the image")
+            maps[item.pk] = ActivationMap(
+                data_uri(where.png()), f"Where the model looked, on {picture} as the model was given it: "
+                                       f"strongest {strongest_place(where.activation_map)}.")
+    return maps
 
 
 @dataclass(frozen=True)
 class Summary:
-    """One model's answer in a line, with its caveats in a few words, for the history and dashboard."""
+    """One model's answer in a line, with its caveats in a few words, for the history and dashboard.
+
+    `flag` names, in words, an answer a clinic looks for again (the catalogue's `flags`): a
+    referable eye, an MI.
+    """
 
     title: str
     text: str
     caveats: list[str]
+    flag: str = ""
 
 
 def summaries(record: Prediction) -> list[Summary]:
@@ -192,15 +237,17 @@ def summaries(record: Prediction) -> list[Summary]:
     for item in [record, *record.attachments.all()]:
         outputs = item.outputs
         spec = SPECS[item.model_name]
+        flag = ""
         if outputs.get("probability") is not None:
             text = f"{percent(outputs['probability'])} · {outputs.get('risk_band')} risk"
         else:
             decision = image_decision(spec, outputs)
+            flag = spec.flag(decision.key)
             text = decision.words
             if decision.probability is not None:
                 text += f" · {percent(decision.probability)}"
             if spec.referable_grade is not None:
                 text += f" · most likely grade {outputs.get('label')}"
-        lines.append(Summary(title=item.get_model_name_display(), text=text,
+        lines.append(Summary(title=item.get_model_name_display(), text=text, flag=flag,
                              caveats=[note.short for note in result_notes(item) if note.short]))
     return lines

@@ -103,9 +103,10 @@ def prediction_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _result_page(request: HttpRequest, record: Prediction, thumbnails: dict[int, str],
-                 activation_maps: dict[int, str] | None = None) -> HttpResponse:
-    context = {"record": record, "results": presentation.result_views(record, thumbnails, activation_maps),
-               "just_made": request.method == "POST"}
+                 activation_maps: dict[int, presentation.ActivationMap] | None = None) -> HttpResponse:
+    results = presentation.result_views(record, thumbnails, activation_maps)
+    context = {"record": record, "results": results, "just_made": request.method == "POST",
+               "images_not_kept": presentation.images_not_kept(results)}
     return render(request, "prediction_detail.html", context)
 
 

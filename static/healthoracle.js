@@ -100,6 +100,33 @@
     });
   });
 
+  // The activation map at twice its drawn size under the answer, in a box that scrolls (and takes
+  // the keyboard) where the screen is narrower; and back. Shown only where this script runs.
+  document.querySelectorAll("[data-enlarge]").forEach(function (button) {
+    var figure = document.getElementById(button.getAttribute("data-enlarge"));
+    var body = figure && figure.closest(".result-body");
+    var view = figure && figure.querySelector(".map-view");
+    if (!body || !view) { return; }
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var enlarged = body.classList.toggle("enlarged");
+      button.setAttribute("aria-expanded", enlarged ? "true" : "false");
+      button.textContent = enlarged ? "Make the map smaller" : "Enlarge the map";
+      if (enlarged) {
+        view.setAttribute("tabindex", "0");
+        view.setAttribute("role", "region");
+        view.setAttribute("aria-label", "The map enlarged; scroll it to see all of it");
+      } else {
+        ["tabindex", "role", "aria-label"].forEach(function (name) { view.removeAttribute(name); });
+      }
+    });
+  });
+
+  // A refused form (or an upload outside what a model was validated on) takes the focus to what
+  // says so, at the top: a screen reader reads it once, and its links lead to each field.
+  var summary = document.querySelector("[data-focus-on-load]");
+  if (summary) { summary.focus(); }
+
   // A result shown in answer to a form takes its own address, so reloading it shows the
   // recorded result instead of submitting the form again.
   var result = document.querySelector("[data-result-url]");

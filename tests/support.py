@@ -246,12 +246,13 @@ def factors_on(page: str) -> list[str]:
 
 
 def notes_on(page: str, population: bool = False) -> list[tuple[str, str]]:
-    """The caveats on a result page; the diabetes model's who-it-learnt-from note only when asked for."""
-    from predictors.catalogue import SPECS
+    """The caveats on a result page; a model's who-it-learnt-from note only when asked for."""
+    from predictors.catalogue import MODEL_SPECS
 
     notes = [(level, html.unescape(text))
              for level, text in re.findall(r'<p class="note note-(\w+)"[^>]*data-testid="note">([^<]+)</p>', page)]
-    return [note for note in notes if population or not note[1].startswith(SPECS["diabetes"].population)]
+    said = tuple(spec.population for spec in MODEL_SPECS if spec.population)
+    return [note for note in notes if population or not note[1].startswith(said)]
 
 
 def next_step_on(page: str) -> str:

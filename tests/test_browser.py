@@ -388,3 +388,114 @@ def test_the_narrowest_phones_show_every_page_whole(clinician, settings):
                        ("result", f"/history/{record.pk}/"), ("model-card-ecg", "/models/ecg/")):
         clinician.go(path)
         clinician.check(name)
+
+
+# Forms a clinician can fill, and records a clinic can use (issue 32 items 4 and 5).
+
+def test_diabetes_takes_glucose_in_mmol_per_litre_and_a_blank_pedigree(clinician):
+    page = clinician.page
+    clinician.go("/predict/diabetes/")
+    for field, value in (("pregnancies", "1"), ("glucose", "7,8"), ("bmi", "31"), ("age", "44")):
+        page.fill(f"#id_{field}", value)
+    page.select_option("#id_glucose_unit", "mmol/L")
+    box, unit = page.locator("#id_glucose").bounding_box(), page.locator("#id_glucose_unit").bounding_box()
+    assert abs(box["y"] - unit["y"]) < 4 and unit["x"] > box["x"]  # the unit beside the number, at both widths
+    assert page.locator("text=Clinics do not usually work it out. Leave blank if unknown.").is_visible()
+    clinician.check("diabetes-form-mmol")
+    page.click("button:has-text('Predict')")
+    page.wait_for_selector("[data-testid=probability]")
+    record = Prediction.objects.get()
+    assert record.inputs["glucose"] == 140.5 and record.inputs["diabetes_pedigree"] is None
+    page.click("summary:has-text('What the model was given')")
+    assert page.locator("text=7.8 mmol/L (140.5 mg/dL)").is_visible()
+    clinician.check("diabetes-result-mmol")
+
+
+def test_a_refused_form_takes_the_focus_to_one_alert_that_links_each_field(clinician):
+    page = clinician.page
+    clinician.go("/predict/diabetes/")
+    page.fill("#id_pregnancies", "1")
+    page.fill("#id_glucose", "1000")
+    page.click("button:has-text('Predict')")
+    page.wait_for_selector("#error-summary")
+    assert page.evaluate("document.activeElement.id") == "error-summary"
+    assert page.locator("[role=alert]").count() == 1
+    assert page.locator("#error-summary a").all_inner_texts() == [
+        "Glucose: Enter a value between 40 and 400 mg/dL.", "Age (years): This field is required."]
+    clinician.check("diabetes-form-errors")
+    page.click("#error-summary a >> nth=1")
+    assert page.evaluate("document.activeElement.id") == "id_age"
+
+
+def test_the_heart_form_asks_for_vessels_as_an_angiography_result_and_says_who_it_learnt_from(clinician):
+    page = clinician.page
+    clinician.go("/predict/heart/")
+    assert page.locator("label[for=id_major_vessels]").inner_text() == (
+        "Vessels with narrowing on angiography (0–3), if an angiogram was done")
+    clinician.check("heart-form")
+    predict_heart_from_four_findings(clinician)
+    assert page.locator(".note-caution", has_text="already referred for coronary angiography").is_visible()
+
+
+def test_history_flags_a_referable_eye_and_an_mi_in_words_and_says_where_each_came_from(clinician, viewport):
+    from .test_history import REFERABLE_EYE, finding
+
+    page = clinician.page
+    user = Prediction._meta.get_field("user").related_model.objects.get(username="dr_grace")
+    for model, outputs, source in (("retina", REFERABLE_EYE, "web"), ("ecg", finding("Myocardial Infarction"), "api"),
+                                   ("ecg", finding("Normal"), "web")):
+        Prediction.objects.create(user=user, model_name=model, model_version="v", inputs={}, outputs=outputs,
+                                  latency_ms=1, source=source)
+    clinician.go("/history/")
+    flags = page.locator("[data-testid=flag]")
+    assert flags.all_inner_texts() == ["FLAG: MI", "FLAG: REFERABLE RETINOPATHY"]  # newest first, in capitals
+    assert all(flags.nth(i).is_visible() for i in range(flags.count()))
+    assert page.locator("[data-testid=source]").all_inner_texts() == ["Web form", "API", "Web form"]
+    link = page.get_by_role("link", name="ECG finding: Myocardial Infarction · 90%")
+    assert link.is_visible()
+    right = max(box["x"] + box["width"] for box in (cell.bounding_box() for cell in
+                                                    page.locator("[data-testid=source]").all()))
+    assert right <= viewport["width"]
+    clinician.check("history-flags")
+
+
+def test_a_result_opened_again_says_at_the_top_that_the_image_and_map_were_not_kept(clinician):
+    page = clinician.page
+    predict_retina(clinician)
+    assert page.locator("[data-testid=not-kept]").count() == 0
+    page.reload()
+    page.wait_for_selector("[data-testid=label]")
+    notice = page.locator("[data-testid=not-kept]")
+    assert notice.is_visible() and notice.bounding_box()["y"] < page.locator("section.result").bounding_box()["y"]
+    clinician.check("retina-result-revisited")
+
+
+def test_the_map_enlarges_from_the_keyboard_and_its_alt_says_where_the_model_looked(clinician):
+    page = clinician.page
+    predict_retina(clinician)
+    alt = page.get_attribute("[data-testid=activation-map]", "alt")
+    assert alt.startswith("Where the model looked, on the photo as the model was given it: strongest ")
+    assert "purple" not in alt
+    before = page.locator("[data-testid=activation-map]").bounding_box()["width"]
+    page.focus("[data-enlarge]")
+    page.keyboard.press("Enter")
+    assert page.get_attribute("[data-enlarge]", "aria-expanded") == "true"
+    assert page.locator("[data-testid=activation-map]").bounding_box()["width"] > before * 1.2
+    clinician.check("retina-map-enlarged")
+    page.keyboard.press("Enter")
+    assert page.get_attribute("[data-enlarge]", "aria-expanded") == "false"
+
+
+def test_a_printed_result_names_the_site_the_clinician_and_the_time_and_prints_no_link(clinician, viewport):
+    page = clinician.page
+    predict_retina(clinician)
+    assert not page.locator("[data-testid=print-site]").is_visible()  # on screen the header names the site
+    page.emulate_media(media="print")
+    assert page.locator("[data-testid=print-site]").inner_text() == "HealthOracle"
+    assert page.locator("[data-testid=print-clinician]").inner_text() == "· Clinician: dr_grace"
+    assert page.locator(".result-head time").is_visible()
+    assert [a.inner_text() for a in page.locator("main a, footer a").all() if a.is_visible()] == []
+    pdf = page.pdf(width=f"{viewport['width']}px", print_background=True)
+    clinician.keep("retina-result-printed-header.pdf").write_bytes(pdf)
+    page.screenshot(path=str(clinician.keep("retina-result-print-header.png")), full_page=True)
+    page.emulate_media(media="screen")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import re
 
 import pytest
@@ -11,7 +12,8 @@ import pytest
 from predictors.catalogue import image_format_words
 from predictors.models import Prediction
 
-from .support import DIABETES_FORM, HEART_FORM, dark_fundus, described_by_ids, ecg_printout, named_upload, sample
+from .support import (DIABETES_FORM, HEART_FORM, ScriptedTabular, dark_fundus, described_by_ids, ecg_printout,
+                      factors_on, named_upload, next_step_on, notes_on, post_json, sample)
 
 pytestmark = pytest.mark.django_db
 
@@ -155,3 +157,76 @@ def test_screen_readers_find_every_fields_help_and_errors(logged_in, artifacts, 
     if data is not None:  # each invalid field names its error
         invalid = re.findall(r'<(?:input|select)[^>]*aria-invalid="true"[^>]*>', page)
         assert invalid and all("_error" in tag for tag in invalid)
+
+
+# Forms a clinician can fill (issue 32 item 4).
+
+def test_the_pedigree_function_may_be_left_blank_and_is_then_an_unknown_finding(logged_in, scripted):
+    page = html.unescape(logged_in.get("/predict/diabetes/").content.decode())
+    assert "Clinics do not usually work it out. Leave blank if unknown." in page
+    assert not re.search(r'name="diabetes_pedigree"[^>]*required', page)
+    scripted.setattr(ScriptedTabular, "contributions", {"diabetes_pedigree": 3.0, "glucose": 1.0, "age": 0.2})
+    response = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "diabetes_pedigree": ""})
+    assert response.status_code == 200
+    assert Prediction.objects.get().inputs["diabetes_pedigree"] is None
+    result = response.content.decode()
+    assert "pedigree" not in " ".join(factors_on(result)).lower()  # never a reason when unknown
+    [(_, note)] = notes_on(result)
+    assert note.startswith("Based on 5 of 8 findings; unknown: triceps skinfold, insulin, diabetes pedigree function.")
+
+
+def test_an_unknown_pedigree_gives_the_estimate_of_a_typical_one_not_of_a_high_one(client, api_token, artifacts):
+    from predictors.inputs.diabetes import PIMA_MEDIAN_PEDIGREE
+
+    def probability(**values):
+        body = {"pregnancies": 2, "glucose": 140, "bmi": 32.0, "age": 45, **values}
+        return post_json(client, "diabetes", body, api_token).json()["probability"]
+
+    assert probability() == probability(diabetes_pedigree=PIMA_MEDIAN_PEDIGREE)
+
+
+@pytest.mark.parametrize("glucose, unit, diagnostic", [("11.1", "mmol/L", True), ("200", "mg/dL", True),
+                                                       ("11.0", "mmol/L", False), ("199", "mg/dL", False)])
+def test_the_diagnostic_glucose_threshold_applies_in_either_unit(logged_in, scripted, glucose, unit, diagnostic):
+    page = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "glucose": glucose, "glucose_unit": unit})
+    assert page.status_code == 200
+    assert next_step_on(page.content.decode()).startswith("Next step: Confirm the diagnosis") is diagnostic
+
+
+def test_the_heart_form_asks_for_vessels_as_an_angiography_result_and_may_go_without(logged_in, scripted):
+    page = html.unescape(logged_in.get("/predict/heart/").content.decode())
+    assert "Vessels with narrowing on angiography (0–3), if an angiogram was done" in page
+    assert "fluoroscopy" not in page.split("Vessels with narrowing")[0]  # no longer the question's words
+    response = logged_in.post("/predict/heart/", {**HEART_FORM, "major_vessels": ""})
+    assert response.status_code == 200 and Prediction.objects.get().inputs["major_vessels"] is None
+
+
+def test_the_heart_result_says_its_patients_were_referred_for_angiography_with_the_cards_share(logged_in, scripted):
+    from .support import SHIPPED
+
+    data = json.loads((SHIPPED / "heart" / "card.json").read_text())["data"]
+    share = f"{round(100 * data['positives'] / data['rows'])}% of whom ({data['positives']} of {data['rows']})"
+    page = logged_in.post("/predict/heart/", HEART_FORM).content.decode()
+    [(level, text)] = [n for n in notes_on(page, population=True) if "already referred" in n[1]]
+    assert level == "caution" and "already referred for coronary angiography" in text and share in text
+
+
+def test_a_refused_form_has_one_alert_a_summary_that_links_each_bad_field_and_takes_the_focus(logged_in, artifacts):
+    response = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "glucose": "1000", "age": ""})
+    assert response.status_code == 400
+    page = html.unescape(response.content.decode())
+    assert len(re.findall(r'role="alert"', page)) == 1
+    summary = re.search(r'<div class="errors error-summary"[^>]*role="alert"[^>]*>(.*?)</div>', page, re.S)
+    assert summary and "data-focus-on-load" in summary.group(0) and 'tabindex="-1"' in summary.group(0)
+    links = re.findall(r'<a href="#(id_\w+)">([^<]+)</a>', summary.group(1))
+    assert links == [("id_glucose", "Glucose: Enter a value between 40 and 400 mg/dL."),
+                     ("id_age", "Age (years): This field is required.")]
+    assert "Please correct the fields marked below" in summary.group(1)
+
+
+def test_a_refused_optional_photo_leaves_the_estimate_or_says_submit_again_without_it(logged_in, artifacts):
+    data = {**DIABETES_FORM, "retina_image": sample("ecg", "ecg00001.png").open("rb")}
+    response = logged_in.post("/predict/diabetes/", data)
+    page = " ".join(html.unescape(response.content.decode()).split())
+    answered = response.status_code == 200 and 'data-testid="probability"' in page
+    assert answered or "submit again without it" in page

@@ -3,6 +3,7 @@ and paginated, with the case reference and the attached result."""
 from __future__ import annotations
 
 import datetime
+import html
 import re
 
 import pytest
@@ -102,3 +103,46 @@ def test_history_filter_errors_are_described(logged_in):
     page = logged_in.get("/history/?since=2026-05-11&until=2026-05-01").content.decode()
     wanted, ids = described_by_ids(page)
     assert "id_until_error" in wanted and set(wanted) <= ids
+
+
+# Rows a clinic can use (issue 32 item 5): named by model and finding, flagged in words, with their source.
+
+REFERABLE_EYE = {"label": "Moderate NPDR", "grade": 2, "confidence": 0.6, "referable_probability": 0.87,
+                 "referable_dr": True, "uncertain": False, "referable_threshold": 0.5, "not_referable_below": 0.4,
+                 "probabilities": {"No DR": 0.1, "Mild NPDR": 0.03, "Moderate NPDR": 0.6, "Severe NPDR": 0.17,
+                                   "Proliferative DR": 0.1}}
+
+
+def finding(label: str) -> dict:
+    return {"label": label, "confidence": 0.9, "uncertain": False, "uncertain_below": 0.5,
+            "probabilities": {label: 0.9, "Abnormal heartbeat" if label == "Normal" else "Normal": 0.1}}
+
+
+def test_history_rows_name_model_and_finding_flag_referable_eyes_and_mi_in_words_and_give_the_source(
+        logged_in, clinician):
+    day = datetime.datetime(2026, 5, 10, 12, tzinfo=datetime.timezone.utc)
+    eye = make(clinician, "retina", day, outputs=REFERABLE_EYE)
+    infarct = make(clinician, "ecg", day + datetime.timedelta(hours=1), outputs=finding("Myocardial Infarction"))
+    old_infarct = make(clinician, "ecg", day + datetime.timedelta(hours=2), outputs=finding("History of MI"))
+    normal = make(clinician, "ecg", day + datetime.timedelta(hours=3), outputs=finding("Normal"))
+    Prediction.objects.filter(pk=infarct.pk).update(source="api")
+    page = html.unescape(logged_in.get("/history/").content.decode())
+    rows = dict(zip(rows_on(page), re.findall(r"<tr>(.*?)</tr>", page[page.index("<tbody>"):], re.S)))
+    link = r'<a href="/history/{}/">([^<]+)</a>'
+    assert re.search(link.format(eye.pk), rows[eye.pk].split('class="when"')[1].split("</td>", 1)[1]).group(1) == (
+        "Diabetic retinopathy grade: Referable diabetic retinopathy · 87% · most likely grade Moderate NPDR")
+    assert re.search(link.format(infarct.pk), rows[infarct.pk].split("</td>", 1)[1]).group(1) == (
+        "ECG finding: Myocardial Infarction · 90%")
+    flags = {pk: re.findall(r'data-testid="flag">([^<]+)<', row) for pk, row in rows.items()}
+    assert flags == {eye.pk: ["Flag: referable retinopathy"], infarct.pk: ["Flag: MI"],
+                     old_infarct.pk: ["Flag: MI (history)"], normal.pk: []}
+    sources = {pk: re.search(r'data-testid="source">([^<]+)<', row).group(1) for pk, row in rows.items()}
+    assert sources == {eye.pk: "Web form", infarct.pk: "API", old_infarct.pk: "Web form", normal.pk: "Web form"}
+    assert "<th scope=\"col\">Source</th>" in page
+
+
+def test_an_uncertain_eye_is_not_flagged_as_referable(logged_in, clinician):
+    make(clinician, "retina", datetime.datetime(2026, 5, 10, tzinfo=datetime.timezone.utc),
+         outputs={**REFERABLE_EYE, "uncertain": True, "referable_dr": None})
+    page = logged_in.get("/history/").content.decode()
+    assert 'data-testid="flag"' not in page and "Uncertain: needs a human read" in page

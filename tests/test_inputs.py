@@ -105,3 +105,77 @@ def test_every_api_number_refuses_overflowing_values(client, api_token, model, f
     assert response.status_code == status
     assert message in " ".join(response.json()["error"]["fields"][field])
     assert Prediction.objects.count() == 0
+
+
+# Glucose in the unit the laboratory reports: mg/dL or mmol/L, converted once (issue 32 item 4).
+
+@pytest.mark.django_db
+def test_glucose_in_mmol_per_litre_is_converted_once_and_the_record_says_what_was_entered(logged_in, artifacts):
+    page = logged_in.get("/predict/diabetes/").content.decode()
+    assert '<option value="mmol/L">mmol/L</option>' in page and 'name="glucose_unit"' in page
+    response = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "glucose": "7,8", "glucose_unit": "mmol/L"})
+    assert response.status_code == 200
+    record = Prediction.objects.get()
+    assert record.inputs["glucose"] == 140.5  # 7.8 x 18.016 = 140.52, to one decimal
+    assert record.inputs["as_entered"] == {"glucose": {"value": 7.8, "unit": "mmol/L"}}
+    assert "7.8 mmol/L (140.5 mg/dL)" in response.content.decode()
+    assert "7.8 mmol/L (140.5 mg/dL)" in logged_in.get(f"/history/{record.pk}/").content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("typed, unit, message", [
+    ("30", "mmol/L", "Enter a value between 2.2 and 22.2 mmol/L."),
+    ("1", "mmol/L", "Enter a value between 2.2 and 22.2 mmol/L."),
+    ("7.8", "mg/dL", "Enter a value between 40 and 400 mg/dL."),
+    ("140", "mmol/L", "Enter a value between 2.2 and 22.2 mmol/L."),
+])
+def test_glucose_ranges_are_checked_in_the_unit_chosen(logged_in, artifacts, typed, unit, message):
+    response = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "glucose": typed, "glucose_unit": unit})
+    assert response.status_code == 400 and message in response.content.decode()
+    assert 'value="mmol/L" selected' in response.content.decode() or unit == "mg/dL"  # the unit stays chosen
+    assert Prediction.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_the_api_takes_an_optional_glucose_unit_and_mg_per_dl_without_one(client, api_token, artifacts):
+    def post(body):
+        return client.post("/api/v1/predict/diabetes", json.dumps(body), content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Token {api_token}")
+
+    body = API_BODIES["diabetes"]
+    as_mg = post({**body, "glucose": 140.5}).json()
+    as_mmol = post({**body, "glucose": 7.8, "glucose_unit": "mmol/L"}).json()
+    assert as_mmol["probability"] == as_mg["probability"]
+    assert Prediction.objects.get(pk=as_mmol["prediction_id"]).inputs["as_entered"]["glucose"] == {
+        "value": 7.8, "unit": "mmol/L"}
+    refused = post({**body, "glucose": 7.8})  # an existing client's number is mg/dL, as before
+    assert refused.status_code == 422
+    assert refused.json()["error"]["fields"] == {"glucose": ["Enter a value between 40 and 400 mg/dL."]}
+    assert post({**body, "glucose_unit": "mmol"}).json()["error"]["fields"] == {
+        "glucose_unit": ["Choose one of: mg/dL, mmol/L."]}
+    assert post({**body, "glucose_unit": 1}).status_code == 400
+    heart = client.post("/api/v1/predict/heart", json.dumps({**API_BODIES["heart"], "glucose_unit": "mmol/L"}),
+                        content_type="application/json", HTTP_AUTHORIZATION=f"Token {api_token}")
+    assert heart.json()["error"]["fields"] == {"glucose_unit": ["Unknown field."]}  # the diabetes body's only
+
+
+def test_a_millimole_of_glucose_is_18_016_mg_per_dl_written_once():
+    from predictors.inputs.diabetes import GLUCOSE_MG_PER_DL_PER_MMOL_PER_L
+
+    glucose = TABULAR_SCHEMAS["diabetes"].by_name["glucose"]
+    assert GLUCOSE_MG_PER_DL_PER_MMOL_PER_L == Decimal("18.016")
+    assert glucose.to_own_unit(Decimal("10"), "mmol/L") == Decimal("180.2")
+    assert glucose.range_in("mmol/L") == (2.2, 22.2)
+
+
+# The diabetes pedigree function: a score no clinic computes, so it may be left unknown.
+
+def test_an_unknown_pedigree_is_given_the_pima_median_which_its_trees_learnt_from():
+    from predictors.training.tabular_data import load_pima
+
+    features, _ = load_pima()
+    pedigree = TABULAR_SCHEMAS["diabetes"].by_name["diabetes_pedigree"]
+    assert not pedigree.required and features["diabetes_pedigree"].isna().sum() == 0
+    assert pedigree.unknown_as == features["diabetes_pedigree"].median()
+    row = TABULAR_SCHEMAS["diabetes"].encode({"pregnancies": 1, "age": 40})
+    assert row[TABULAR_SCHEMAS["diabetes"].feature_names.index("diabetes_pedigree")] == pedigree.unknown_as

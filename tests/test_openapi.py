@@ -150,3 +150,19 @@ def test_a_request_that_does_not_arrive_in_time_is_the_documented_408(strict_sit
     stalled = short_body_request(strict_site.port, strict_site.token, json.dumps(DIABETES).encode(), missing=10,
                                  close_write=False, wait=STRICT_READ_TIMEOUT + 5)
     assert api_error(int(stalled.split(b" ", 2)[1]), stalled.split(b"\r\n\r\n", 1)[1]) == (408, "request_timeout")
+
+
+def test_openapi_documents_the_glucose_unit_with_mg_per_dl_by_default_and_its_ranges(client, artifacts):
+    import jsonschema
+
+    components = client.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    schema = {**components["DiabetesInput"], "components": {"schemas": components}}
+    unit = schema["properties"]["glucose_unit"]
+    assert unit["enum"] == ["mg/dL", "mmol/L"] and unit["default"] == "mg/dL"
+    assert "glucose_unit" not in schema["required"]
+    jsonschema.validate({**DIABETES, "glucose": 7.8, "glucose_unit": "mmol/L"}, schema)
+    jsonschema.validate({**DIABETES, "glucose": 140, "glucose_unit": "mg/dL"}, schema)
+    for wrong in ({**DIABETES, "glucose": 7.8}, {**DIABETES, "glucose": 140, "glucose_unit": "mmol/L"},
+                  {**DIABETES, "glucose_unit": "mmol"}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(wrong, schema)

@@ -9,6 +9,7 @@ call is too close), so each expectation is exact whatever a trained model says.
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import re
@@ -190,6 +191,36 @@ def test_the_result_page_shows_the_map_beside_the_thumbnail(logged_in, artifacts
     page = response.content.decode()
     assert 'data-testid="activation-map"' in page and 'src="data:image/png;base64,' in page
     assert "Where the model looked" in page
+
+
+def test_a_result_opened_again_says_at_the_top_that_its_image_and_map_were_not_kept(logged_in, artifacts):
+    data = {**DIABETES_FORM, "retina_image": sample("fundus", "retina.jpg").open("rb")}
+    answered = logged_in.post("/predict/diabetes/", data).content.decode()
+    assert 'data-testid="not-kept"' not in answered  # shown with the answer: nothing is missing yet
+    record = Prediction.objects.get(parent__isnull=True)
+    later = logged_in.get(f"/history/{record.pk}/").content.decode()
+    notice = re.search(r'<p class="not-kept" data-testid="not-kept">([^<]+)</p>', later)
+    assert notice and notice.start() < later.index('<section class="card result"')  # at the top, not collapsed
+    assert notice.group(1).startswith("The image and the map of where the model looked were not kept: images are "
+                                      "never stored")
+    alone = logged_in.post("/predict/diabetes/", DIABETES_FORM)
+    form_only = Prediction.objects.filter(parent__isnull=True).exclude(pk=record.pk).get()
+    assert alone.status_code == 200 and 'data-testid="not-kept"' not in logged_in.get(
+        f"/history/{form_only.pk}/").content.decode()
+
+
+@pytest.mark.parametrize("model, upload, picture", [("retina", lambda: sample("fundus", "retina.jpg").read_bytes(),
+                                                     "the photo"),
+                                                    ("ecg", ecg_printout, "the printout's lead area")])
+def test_the_maps_alt_text_says_where_the_model_looked_and_the_map_can_be_enlarged(logged_in, artifacts, model,
+                                                                                   upload, picture):
+    page = logged_in.post(f"/predict/{model}/", {"image": named_upload(upload())}).content.decode()
+    alt = re.search(r'<img src="data:image/png;base64,[^"]+" alt="([^"]+)" data-testid="activation-map">', page).group(1)
+    assert re.fullmatch(rf"Where the model looked, on {picture} as the model was given it: strongest "
+                        r"(in the (top|bottom) (left|centre|right)|on the (left|right)|in the centre|"
+                        r"in several places across the picture)\.", html.unescape(alt)), alt
+    figure = re.search(r'<figure class="thumb map" id="(map-\d+)">.*?</figure>', page, re.S)
+    assert f'data-enlarge="{figure.group(1)}" aria-expanded="false"' in figure.group(0)
 
 
 # No model here is always right, so no page prints a certainty (formatting.percent: tests/test_formatting.py).

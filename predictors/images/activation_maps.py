@@ -59,6 +59,34 @@ def overlay_png(features: np.ndarray, activation_map: np.ndarray, spec: dict) ->
     return buffer.getvalue()
 
 
+# The picture in thirds, as a sentence names a place in it.
+ROWS = ("top", "middle", "bottom")
+COLUMNS = ("left", "centre", "right")
+# Cells within this share of the map's range of its highest make up the area it was strongest in.
+STRONG = 0.8
+
+
+def strongest_place(activation_map: np.ndarray) -> str:
+    """Where in the picture the map was strongest, as words that follow "strongest" in its alt text:
+    "in the top left", "on the right", "in the centre", or "in several places" when its strongest
+    cells lie more than half the picture apart (their centre would name a place between them)."""
+    evidence = activation_map.astype(np.float32)
+    span = float(evidence.max() - evidence.min())
+    if not span > 0:
+        return "nowhere: it is the same everywhere"
+    heat = (evidence - evidence.min()) / span
+    ys, xs = np.nonzero(heat >= STRONG)
+    height, width = heat.shape
+    if (ys.max() - ys.min() + 1) / height > 0.5 or (xs.max() - xs.min() + 1) / width > 0.5:
+        return "in several places across the picture"
+    weights = heat[ys, xs]
+    row = ROWS[min(2, int(3 * (np.average(ys, weights=weights) + 0.5) / height))]
+    column = COLUMNS[min(2, int(3 * (np.average(xs, weights=weights) + 0.5) / width))]
+    if row == "middle":
+        return "in the centre" if column == "centre" else f"on the {column}"
+    return f"in the {row} {column}"
+
+
 def _draw_legend(canvas: Image.Image, top: int) -> None:
     bar = (_SCALE[np.linspace(0, 255, canvas.width).astype(np.uint8)] * 255).astype(np.uint8)
     canvas.paste(Image.fromarray(np.repeat(bar[None], LEGEND_BAR, axis=0), "RGB"), (0, top + 2))

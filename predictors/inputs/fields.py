@@ -17,6 +17,8 @@ from typing import Any, Mapping
 _NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)", re.ASCII)
 # "1,000" is one thousand in one country and one in another: refused, never guessed.
 _AMBIGUOUS_COMMA = re.compile(r"[+-]?0*[1-9][0-9]{0,2},[0-9]{3}", re.ASCII)
+# Where a record's inputs keep what was entered in another unit than the model's: {name: {value, unit}}.
+AS_ENTERED = "as_entered"
 _MINUS_SIGNS = str.maketrans({"\u2212": "-", "\u2013": "-"})  # minus sign and en dash, as word processors write them
 
 
@@ -25,6 +27,20 @@ class Choice:
     value: str  # the API's word for it
     label: str  # the clinician's words for it
     code: float  # what the model was trained on
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Another unit a field's number may be entered in: one of it is `per` of the field's own unit.
+
+    The number is converted once, by the schema, to the field's unit (the model's), kept to
+    `places` decimals; its range is checked in the unit it was entered in, given to `places`
+    decimals too.
+    """
+
+    name: str
+    per: Decimal
+    places: int = 1
 
 
 @dataclass(frozen=True)
@@ -37,6 +53,37 @@ class NumberField:
     required: bool = True
     integer: bool = False
     help: str = ""
+    # Other units it may be entered in; the clinician (or the API's `<name>_unit`) chooses, the
+    # field's own unit by default.
+    units: tuple[Unit, ...] = ()
+    # The form's question where the label (said in factors, notes and the inputs list) is too short for it.
+    question: str = ""
+    # What the model is given for an unknown value when it never learnt what a missing one means; NaN otherwise.
+    unknown_as: float | None = None
+
+    @property
+    def unit_field(self) -> str:
+        """The name of the unit chosen beside it (form and API), for a field with other units."""
+        return f"{self.name}_unit" if self.units else ""
+
+    @property
+    def unit_names(self) -> tuple[str, ...]:
+        return (self.unit, *(u.name for u in self.units))
+
+    def range_in(self, unit: str) -> tuple[float, float]:
+        """The accepted range in `unit`: the field's own, or converted to the other unit's decimals."""
+        other = next((u for u in self.units if u.name == unit), None)
+        if other is None:
+            return self.minimum, self.maximum
+        return (float(round(Decimal(str(self.minimum)) / other.per, other.places)),
+                float(round(Decimal(str(self.maximum)) / other.per, other.places)))
+
+    def to_own_unit(self, value: Decimal | int | float, unit: str) -> Decimal | int | float:
+        """A number entered in `unit` in the field's own unit: the one conversion it gets."""
+        other = next((u for u in self.units if u.name == unit), None)
+        if other is None:
+            return value
+        return round(Decimal(str(value)) * other.per, other.places)
 
     def parse(self, text: str) -> Decimal | None:
         """Read a number as typed into a form; blank is None. Raises ValueError with a message.
@@ -178,10 +225,13 @@ class TabularSchema:
 
         Type parsing is the caller's job (the form parses text, the API checks JSON
         types); this is where both meet, so the same value is accepted or refused the
-        same way on every path.
+        same way on every path. A number entered in another of its units
+        (`values["<name>_unit"]`) is checked in that unit and converted to the field's own;
+        what was entered is kept under `AS_ENTERED`, so the record says it.
         """
         errors: dict[str, list[str]] = {}
         cleaned: dict[str, Any] = {}
+        entered: dict[str, dict[str, Any]] = {}
         for f in self.fields:
             value = values.get(f.name)
             if value is None:
@@ -190,10 +240,17 @@ class TabularSchema:
                 cleaned[f.name] = None
                 continue
             if isinstance(f, NumberField):
-                problem = _number_problem(f, value)
+                unit = values.get(f.unit_field) or f.unit if f.units else f.unit
+                if unit not in f.unit_names:
+                    errors[f.unit_field] = [f"Choose one of: {', '.join(f.unit_names)}."]
+                    continue
+                problem = _number_problem(f, value, unit)
                 if problem:
                     errors[f.name] = [problem]
                     continue
+                if f.units:
+                    entered[f.name] = {"value": _plain(value), "unit": unit}
+                    value = f.to_own_unit(value, unit)
                 value = int(value) if f.integer else float(value)
             elif isinstance(f, ChoiceField):
                 if value not in f.values:
@@ -205,6 +262,8 @@ class TabularSchema:
             cleaned[f.name] = value
         if errors:
             raise InputInvalid(errors)
+        if entered:
+            cleaned[AS_ENTERED] = entered
         return cleaned
 
     def from_json(self, payload: Any) -> dict[str, Any]:
@@ -215,7 +274,12 @@ class TabularSchema:
         """
         if not isinstance(payload, dict):
             raise InputMalformed({"__all__": ["The body must be a JSON object."]})
-        errors: dict[str, list[str]] = {name: ["Unknown field."] for name in payload if name not in self.by_name}
+        unit_fields = {f.unit_field: f for f in self.fields if isinstance(f, NumberField) and f.units}
+        errors: dict[str, list[str]] = {name: ["Unknown field."] for name in payload
+                                        if name not in self.by_name and name not in unit_fields}
+        for name, f in unit_fields.items():
+            if payload.get(name) is not None and not isinstance(payload[name], str):
+                errors[name] = [f"Expected one of: {', '.join(f.unit_names)}."]
         for f in self.fields:
             value = payload.get(f.name)
             if f.name not in payload:
@@ -232,15 +296,17 @@ class TabularSchema:
                 errors[f.name] = ["Expected true or false."]
         if errors:
             raise InputMalformed(errors)
-        return {f.name: payload.get(f.name) for f in self.fields}
+        return {**{f.name: payload.get(f.name) for f in self.fields},
+                **{name: payload.get(name) for name in unit_fields}}
 
     def encode(self, cleaned: Mapping[str, Any]) -> list[float]:
-        """Turn validated values into the model's feature row; unknown becomes NaN."""
+        """Turn validated values into the model's feature row; unknown becomes NaN, or the field's `unknown_as`."""
         row: list[float] = []
         for f in self.fields:
             value = cleaned.get(f.name)
             if value is None:
-                row.append(math.nan)
+                unknown_as = getattr(f, "unknown_as", None)
+                row.append(math.nan if unknown_as is None else unknown_as)
             elif isinstance(f, ChoiceField):
                 row.append(f.choice(value).code)
             else:
@@ -248,7 +314,7 @@ class TabularSchema:
         return row
 
 
-def _number_problem(f: NumberField, value: Any) -> str | None:
+def _number_problem(f: NumberField, value: Any, unit: str) -> str | None:
     """Why a parsed number cannot be used, or None.
 
     Ints and Decimals of any size compare exactly with the float limits; nothing is
@@ -259,12 +325,17 @@ def _number_problem(f: NumberField, value: Any) -> str | None:
         return "Enter a number."
     if isinstance(value, Decimal) and not value.is_finite() or isinstance(value, float) and not math.isfinite(value):
         return "Enter a finite number."
-    if value < f.minimum or value > f.maximum:
-        unit = f" {f.unit}" if f.unit else ""
-        return f"Enter a value between {f.minimum:g} and {f.maximum:g}{unit}."
+    minimum, maximum = f.range_in(unit)
+    if value < minimum or value > maximum:
+        return f"Enter a value between {minimum:g} and {maximum:g}{f' {unit}' if unit else ''}."
     if f.integer and value != int(value):
         return "Enter a whole number."
     return None
+
+
+def _plain(value: Any) -> int | float:
+    """A number as JSON keeps it: 7.8, not Decimal('7.8')."""
+    return value if isinstance(value, int) else float(value)
 
 
 def _expected_number(f: NumberField, value: Any) -> str:

@@ -37,8 +37,10 @@ SCHEMA = TabularSchema(
             Choice("flat", "Flat", 2),
             Choice("downsloping", "Downsloping", 3),
         ), required=False),
-        NumberField("major_vessels", "Major vessels coloured by fluoroscopy", "", 0, 3, required=False,
-                    integer=True),
+        NumberField("major_vessels", "Vessels narrowed on angiography", "", 0, 3, required=False, integer=True,
+                    question="Vessels with narrowing on angiography (0–3), if an angiogram was done",
+                    help="Major coronary vessels (0 to 3) seen narrowed on fluoroscopy during the angiogram. "
+                         "This is a result of the test the model predicts: leave it blank before angiography."),
         ChoiceField("thal", "Thallium stress test", (
             Choice("normal", "Normal", 3),
             Choice("fixed_defect", "Fixed defect", 6),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from predictors.images.activation_maps import LEGEND_HEIGHT, OVERLAY_WIDTH, overlay_png
+from predictors.images.activation_maps import LEGEND_HEIGHT, OVERLAY_WIDTH, overlay_png, strongest_place
 
 from ..support import open_png
 
@@ -63,3 +63,18 @@ def test_a_map_below_zero_everywhere_still_shows_where_it_was_highest():
     picture, _ = drawn(np.zeros((1, 3, 64, 64), dtype=np.float32), evidence)
     corner = picture[-30:, -30:].mean(axis=(0, 1))
     assert corner[0] > corner[2] + 40 and corner[1] > corner[2] + 40
+
+
+def test_the_place_it_was_strongest_is_said_in_thirds_of_the_picture():
+    """For the map's alt text (issue 32 item 5): where, not what colour."""
+    def place(row: int, column: int, size: int = 6) -> str:
+        evidence = np.zeros((size, size), dtype=np.float32)
+        evidence[row, column] = 3.0
+        return strongest_place(evidence)
+
+    assert place(0, 0) == "in the top left" and place(5, 5) == "in the bottom right"
+    assert place(0, 3) == "in the top centre" and place(3, 0) == "on the left" and place(2, 3) == "in the centre"
+    apart = np.zeros((6, 6), dtype=np.float32)
+    apart[0, 0] = apart[5, 5] = 1.0  # their centre would be the middle, where it did not look
+    assert strongest_place(apart) == "in several places across the picture"
+    assert strongest_place(np.full((4, 4), -2.0, dtype=np.float32)) == "nowhere: it is the same everywhere"
