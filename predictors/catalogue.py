@@ -50,6 +50,9 @@ class ModelSpec:
     next_steps: tuple[tuple[str, str], ...] = ()
     # A form's optional image: the image model its upload goes to, answered in the same result.
     image_with: str = ""
+    # A form's own field for a finding its optional image shows too, read differently: the estimate
+    # takes that field only as typed, never from the image, and its result says so beside the image's.
+    image_not_read_into: str = ""
     # The youngest patients in the training data: a result for anyone younger says so.
     min_age: int | None = None
     # A form whose attached image can answer its question already: (warning, its short form), said
@@ -66,6 +69,15 @@ class ModelSpec:
 
     def flag(self, key: str) -> str:
         return dict(self.flags).get(key, "")
+    # An image model's answers (a finding, or a graded model's most likely grade) that call for action
+    # now: they lead a page they share with a form's estimate, and a graded model's takes that grade's
+    # next step over its referral call's.
+    urgent: tuple[str, ...] = ()
+    # An image model's negative answer (a finding, or a graded model's call): its result says, from the
+    # card's test figures, how often the model gave it where it was wrong.
+    negative: str = ""
+    # One case of an image model's test set, in words ("eye", "ECG"), for the figures a result quotes.
+    case: str = ""
 
     def answer_words(self, key: str) -> str:
         return dict(self.answers)[key]
@@ -77,7 +89,8 @@ class ModelSpec:
     def next_step_rows(self) -> list[tuple[str, str]]:
         """The next steps under the answers they follow, as the model card lists them."""
         names = {**dict(self.answers), **{band: f"{band.capitalize()} risk" for band in ("low", "moderate", "high")},
-                 "uncertain": "Uncertain or too close to call"}
+                 "uncertain": "Uncertain or too close to call",
+                 **({label: f"Most likely grade {label}" for label in self.labels} if self.answers else {})}
         return [(names.get(key, key), text) for key, text in self.next_steps]
 
     @property
@@ -113,7 +126,7 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
               population="It learnt from Cleveland Clinic patients already referred for coronary angiography, "
                          "46% of whom (139 of 304) had coronary artery disease: for people not referred, such as "
                          "an unselected clinic or screening population, its estimate is likely to be too high.",
-              image_with="ecg",
+              image_with="ecg", image_not_read_into="resting_ecg",
               next_steps=(
                   ("high", "An estimate, not a diagnosis: assess for coronary disease as your local pathway says "
                            "(a cardiology referral or further testing)."),
@@ -127,21 +140,26 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
               upload_help=f"A colour photo of the back of the eye; {image_format_words()}.",
               upload_adds="Adds a diabetic-retinopathy grade to the same result.",
               labels=("No DR", "Mild NPDR", "Moderate NPDR", "Severe NPDR", "Proliferative DR"),
-              referable_grade=2, flags=(("referable", "referable retinopathy"),),
+              referable_grade=2, flags=(("referable", "referable retinopathy"),), urgent=("Proliferative DR",),
+              negative="not_referable", case="eye",
               answers=(("referable", "Referable diabetic retinopathy"),
                        ("not_referable", "No referable diabetic retinopathy")),
               next_steps=(
                   ("referable", "Refer to an ophthalmologist within the interval your screening programme sets "
                                 "for referable retinopathy; the specialist grades the eye, not this model."),
                   ("not_referable", "No referral on this photo alone: keep to the usual screening interval, and "
-                                    "examine or refer anyway if the patient has eye symptoms. The model misses "
-                                    "some referable eyes (its card says how many)."),
+                                    "examine or refer anyway if the patient has eye symptoms."),
+                  ("Proliferative DR", "Proliferative retinopathy is the most likely grade: refer urgently to an "
+                                       "ophthalmologist, as your screening programme sets for proliferative "
+                                       "(sight-threatening) retinopathy; the specialist grades the eye, not this "
+                                       "model."),
                   ("uncertain", "Have the photo graded by a trained grader or an ophthalmologist before "
                                 "deciding on referral."))),
     ModelSpec("ecg", "ECG finding", "ECG", "onnx_image",
               "A scan or photo of a 12-lead ECG printout.", "ecg",
               upload="12-lead ECG printout", upload_help="A scan, screenshot or phone photo of the printout.",
               upload_adds="Adds an ECG reading to the same result.",
+              urgent=("Myocardial Infarction",), negative="Normal", case="ECG",
               labels=("Normal", "Abnormal heartbeat", "Myocardial Infarction", "History of MI"),
               flags=(("Myocardial Infarction", "MI"), ("History of MI", "MI (history)")),
               next_steps=(

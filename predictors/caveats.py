@@ -10,16 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
+from . import selectors
+from .card_pages import evidence
 from .catalogue import SPECS, ModelSpec
-from .decision import UNCERTAIN_WORDS, is_uncertain
+from .decision import CLOSE_CALL_MARGIN, UNCERTAIN, UNCERTAIN_WORDS, close_call, image_decision, is_uncertain
 from .formatting import in_sentence, percent
 from .inputs import TABULAR_SCHEMAS
 from .models import Prediction
-from .services import CLOSE_CALL_MARGIN, close_call, unknown_inputs
+from .services import unknown_inputs
 
 if TYPE_CHECKING:
     from .inputs.fields import DiagnosticThreshold
 
+# What a result whose inputs meet a diagnostic finding leads with, on its page and in the lists.
+DIAGNOSTIC_WORDS = "meets a diagnostic criterion"
+DIAGNOSTIC_HEADLINE = f"{DIAGNOSTIC_WORDS[:1].upper()}{DIAGNOSTIC_WORDS[1:]}: the risk estimate does not apply"
 # Fewer than this share of a form's findings known: the estimate rests on too little to read plainly.
 MOSTLY_UNKNOWN = 0.5
 
@@ -39,9 +44,10 @@ class Note:
 def result_notes(record: Prediction) -> list[Note]:
     """What a clinician must read with this result before the number itself."""
     if record.model_name in TABULAR_SCHEMAS:
-        return (_diagnostic_notes(record) + _population_notes(record) + _shown_on_image_notes(record)
-                + _coverage_notes(record))
-    return _image_notes(SPECS[record.model_name], record.outputs)
+        return (_diagnostic_notes(record) + _image_not_read_notes(record) + _read_separately_notes(record)
+                + _population_notes(record) + _shown_on_image_notes(record) + _coverage_notes(record))
+    spec = SPECS[record.model_name]
+    return _image_notes(spec, record.outputs) + _few_cases_notes(spec, record)
 
 
 def diagnostic_finding(record: Prediction) -> "DiagnosticThreshold | None":
@@ -52,14 +58,51 @@ def diagnostic_finding(record: Prediction) -> "DiagnosticThreshold | None":
 
 
 def _diagnostic_notes(record: Prediction) -> list[Note]:
-    """A finding diagnostic on its own is said before the model's estimate, which it makes moot."""
+    """A finding diagnostic on its own is said before the model's estimate, which it makes moot: "at or
+    above" the threshold, never "at" it, for a value past it."""
     threshold = diagnostic_finding(record)
     if threshold is None:
         return []
     field = TABULAR_SCHEMAS[record.model_name].by_name[threshold.finding]
-    return [Note("warning", f"{field.describe(record.inputs[threshold.finding])}: at the diagnostic threshold "
-                            f"({threshold.criterion}; {threshold.source}). {threshold.meaning}",
-                 f"{in_sentence(field.label)} at the diagnostic threshold")]
+    at_or_above = f"at or above {field.display(threshold.at_least)}"
+    return [Note("warning", f"{field.describe(record.inputs[threshold.finding])}: {at_or_above}, which "
+                            f"{DIAGNOSTIC_WORDS} ({threshold.criterion}; {threshold.source}). {threshold.meaning}",
+                 f"{in_sentence(field.label)} {at_or_above}")]
+
+
+def _image_not_read_notes(record: Prediction) -> list[Note]:
+    """An optional image its model would not read, said once: why, and that the estimate stands without
+    it (it is made from the form alone; services.ImageRefused)."""
+    refused = record.outputs.get("image_not_read")
+    if not isinstance(refused, Mapping) or refused.get("model") not in SPECS:
+        return []
+    image = SPECS[refused["model"]]
+    return [Note("caution", f"The {in_sentence(image.upload)} was not read: {refused.get('reason', '')} This "
+                            "estimate is made from the form alone, so it stands without it.",
+                 f"{in_sentence(image.upload)} not read")]
+
+
+def _read_separately_notes(record: Prediction) -> list[Note]:
+    """A form's own field for what its attached image shows (the catalogue's `image_not_read_into`) is
+    a different reading from the image model's; the estimate takes it only as typed, and says so beside
+    what the image model found, rather than leaving "unknown" beside a read ECG."""
+    spec = SPECS[record.model_name]
+    field_name = spec.image_not_read_into
+    image = next((item for item in record.attachments.all() if item.model_name == spec.image_with), None)
+    if not field_name or image is None:
+        return []
+    field = TABULAR_SCHEMAS[record.model_name].by_name[field_name]
+    image_spec = SPECS[image.model_name]
+    found = image_decision(image_spec, image.outputs).words
+    choices = getattr(field, "choices", ())
+    kinds = f" ({', '.join(in_sentence(c.label) for c in choices)})" if choices else ""
+    typed = record.inputs.get(field_name)
+    as_typed = "left blank here" if typed is None else f"typed here as {in_sentence(field.display(typed))}"
+    return [Note("caution", f"The {in_sentence(image_spec.upload)} was read by the {image_spec.nav} model, which "
+                            f"found: {found}. This estimate did not use it: it takes the "
+                            f"{in_sentence(field.label)} only as typed on the form{kinds}, a different reading, "
+                            f"{as_typed}.",
+                 "")]
 
 
 def _population_notes(record: Prediction) -> list[Note]:
@@ -104,7 +147,12 @@ def _coverage_notes(record: Prediction) -> list[Note]:
         return []
     total = len(schema.fields)
     known = total - len(unknown)
-    names = ", ".join(in_sentence(schema.by_name[name].label) for name in unknown)
+    spec = SPECS[record.model_name]
+    read_separately = _read_separately_notes(record) and SPECS[spec.image_with]
+    names = ", ".join(in_sentence(schema.by_name[name].label)
+                      + (f" (not typed; the attached {in_sentence(read_separately.upload)} was read separately)"
+                         if read_separately and name == spec.image_not_read_into else "")
+                      for name in unknown)
     if known < total * MOSTLY_UNKNOWN:
         return [Note("warning", f"Based on only {known} of {total} findings. Most findings are unknown "
                                 f"({names}), so this estimate rests on little information: treat it as a rough "
@@ -132,6 +180,16 @@ def _image_notes(spec: ModelSpec, outputs: Mapping[str, Any]) -> list[Note]:
     if disagreement and not is_uncertain(outputs):
         notes.append(Note("caution", *disagreement))
     return notes
+
+
+def _few_cases_notes(spec: ModelSpec, record: Prediction) -> list[Note]:
+    """A class with few test cases behind it, said on the result that gives it (the top class, or a graded
+    model's most likely grade), with the count from the card of the served model."""
+    label = record.outputs.get("label")
+    if not label or image_decision(spec, record.outputs).key == UNCERTAIN and spec.referable_grade is None:
+        return []  # no finding given, so none to qualify
+    said = evidence.few_cases_words(selectors.served_card(record.model_name), spec, str(label))
+    return [Note("caution", *said)] if said else []
 
 
 def _uncertain_reason(spec: ModelSpec, outputs: Mapping[str, Any]) -> str:

@@ -14,8 +14,10 @@ alike (training passes a split's, the site one image's), and a forms-only page l
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 
+from .catalogue import ModelSpec
 from .formatting import percent
 
 if TYPE_CHECKING:
@@ -27,6 +29,8 @@ Score = TypeVar("Score", float, "np.ndarray")
 REFERABLE, NOT_REFERABLE, UNCERTAIN = "referable", "not_referable", "uncertain"
 NEEDS_HUMAN_READ = "needs a human read"
 UNCERTAIN_WORDS = f"Uncertain: {NEEDS_HUMAN_READ}"
+# Top two classes closer than this: a near coin-flip between them, however high the top one is.
+CLOSE_CALL_MARGIN = 0.15
 
 
 def referable_score(probabilities: "np.ndarray", referable_grade: int) -> Any:
@@ -74,6 +78,55 @@ def recorded_call(outputs: Mapping[str, Any]) -> str:
     if is_uncertain(outputs):
         return UNCERTAIN
     return REFERABLE if outputs.get("referable_dr") else NOT_REFERABLE
+
+
+def close_call(probabilities: Mapping[str, float]) -> tuple[str, str] | None:
+    """The top two classes when they are too close to tell apart, else None."""
+    ranked = sorted(probabilities.items(), key=lambda kv: kv[1], reverse=True)
+    if len(ranked) < 2 or ranked[0][1] - ranked[1][1] >= CLOSE_CALL_MARGIN:
+        return None
+    return ranked[0][0], ranked[1][0]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An image result's one decision, which its page, the history and a printout lead with.
+
+    `key` names its next step in the catalogue: a graded model's "referable" or
+    "not_referable", a finding's label, or "uncertain".
+    """
+
+    key: str
+    words: str
+    probability: float | None  # of the decision itself, where it has one
+
+
+def image_decision(spec: ModelSpec, outputs: Mapping[str, Any]) -> Decision:
+    """A graded model answers its screening question (the referral call, or uncertain within its
+    band); another gives its finding, unless uncertain or too close to call. Results recorded before
+    the referral call had its band keep the call they were given, uncertain if they were flagged so."""
+    if is_uncertain(outputs):
+        return Decision(UNCERTAIN, UNCERTAIN_WORDS, None)
+    if spec.referable_grade is not None:
+        key = recorded_call(outputs)
+        referable = outputs.get("referable_probability")
+        # The probability shown beside a call is the call's own: "No referable DR" with P(grade >= 2)
+        # beside it would read as the model's confidence in "no".
+        own = None if referable is None else referable if key == REFERABLE else 1 - referable
+        return Decision(key, spec.answer_words(key), own)
+    pair = close_call(outputs.get("probabilities") or {})
+    if pair:
+        return Decision(UNCERTAIN, f"{pair[0]} or {pair[1]}: too close to call", None)
+    return Decision(str(outputs.get("label")), str(outputs.get("label")), outputs.get("confidence"))
+
+
+def urgent(spec: ModelSpec, outputs: Mapping[str, Any]) -> str:
+    """The answer of a recorded image result that calls for action now (the catalogue's `urgent`: a
+    finding, or a graded model's most likely grade), unless the result is uncertain; else ""."""
+    if is_uncertain(outputs):
+        return ""
+    key = str(outputs.get("label")) if spec.referable_grade is not None else image_decision(spec, outputs).key
+    return key if key in spec.urgent else ""
 
 
 def referable_grades(referable_grade: int) -> str:

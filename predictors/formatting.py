@@ -16,12 +16,15 @@ DISCLAIMER_BODY = ("Do not use these models for diagnosis, treatment or triage. 
 DISCLAIMER = f"{DISCLAIMER_HEAD} {DISCLAIMER_BODY}"
 
 
-def percent(probability: float) -> str:
+def percent(probability: float, ceiling: float | None = None) -> str:
     """A probability as a clinician reads it: whole percent, never "100%" or "0%".
 
     No model here is right every time, so a rounded certainty would overstate it;
-    beyond 99% and below 1% the page says so instead ("> 99%", "< 1%").
+    beyond 99% and below 1% the page says so instead ("> 99%", "< 1%"). A `ceiling` is the highest
+    probability the model's card bears out (card_pages.evidence.ceiling): above it, "> ceiling".
     """
+    if ceiling is not None and ceiling < 0.99 and probability > ceiling:
+        return f"> {max(1, int(ceiling * 100 + 0.5))}%"
     if probability > 0.99:
         return "> 99%"
     if probability < 0.01:

@@ -18,7 +18,7 @@ from .inputs.fields import BooleanField, ChoiceField, NumberField, TabularSchema
 from .catalogue import CHOICES, MODEL_SPECS, SPECS, ModelSpec, image_format_words
 from .formatting import file_size
 from .models import REFERENCE_MAX_LENGTH
-from .services import ImageRequest, TabularRequest
+from .services import ImageRefused, ImageRequest, TabularRequest
 
 if TYPE_CHECKING:
     from .images.decode import DecodedImage
@@ -219,13 +219,22 @@ class TabularForm(PredictionForm):
             for name, messages in exc.errors.items():
                 if name not in self.errors:  # a field that did not parse already says why
                     self.add_error(name, messages)
+        # An optional image its model refuses (not its kind, ungradable) holds back no estimate on an
+        # otherwise valid form, which never uses it: the result says why it was not read
+        # (services.ImageRefused). A file over the size limit stays a field error, to send again smaller.
+        self.image_refusal = ""
+        problems = self._errors.get(self.image_field).as_data() if self.image_field in self._errors else []
+        if set(self._errors) == {self.image_field} and not any((e.params or {}).get("status") == 413 for e in problems):
+            self.image_refusal = " ".join(self._errors.pop(self.image_field))
         return cleaned
 
-    def prediction_requests(self) -> list[TabularRequest | ImageRequest]:
-        requests: list[TabularRequest | ImageRequest] = [TabularRequest(self.schema.model, self.values)]
+    def prediction_requests(self) -> list[TabularRequest | ImageRequest | ImageRefused]:
+        requests: list[TabularRequest | ImageRequest | ImageRefused] = [TabularRequest(self.schema.model, self.values)]
         image = self.cleaned_data.get(self.image_field) if self.image_field else None
         if image is not None and self.image_model:
             requests.append(ImageRequest(self.image_model, image))
+        elif self.image_refusal and self.image_model:
+            requests.append(ImageRefused(self.image_model, self.image_refusal))
         return requests
 
     def image_field_for(self, model: str) -> str:

@@ -10,8 +10,7 @@ from .inputs import TABULAR_SCHEMAS
 from .inputs.fields import BooleanField, ChoiceField, NumberField, TabularSchema
 from .catalogue import IMAGE_FORMATS, MODEL_SPECS, ModelSpec
 from .errors import STATUSES
-from .decision import NEEDS_HUMAN_READ
-from .services import CLOSE_CALL_MARGIN
+from .decision import CLOSE_CALL_MARGIN, NEEDS_HUMAN_READ
 
 IMAGE_CONTENT_TYPES = ", ".join(dict.fromkeys(IMAGE_FORMATS.values()))
 # Every status the API can answer, as predictors.errors.STATUSES describes it.

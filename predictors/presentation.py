@@ -9,56 +9,28 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from . import selectors
-from .catalogue import HUMAN_READ, SPECS, ModelSpec
-from .caveats import Note, diagnostic_finding, result_notes
-from .decision import (REFERABLE, UNCERTAIN, UNCERTAIN_WORDS, is_uncertain, recorded_call, referable_grades,
-                       referral_rule)
-from .formatting import file_size, percent
+from .card_pages import evidence
+from .catalogue import HUMAN_READ, SPECS
+from .caveats import DIAGNOSTIC_HEADLINE, Note, diagnostic_finding, result_notes
+from .decision import Decision, image_decision, referable_grades, referral_rule, urgent
+from .formatting import file_size, in_sentence, percent
 from .inputs import TABULAR_SCHEMAS
 from .inputs.fields import AS_ENTERED
 from .models import Prediction
 from .services import ImageRequest, TabularRequest, close_call
 
 
-@dataclass(frozen=True)
-class Decision:
-    """An image result's one decision, which its page, the history and a printout lead with.
-
-    `key` names its next step in the catalogue: a graded model's "referable" or
-    "not_referable", a finding's label, or "uncertain".
-    """
-
-    key: str
-    words: str
-    probability: float | None  # of the decision itself, where it has one
-
-
-def image_decision(spec: ModelSpec, outputs: Mapping[str, Any]) -> Decision:
-    """A graded model answers its screening question (the referral call, or uncertain within its
-    band); another gives its finding, unless uncertain or too close to call. Results recorded before
-    the referral call had its band keep the call they were given, uncertain if they were flagged so."""
-    if is_uncertain(outputs):
-        return Decision(UNCERTAIN, UNCERTAIN_WORDS, None)
-    if spec.referable_grade is not None:
-        key = recorded_call(outputs)
-        referable = outputs.get("referable_probability")
-        # The probability shown beside a call is the call's own: "No referable DR" with P(grade >= 2)
-        # beside it would read as the model's confidence in "no".
-        own = None if referable is None else referable if key == REFERABLE else 1 - referable
-        return Decision(key, spec.answer_words(key), own)
-    pair = close_call(outputs.get("probabilities") or {})
-    if pair:
-        return Decision(UNCERTAIN, f"{pair[0]} or {pair[1]}: too close to call", None)
-    return Decision(str(outputs.get("label")), str(outputs.get("label")), outputs.get("confidence"))
-
-
 def next_step(record: Prediction) -> str:
-    """What the result calls for next, from the catalogue, in clinical words (said with every result)."""
+    """What the result calls for next, from the catalogue, in clinical words (said with every result): an
+    urgent answer's own step first; a negative answer's with how often it was wrong on the test set."""
     spec, outputs = SPECS[record.model_name], record.outputs
     if spec.tabular:
         finding = diagnostic_finding(record)
         return finding.next_step if finding else spec.next_step(str(outputs.get("risk_band")))
-    return spec.next_step(image_decision(spec, outputs).key) or HUMAN_READ
+    key = urgent(spec, outputs) or image_decision(spec, outputs).key
+    step = spec.next_step(key) or HUMAN_READ
+    misses = evidence.negative_misses(selectors.served_card(record.model_name), spec) if key == spec.negative else None
+    return f"{step} {misses.words}" if misses else step
 
 
 @dataclass(frozen=True)
@@ -80,6 +52,11 @@ class ResultView:
     referable_grades: str  # a graded model's: what its referable probability is of
     activation_map: "ActivationMap | None" = None
     activation_caption: str = ""
+    # The highest probability its card bears out (card_pages.evidence.ceiling): none is shown higher.
+    ceiling: float | None = None
+    # A form's result whose inputs meet a diagnostic finding: what it leads with instead of the estimate.
+    diagnostic: str = ""
+    urgent: bool = False  # an image's answer that calls for action now: it leads the page
 
 
 @dataclass(frozen=True)
@@ -118,10 +95,11 @@ def result_views(record: Prediction, thumbnails: Mapping[int, str] | None = None
     image was never kept.
     """
     views = []
-    for item in [record, *record.attachments.all()]:
+    items = [record, *record.attachments.all()]
+    for item in items:
         schema, spec = TABULAR_SCHEMAS.get(item.model_name), SPECS[item.model_name]
         if schema:
-            inputs = [(f.label, _as_entered(f, item.inputs)) for f in schema.fields]
+            inputs = [(f.label, _display_input(item, f, items)) for f in schema.fields]
         else:
             inputs = [("Image", _describe_image(item.inputs.get("image") or {}))]
         # Records made before unknown inputs were excluded may still name one as a factor.
@@ -138,8 +116,29 @@ def result_views(record: Prediction, thumbnails: Mapping[int, str] | None = None
             decision=None if schema else image_decision(spec, item.outputs),
             thumbnail=(thumbnails or {}).get(item.pk), activation_map=(activation_maps or {}).get(item.pk),
             activation_caption=(activation_caption(selectors.served_input(item.model_name))
-                                if (activation_maps or {}).get(item.pk) else "")))
-    return views
+                                if (activation_maps or {}).get(item.pk) else ""),
+            ceiling=_ceiling(item.model_name),
+            diagnostic=DIAGNOSTIC_HEADLINE if schema and diagnostic_finding(item) else "",
+            urgent=not schema and bool(urgent(spec, item.outputs))))
+    # An urgent finding on an attached image comes before the form's estimate: on a phone, the estimate
+    # would otherwise push it two screens down.
+    return sorted(views, key=lambda view: not view.urgent)
+
+
+def _ceiling(model: str) -> float | None:
+    found = evidence.ceiling(selectors.served_card(model))
+    return found.probability if found else None
+
+
+def _display_input(record: Prediction, field: Any, items: list[Prediction]) -> str:
+    """An input as the result lists it; the form's field for what its attached image shows, left blank,
+    says the image was read separately rather than "Not given" beside the image's own answer."""
+    shown = _as_entered(field, record.inputs)
+    spec = SPECS[record.model_name]
+    if (record.inputs.get(field.name) is None and field.name == spec.image_not_read_into
+            and any(item.model_name == spec.image_with for item in items)):
+        return f"Not typed; the attached {in_sentence(SPECS[spec.image_with].upload)} was read separately"
+    return shown
 
 
 def images_not_kept(views: list[ResultView]) -> bool:
@@ -238,14 +237,16 @@ def summaries(record: Prediction) -> list[Summary]:
         outputs = item.outputs
         spec = SPECS[item.model_name]
         flag = ""
-        if outputs.get("probability") is not None:
+        if spec.tabular and diagnostic_finding(item):
+            text = DIAGNOSTIC_HEADLINE
+        elif outputs.get("probability") is not None:
             text = f"{percent(outputs['probability'])} · {outputs.get('risk_band')} risk"
         else:
             decision = image_decision(spec, outputs)
             flag = spec.flag(decision.key)
             text = decision.words
             if decision.probability is not None:
-                text += f" · {percent(decision.probability)}"
+                text += f" · {percent(decision.probability, _ceiling(item.model_name))}"
             if spec.referable_grade is not None:
                 text += f" · most likely grade {outputs.get('label')}"
         lines.append(Summary(title=item.get_model_name_display(), text=text, flag=flag,

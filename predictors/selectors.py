@@ -37,6 +37,14 @@ def recent(user, count: int) -> QuerySet[Prediction]:
     return Prediction.objects.filter(user=user, parent__isnull=True).prefetch_related("attachments")[:count]
 
 
+def served_card(model: str) -> Mapping[str, Any]:
+    """The served model's card, for the figures a result quotes from it; empty if it cannot be read."""
+    try:
+        return get_loader().card(model)
+    except ModelUnavailable:
+        return {}
+
+
 def served_labels(model: str) -> list[str]:
     """The served model's classes in its graph's output order (grade 0 to 4, say); none if its card
     cannot be read."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from django.db import transaction
 
-from .decision import REFERABLE, UNCERTAIN, finding_uncertain, referable_score, referral_call
+from .decision import REFERABLE, UNCERTAIN, close_call, finding_uncertain, referable_score, referral_call
 from .catalogue import SPECS
 from .errors import HttpError
 from .inputs import TABULAR_SCHEMAS
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RISK_BANDS = ((0.20, "low"), (0.50, "moderate"), (1.01, "high"))
-# Top two classes closer than this: a near coin-flip between them, however high the top one is.
-CLOSE_CALL_MARGIN = 0.15
 TOP_FACTORS = 3
 
 
@@ -62,17 +60,19 @@ class ImageRequest:
     image: "DecodedImage"  # decoded and gated
 
 
+@dataclass(frozen=True)
+class ImageRefused:
+    """A form's optional image that its model will not read (refused by the gate, its quality check,
+    or as outside the validated domain): the form's estimate never uses the image, so it is made and
+    recorded without it, and `reason` is kept with it to say why the image was not read."""
+
+    model: str
+    reason: str
+
+
 def unknown_inputs(model: str, values: Mapping[str, Any]) -> list[str]:
     """Names of the schema's fields a submission left unknown, in form order."""
     return [f.name for f in TABULAR_SCHEMAS[model].fields if values.get(f.name) is None]
-
-
-def close_call(probabilities: Mapping[str, float]) -> tuple[str, str] | None:
-    """The top two classes when they are too close to tell apart, else None."""
-    ranked = sorted(probabilities.items(), key=lambda kv: kv[1], reverse=True)
-    if len(ranked) < 2 or ranked[0][1] - ranked[1][1] >= CLOSE_CALL_MARGIN:
-        return None
-    return ranked[0][0], ranked[1][0]
 
 
 @dataclass(frozen=True)
@@ -183,28 +183,39 @@ def run_image(request: ImageRequest) -> Answer:
                   time.perf_counter() - started, looked)
 
 
-def predict(user, requests: list[TabularRequest | ImageRequest], source: str, reference: str = "") -> Prediction:
+def predict(user, requests: list[TabularRequest | ImageRequest | ImageRefused], source: str,
+            reference: str = "") -> Prediction:
     """Run one or more models for one submission and record them all, or none.
 
     The first request is the primary record; any further ones (the optional image on
-    the diabetes and heart forms) are attached to it. Inference happens before the
+    the diabetes and heart forms) are attached to it. An optional image its model will not read
+    (ImageRefused, or outside its validated domain here) holds back nothing: the form's estimate,
+    which never uses it, is recorded with the reason under `image_not_read`. Inference happens before the
     transaction opens, so a slow model never holds a database connection in a transaction.
     `reference` is the clinician's own case reference, kept on the primary record.
     The returned record carries `where_it_looked` (image model name -> WhereItLooked) for
     the response that answers this submission; it is never stored.
     """
     answers: list[Answer] = []
+    refused: list[ImageRefused] = [r for r in requests if isinstance(r, ImageRefused)]
     for request in requests:
+        if isinstance(request, ImageRefused):
+            continue
         try:
             answer = run_tabular(request) if isinstance(request, TabularRequest) else run_image(request)
         except ModelUnavailable:
             metrics.observe(request.model, "unavailable")
             raise
-        except OutsideDomain:
+        except OutsideDomain as exc:
             metrics.observe(request.model, "outside_domain")
-            raise
+            if not answers:  # the submission's own image: no answer at all
+                raise
+            refused.append(ImageRefused(request.model, exc.message))  # an optional one: the estimate stands
+            continue
         metrics.observe(request.model, "ok", answer.seconds)
         answers.append(answer)
+    for refusal in refused:
+        answers[0].result["image_not_read"] = {"model": refusal.model, "reason": refusal.reason}
     with transaction.atomic():
         parent = None
         for answer in answers:

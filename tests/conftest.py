@@ -21,8 +21,9 @@ import pytest
 pytest.register_assert_rewrite("tests.support")
 
 from .databases import pass_database_url, scratch_database  # noqa: E402
-from .support import (DECISION, ECG_DECISION, ROOT, STRICT_LOGIN_LIMIT, STRICT_PASSWORD,  # noqa: E402
-                      STRICT_READ_TIMEOUT, TEST_ARTIFACTS, ScriptedImage, ScriptedTabular, rewrite_card)
+from .support import (CALIBRATION, DECISION, ECG_DECISION, ROOT, STRICT_LOGIN_LIMIT, STRICT_PASSWORD,  # noqa: E402
+                      STRICT_READ_TIMEOUT, TEST_ARTIFACTS, ScriptedImage, ScriptedTabular, ample_test_set,
+                      rewrite_card)
 
 # The libraries whose output lands in the quick artifacts: training (torch, torchvision,
 # scikit-learn, xgboost), export (onnx, onnxruntime's quantizer) and the image pipeline.
@@ -194,9 +195,11 @@ def scripted(artifacts, settings, monkeypatch):
 @pytest.fixture
 def decided(scripted, artifacts):
     """Scripted models, and retina and ECG cards with the decision rules support.DECISION and
-    support.ECG_DECISION state."""
-    rewrite_card(artifacts, "retina", lambda card: card.update(decision=DECISION))
-    rewrite_card(artifacts, "ecg", lambda card: card.update(decision=ECG_DECISION))
+    support.ECG_DECISION state, a calibration that bears out the scripted answers (support.CALIBRATION), and
+    enough test cases of every class (support.ample_test_set)."""
+    for name, decision in (("retina", DECISION), ("ecg", ECG_DECISION)):
+        rewrite_card(artifacts, name, lambda card: (card.update(decision=decision, calibration=CALIBRATION),
+                                                    ample_test_set(card)))
     return scripted
 
 

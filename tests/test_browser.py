@@ -22,7 +22,7 @@ import pytest
 from predictors.models import Prediction
 
 from .page_text import contradictions
-from .support import MODELS, ROOT, SHIPPED, TEST_ARTIFACTS, cards_in, sample
+from .support import MODELS, ROOT, SHIPPED, TEST_ARTIFACTS, ScriptedImage, cards_in, ecg_printout, sample
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -236,6 +236,73 @@ def test_heart_with_four_findings_of_thirteen_says_so_before_the_number(clinicia
     assert clinician.page.locator(".note-warning").first.inner_text().startswith("Based on only 4 of 13 findings.")
     assert Prediction.objects.get(model_name="heart").inputs["st_depression"] == 0.5
     clinician.check("heart-result-few-findings")
+
+
+def fill_heart_from_four_findings(page) -> None:
+    page.fill("#id_age", "63")
+    page.select_option("#id_sex", "male")
+    page.select_option("#id_chest_pain_type", "typical_angina")
+    page.fill("#id_st_depression", "0,5")
+
+
+def test_a_diagnostic_glucose_leads_with_the_criterion_and_no_risk_figure(clinician):
+    page = clinician.page
+    clinician.go("/predict/diabetes/")
+    for field, value in (("pregnancies", "3"), ("glucose", "250"), ("bmi", "36,2"), ("diabetes_pedigree", "0,6"),
+                         ("age", "52")):
+        page.fill(f"#id_{field}", value)
+    page.click("button:has-text('Predict')")
+    page.wait_for_selector("[data-testid=diagnostic]")
+    assert page.inner_text("[data-testid=diagnostic]") == "Meets a diagnostic criterion: the risk estimate does not apply"
+    assert page.locator(".big[data-testid=probability]").count() == 0
+    text = page.inner_text("main")
+    assert "at or above 200 mg/dL" in text and "diagnostic threshold" not in text and "high risk" not in text
+    clinician.check("diabetes-diagnostic-glucose")
+
+
+def test_an_infarction_on_the_attached_ecg_leads_the_heart_result_which_says_the_ecg_was_read(clinician, decided):
+    decided.setattr(ScriptedImage, "probabilities", [0.02, 0.02, 0.94, 0.02])
+    page = clinician.page
+    clinician.go("/predict/heart/")
+    fill_heart_from_four_findings(page)
+    page.set_input_files("#id_ecg_image", {"name": "ecg.jpg", "mimeType": "image/jpeg", "buffer": ecg_printout()})
+    page.click("button:has-text('Predict')")
+    page.wait_for_selector("[data-testid=probability]")
+    titles = page.locator("section.result h2").all_inner_texts()
+    assert titles == ["ECG finding", "Heart disease risk"]
+    ecg, heart = (page.locator("section.result").nth(i).bounding_box() for i in (0, 1))
+    assert ecg["y"] < heart["y"]
+    assert page.inner_text("[data-testid=label]") == "Myocardial Infarction"
+    heart_text = page.locator("section.result").nth(1).inner_text()
+    assert "was read by the ECG model, which found: Myocardial Infarction. This estimate did not use it" in heart_text
+    inputs = page.locator("section.result").nth(1).locator("details.inputs")
+    assert inputs.locator("dt").nth(6).text_content() == "Resting ECG"
+    assert inputs.locator("dd").nth(6).text_content().startswith("Not typed; the attached 12-lead ECG printout")
+    clinician.check("heart-with-ecg-infarction")
+
+
+def test_a_refused_optional_ecg_still_gives_the_heart_estimate_and_says_why_once(clinician):
+    page = clinician.page
+    clinician.go("/predict/heart/")
+    fill_heart_from_four_findings(page)
+    page.set_input_files("#id_ecg_image", str(sample("fundus", "retina.jpg")))
+    page.click("button:has-text('Predict')")
+    page.wait_for_selector("[data-testid=probability]")
+    text = page.inner_text("main")
+    assert text.count("was not read") == 1 and "does not look like an ECG printout" in text
+    assert "This estimate is made from the form alone, so it stands without it." in text
+    clinician.check("heart-ecg-refused")
+
+
+def test_the_shipped_image_cards_say_how_far_to_trust_an_answer_before_the_developer_section(clinician, settings):
+    page = clinician.page
+    show_the_shipped_cards(clinician, settings)
+    for name in ("retina", "ecg"):
+        clinician.go(f"/models/{name}/")
+        for selector in ("[data-testid=trust]", "[data-testid=robustness]", "[data-testid=validated-on]"):
+            assert page.locator(selector).is_visible(), (name, selector)
+        assert "Not every upload from elsewhere is told" in page.inner_text("[data-testid=validated-on]")
+        clinician.check(f"model-card-trust-{name}")
 
 
 def test_a_file_over_the_limit_is_named_in_the_browser_and_predict_does_not_send_the_form(

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from predictors.card_pages.figures import TOO_FEW
+from predictors.card_pages.figures import TOO_FEW, share
 from predictors.formatting import DISCLAIMER
 
 from .page_text import contradictions, page_text
@@ -142,3 +142,48 @@ def test_the_card_page_shows_calibration_and_the_capture_table(logged_in, artifa
 def test_a_card_without_capture_figures_shows_no_empty_table(logged_in, artifacts):
     page = logged_in.get("/models/retina/").content.decode()
     assert 'data-testid="robustness"' not in page
+
+
+# Every sentence true of what is served (issue 32), read against the card's own tables.
+
+def _outside(group: dict) -> str:
+    images = group["images"]
+    answered = round((1 - group["refused"]) * images)
+    return (f"of {group['title'][:1].lower() + group['title'][1:]}, it refused {share(images - answered, images)} and answered "
+            f"{share(answered, images)}, {round(group['finding'] * images)} with a confident finding")
+
+
+def test_the_image_cards_say_how_many_uploads_from_elsewhere_were_answered_from_their_own_tables(
+        logged_in, settings, artifacts):
+    settings.MODEL_ARTIFACTS_DIR = SHIPPED
+    for name in ("retina", "ecg"):
+        groups = json.loads((SHIPPED / name / "card.json").read_text())["domain"]["benchmark"]["groups"]
+        text = " ".join(page_text(logged_in.get(f"/models/{name}/").content.decode()).split())
+        outside = [group for group in groups if group["domain"] == "out"]
+        assert outside and all(_outside(group) in text for group in outside), name
+        assert "Not every upload from elsewhere is told" in text
+    # A changed figure changes the sentence: no stale one is left.
+    settings.MODEL_ARTIFACTS_DIR = artifacts
+    benchmark = json.loads((SHIPPED / "ecg" / "card.json").read_text())["domain"]["benchmark"]
+    benchmark["groups"][2].update(refused=1 / 3, finding=2 / 9)
+    rewrite_card(artifacts, "ecg", lambda card: card["domain"].update(benchmark=benchmark))
+    text = " ".join(page_text(logged_in.get("/models/ecg/").content.decode()).split())
+    assert ("of real printouts from other ECG machines, it refused 3 of 9 (too few to estimate a share) and answered "
+            "6 of 9 (too few to estimate a share), 2 with a confident finding") in text
+    assert "refused 8 of 9" not in text
+
+
+def test_a_clinician_reads_how_far_to_trust_an_answer_without_opening_the_developer_section(logged_in, settings):
+    settings.MODEL_ARTIFACTS_DIR = SHIPPED
+    card = json.loads((SHIPPED / "retina" / "card.json").read_text())
+    page = logged_in.get("/models/retina/").content.decode()
+    clinician = page[:page.index('<details class="card developer"')]
+    text = " ".join(page_text(clinician).split())
+    original = next(row for row in card["robustness"]["rows"] if row["family"] == "original")
+    assert (f"Confidently wrong on {original['confidently_wrong']:.0%} of its {original['images']} test images as "
+            "taken") in text
+    metrics = card["metrics"]
+    assert (f"Referable retinopathy: AUC {metrics['validation']['referable_dr_auc']['value']:.2f} on the validation "
+            f"images its thresholds were chosen on, against {metrics['served']['referable_dr_auc']['value']:.2f} on "
+            "the test images nobody tuned it on") in text
+    assert 'data-testid="robustness"' in clinician and "It shows no probability above" in text

@@ -12,8 +12,8 @@ import pytest
 from predictors.catalogue import SPECS
 
 from .page_text import page_text
-from .support import (DIABETES_FORM, SPARSE_HEART, ScriptedImage, ScriptedTabular, next_step_on, notes_on, post_json,
-                      retina_result, sample)
+from .support import (DIABETES_FORM, SPARSE_HEART, ScriptedImage, ScriptedTabular, factors_on, next_step_on, notes_on,
+                      post_json, retina_result, sample)
 
 pytestmark = pytest.mark.django_db
 
@@ -80,18 +80,29 @@ def test_diabetes_results_and_card_say_who_the_model_learnt_from(logged_in, arti
 
 # A finding diagnostic on its own comes before any estimate, and every result says what to do next.
 
-def test_a_2_hour_glucose_at_the_diagnostic_threshold_is_said_before_the_estimate(logged_in, scripted, api_token,
-                                                                                 client):
+def test_a_2_hour_glucose_at_or_above_the_diagnostic_threshold_replaces_the_risk_headline(logged_in, scripted,
+                                                                                         api_token, client):
+    """Issue 32: 250 mg/dL is "at or above 200", never "at the diagnostic threshold", and the risk estimate
+    it makes moot follows only small and labelled as not applicable, on the page and in the history."""
     scripted.setattr(ScriptedTabular, "probability", 0.74)
+    scripted.setattr(ScriptedTabular, "contributions", {"glucose": 1.0})
     page = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "glucose": "250"}).content.decode()
     first_level, first = notes_on(page, population=True)[0]
     assert first_level == "warning" and first.startswith(
-        "Glucose 250 mg/dL: at the diagnostic threshold (2-hour plasma glucose of 200 mg/dL (11.1 mmol/L) or more "
-        "during a 75 g oral glucose tolerance test; American Diabetes Association, Standards of Care in Diabetes")
+        "Glucose 250 mg/dL: at or above 200 mg/dL, which meets a diagnostic criterion (2-hour plasma glucose of "
+        "200 mg/dL (11.1 mmol/L) or more during a 75 g oral glucose tolerance test; American Diabetes Association, "
+        "Standards of Care in Diabetes")
     assert page.index(first) < page.index('data-testid="probability"')
+    text = " ".join(page_text(page).split())
+    assert "Meets a diagnostic criterion: the risk estimate does not apply" in text
+    assert "at the diagnostic threshold" not in text
+    assert 'class="big" data-testid="probability"' not in page and "high risk" not in text
+    assert "Not applicable, so not to be read as a risk" in text and factors_on(page) == []
     assert next_step_on(page).startswith("Next step: Confirm the diagnosis as the ADA criteria ask")
     history = " ".join(page_text(logged_in.get("/history/").content.decode()).split())
-    assert "glucose at the diagnostic threshold" in history
+    assert ("Diabetes risk: Meets a diagnostic criterion: the risk estimate does not apply (glucose at or above "
+            "200 mg/dL") in history
+    assert "at the diagnostic threshold" not in history and "74%" not in history
     answer = post_json(client, "diabetes", {"pregnancies": 2, "glucose": 250, "blood_pressure": 72, "bmi": 35.1,
                                             "diabetes_pedigree": 0.52, "age": 45}, api_token).json()
     assert answer["next_step"].startswith("Confirm the diagnosis")

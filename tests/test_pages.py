@@ -57,7 +57,9 @@ def test_diabetes_with_fundus_photo_gives_the_combined_picture(logged_in, artifa
 
 
 def test_ecg_page_result(logged_in, artifacts):
-    """The page shows the recorded answer: each class with its own probability, the headline its top class."""
+    """The page shows the recorded answer: each class with its own probability, no higher than its card's
+    calibration bears out, the headline its top class."""
+    from predictors.card_pages.evidence import ceiling
     from predictors.catalogue import SPECS
     from predictors.formatting import percent
     from predictors.presentation import image_decision
@@ -67,10 +69,11 @@ def test_ecg_page_result(logged_in, artifacts):
     page = response.content.decode()
     outputs = Prediction.objects.get(model_name="ecg").outputs
     rows = re.findall(r"<tr[^>]*><td>([^<]+)</td><td[^>]*>([^<]+)</td></tr>", page)
-    labels = json.loads((artifacts / "ecg" / "card.json").read_text())["labels"]
+    card = json.loads((artifacts / "ecg" / "card.json").read_text())
+    labels, highest = card["labels"], ceiling(card)
     # In the model's label order, whatever order the database keeps the stored mapping in.
     assert [(label, html.unescape(shown)) for label, shown in rows] == \
-        [(label, percent(outputs["probabilities"][label])) for label in labels]
+        [(label, percent(outputs["probabilities"][label], highest and highest.probability)) for label in labels]
     headline = re.search(r'data-testid="label">([^<]+)<', page).group(1)
     assert headline == image_decision(SPECS["ecg"], outputs).words
     assert f'<tr class="leading"><td>{outputs["label"]}</td>' in page

@@ -23,7 +23,7 @@ from predictors.models import Prediction
 
 from .page_text import page_text
 from .support import (DIABETES_FORM, SPARSE_HEART, ScriptedImage, ScriptedTabular, ecg_printout, factors_on,
-                      named_upload, next_step_on, notes_on, retina_result, sample)
+                      named_upload, next_step_on, notes_on, retina_result, rewrite_card, sample)
 
 pytestmark = pytest.mark.django_db
 
@@ -261,3 +261,123 @@ def test_every_ecg_result_says_what_to_do_next_no_stronger_than_its_evidence(log
     assert words in card  # the card lists each answer's next step, from the same catalogue entry
 
 
+
+
+# One page, one story (issue 32): an urgent image finding leads, a form's panel says what the image showed
+# and that its estimate did not use it, and a refused optional image holds back no estimate.
+
+def _sections(page: str) -> list[str]:
+    return re.findall(r'<section class="card result"[^>]*>\s*<h2[^>]*>([^<]+)</h2>', page)
+
+
+def test_an_urgent_ecg_finding_leads_the_heart_result_whose_panel_says_the_ecg_was_read_and_not_used(
+        logged_in, decided):
+    decided.setattr(ScriptedImage, "probabilities", [0.02, 0.02, 0.94, 0.02])
+    page = logged_in.post("/predict/heart/", {**SPARSE_HEART, "ecg_image": named_upload(ecg_printout())}).content.decode()
+    assert _sections(page) == ["ECG finding", "Heart disease risk"]
+    heart = page[page.index(">Heart disease risk</h2>"):]
+    texts = [text for _, text in notes_on(heart)]
+    assert ("The 12-lead ECG printout was read by the ECG model, which found: Myocardial Infarction. This estimate "
+            "did not use it: it takes the resting ECG only as typed on the form (normal, ST-T wave abnormality, "
+            "left ventricular hypertrophy), a different reading, left blank here.") in texts
+    coverage = next(text for text in texts if text.startswith("Based on only"))
+    assert "resting ECG (not typed; the attached 12-lead ECG printout was read separately)" in coverage
+    shown = re.search(r"<dt>Resting ECG</dt><dd[^>]*>([^<]+)</dd>", heart).group(1)
+    assert shown == "Not typed; the attached 12-lead ECG printout was read separately"
+    decided.setattr(ScriptedImage, "probabilities", [0.94, 0.02, 0.02, 0.02])  # a normal read: the form leads
+    page = logged_in.post("/predict/heart/", {**SPARSE_HEART, "ecg_image": named_upload(ecg_printout())}).content.decode()
+    assert _sections(page) == ["Heart disease risk", "ECG finding"]
+    assert "which found: Normal." in " ".join(page_text(page).split())
+
+
+def test_proliferative_retinopathy_is_referred_urgently_and_leads_a_diabetes_result(logged_in, decided):
+    decided.setattr(ScriptedImage, "probabilities", [0.02, 0.02, 0.10, 0.10, 0.76])
+    assert next_step_on(retina_result(logged_in)).startswith(
+        "Next step: Proliferative retinopathy is the most likely grade: refer urgently to an ophthalmologist")
+    page = logged_in.post("/predict/diabetes/", {**DIABETES_FORM, "retina_image": named_upload(
+        sample("fundus", "retina.jpg").read_bytes())}).content.decode()
+    assert _sections(page) == ["Diabetic retinopathy grade", "Diabetes risk"]
+    decided.setattr(ScriptedImage, "probabilities", [0.02, 0.02, 0.76, 0.10, 0.10])
+    assert next_step_on(retina_result(logged_in)).startswith("Next step: Refer to an ophthalmologist within")
+
+
+def test_a_refused_optional_image_still_gives_the_estimate_and_says_once_why_it_was_not_read(
+        logged_in, decided, artifacts):
+    # Not an ECG at all: refused by the gate before any model runs.
+    response = logged_in.post("/predict/heart/", {**SPARSE_HEART, "ecg_image": sample("fundus", "retina.jpg").open("rb")})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'data-testid="probability"' in page and _sections(page) == ["Heart disease risk"]
+    record = Prediction.objects.get()
+    assert record.model_name == "heart" and not record.attachments.exists()
+    [note] = [text for _, text in notes_on(page) if "was not read" in text]
+    assert note.startswith("The 12-lead ECG printout was not read: ") and "does not look like an ECG printout" in note
+    assert note.endswith("This estimate is made from the form alone, so it stands without it.")
+    assert " ".join(page_text(page).split()).count("was not read") == 1
+    later = logged_in.get(f"/history/{record.pk}/").content.decode()
+    assert note in [text for _, text in notes_on(later)]
+    assert "12-lead ECG printout not read" in page_text(logged_in.get("/history/").content.decode())
+    # An ECG printout outside what the ECG model was validated on: the estimate stands too.
+    rewrite_card(artifacts, "ecg", lambda card: card["domain"].update(threshold=-1.0))
+    response = logged_in.post("/predict/heart/", {**SPARSE_HEART, "ecg_image": named_upload(ecg_printout())})
+    assert response.status_code == 200
+    page = response.content.decode()
+    message = json.loads((artifacts / "ecg" / "card.json").read_text())["domain"]["message"]
+    assert (f"The 12-lead ECG printout was not read: {message} This estimate is made from the form alone, so it "
+            "stands without it.") in [text for _, text in notes_on(page)]
+    assert Prediction.objects.filter(model_name="ecg").count() == 0 and 'data-testid="probability"' in page
+
+
+# Numbers as strong as their evidence: from the served card's own tables.
+
+def test_no_probability_is_shown_higher_than_the_cards_calibration_bears_out(logged_in, decided, artifacts):
+    # The top validation bins pooled to at least ten images: 8 at 95% all right, 11 at 86% with 9 right:
+    # 17 of 19 right (89%) at 90% stated, so nothing above 89% is shown.
+    rewrite_card(artifacts, "ecg", lambda card: card["calibration"].update(reliability_after=[
+        {"confidence": 0.55, "accuracy": 0.5, "images": 20}, {"confidence": 0.86, "accuracy": 9 / 11, "images": 11},
+        {"confidence": 0.95, "accuracy": 1.0, "images": 8}]))
+    decided.setattr(ScriptedImage, "probabilities", [0.001, 0.001, 0.997, 0.001])
+    page = ecg_page(logged_in)
+    text = " ".join(page_text(page).split())
+    assert "Myocardial Infarction > 89% probability" in text and "99%" not in text
+    assert re.search(r"<td>Myocardial Infarction</td><td[^>]*>&gt; 89%</td>", page)
+    assert "Myocardial Infarction · > 89%" in " ".join(page_text(logged_in.get("/history/").content.decode()).split())
+    card = " ".join(page_text(logged_in.get("/models/ecg/").content.decode()).split())
+    assert ("It shows no probability above 89%: of the 19 validation images it was most confident about (on average "
+            "90%), it was right on 17") in card
+    decided.setattr(ScriptedImage, "probabilities", [0.05, 0.05, 0.85, 0.05])  # under the ceiling: as it is
+    assert "Myocardial Infarction 85% probability" in " ".join(page_text(ecg_page(logged_in)).split())
+
+
+def test_a_finding_with_few_test_cases_says_how_few(logged_in, decided, artifacts):
+    def few(card):
+        card["metrics"]["served"]["support"].update({"Myocardial Infarction": 4, "History of MI": 10})
+        card["metrics"]["served"]["recall"]["Myocardial Infarction"] = {"value": 0.75, "ci95": [0.0, 1.0]}
+    rewrite_card(artifacts, "ecg", few)
+    decided.setattr(ScriptedImage, "probabilities", [0.02, 0.02, 0.94, 0.02])
+    assert ("caution", "Myocardial Infarction: its test set had only 4 such ECGs, of which it found 3, too few to say "
+            "how often the model is right about it.") in notes_on(ecg_page(logged_in))
+    decided.setattr(ScriptedImage, "probabilities", [0.02, 0.02, 0.02, 0.94])  # ten behind it: enough
+    assert not [text for _, text in notes_on(ecg_page(logged_in)) if "its test set had" in text]
+
+
+def test_a_negative_answer_says_how_often_it_missed_on_the_test_set(logged_in, decided, artifacts, api_token, client):
+    test = {"split": "test", "images": 57, "referable_eyes": 41, "referable_referred": 36, "referable_uncertain": 2,
+            "referable_missed": 3, "other_eyes": 16, "other_referred": 5, "other_uncertain": 1, "other_not_referred": 10}
+    rewrite_card(artifacts, "retina", lambda card: card["decision"].update(test=test))
+    decided.setattr(ScriptedImage, "probabilities", [0.10, 0.55, 0.35, 0.0, 0.0])
+    missed = "On its test photos it missed 3 of 41 eyes with referable diabetic retinopathy: about 1 in 14."
+    assert next_step_on(retina_result(logged_in)).endswith(missed)
+    assert missed in " ".join(page_text(logged_in.get("/models/retina/").content.decode()).split())
+    decided.setattr(ScriptedImage, "probabilities", [0.02, 0.02, 0.76, 0.10, 0.10])  # a referral says no miss rate
+    assert "missed" not in next_step_on(retina_result(logged_in))
+
+    def confused(card):
+        card["metrics"]["served"]["confusion_matrix"] = [[26, 0, 0, 0], [2, 36, 4, 2], [1, 0, 3, 0], [2, 2, 0, 11]]
+    rewrite_card(artifacts, "ecg", confused)
+    decided.setattr(ScriptedImage, "probabilities", [0.90, 0.05, 0.03, 0.02])
+    assert next_step_on(ecg_page(logged_in)).endswith(
+        "In its test set its most likely answer was Normal for 5 of 63 ECGs with another finding: about 1 in 13.")
+    answer = client.post("/api/v1/predict/ecg", {"image": named_upload(ecg_printout())},
+                         HTTP_AUTHORIZATION=f"Token {api_token}").json()
+    assert answer["next_step"].endswith("for 5 of 63 ECGs with another finding: about 1 in 13.")

@@ -78,17 +78,23 @@ def test_a_form_answer_names_only_inputs_it_was_given_as_factors():
     assert answer.model == "diabetes" and answer.version == model.version
 
 
-def test_an_image_outside_the_validated_domain_gets_no_answer_and_nothing_is_recorded(django_user_model):
+def test_an_image_outside_the_validated_domain_gets_no_answer_and_the_form_it_came_with_is_kept_alone(
+        django_user_model):
     user = django_user_model.objects.create_user("dr_ada")
     with pytest.raises(OutsideDomain) as refused:
         run_image(other_machines_printout())
     assert refused.value.model == "ecg"
     assert refused.value.message == get_loader().get("ecg").artifact.card["domain"]["message"]
-    heart = TABULAR_SCHEMAS["heart"]
-    with pytest.raises(OutsideDomain):  # attached to a heart form: the form's answer is not kept either
-        predict(user, [TabularRequest("heart", heart.validate(heart.from_json(HEART))), other_machines_printout()],
-                source="web")
+    with pytest.raises(OutsideDomain):  # the submission's own image: nothing is recorded
+        predict(user, [other_machines_printout()], source="api")
     assert not Prediction.objects.exists()
+    heart = TABULAR_SCHEMAS["heart"]
+    # Attached to a heart form (issue 32): the form's estimate, which never uses it, is kept alone, with why
+    # the printout was not read.
+    record = predict(user, [TabularRequest("heart", heart.validate(heart.from_json(HEART))),
+                            other_machines_printout()], source="web")
+    assert record.outputs["image_not_read"] == {"model": "ecg", "reason": refused.value.message}
+    assert list(Prediction.objects.values_list("model_name", flat=True)) == ["heart"]
 
 
 def test_a_model_that_cannot_be_loaded_gets_no_answer_and_nothing_is_recorded(django_user_model, tmp_path, settings):

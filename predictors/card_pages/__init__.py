@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from ..catalogue import ModelSpec
 from ..decision import NEEDS_HUMAN_READ
 from ..formatting import percent
-from . import figures, measured
+from . import evidence, figures, measured
 from .reading import as_list, as_mapping, as_text, as_texts, humanise
 
 PLOT_CAPTIONS = {
@@ -51,6 +51,9 @@ class CardSummary:
     domain_confident: str = ""  # the probability the domain benchmark's confident findings start at
     # A graded model's third answer beside its two calls, as the card's "what it predicts" names it.
     uncertain_answer: str = f"uncertain ({NEEDS_HUMAN_READ})"
+    next_steps: list[tuple[str, str]] = field(default_factory=list)  # the negative answer's with its miss rate
+    trust: list[str] = field(default_factory=list)  # how far to trust it, for a clinician, from its own tables
+    outside: str = ""  # what happens to an upload from outside its validated source, from the benchmark
 
 
 def summarise(card: Mapping[str, Any], spec: ModelSpec) -> CardSummary:
@@ -88,4 +91,23 @@ def summarise(card: Mapping[str, Any], spec: ModelSpec) -> CardSummary:
         domain_groups=measured.domain_groups(benchmark),
         domain_note=measured.domain_note(benchmark),
         domain_confident=percent(measured.confident(benchmark)),
+        next_steps=_next_steps(card, spec),
+        trust=[text for text in (_ceiling_words(card), measured.confidently_wrong(as_mapping(card.get("robustness"))),
+                                 figures.validation_gap(metrics)) if text],
+        outside=measured.outside_words(benchmark),
     )
+
+
+def _ceiling_words(card: Mapping[str, Any]) -> str:
+    found = evidence.ceiling(card)
+    return found.words() if found else ""
+
+
+def _next_steps(card: Mapping[str, Any], spec: ModelSpec) -> list[tuple[str, str]]:
+    """The catalogue's next steps as the card lists them, the negative answer's with how often it was
+    wrong on the test set, as its results say it (presentation.next_step)."""
+    misses = evidence.negative_misses(card, spec)
+    rows = []
+    for (key, _), (name, text) in zip(spec.next_steps, spec.next_step_rows):
+        rows.append((name, f"{text} {misses.words}" if misses and key == spec.negative else text))
+    return rows

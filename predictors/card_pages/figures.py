@@ -195,6 +195,25 @@ def data_rows(data: Mapping[str, Any]) -> list[tuple[str, tuple[str, str]]]:
     return [(key, row) for key, row in rows if row[1]]
 
 
+# The figure a test-against-validation gap is said in: the first a card's validation and test sections share.
+GAP_METRICS = ("referable_dr_auc", "auc", "macro_f1", "accuracy")
+
+
+def validation_gap(metrics: Mapping[str, Any]) -> str:
+    """The headline figure on the validation images (its thresholds and calibration were chosen on them)
+    against the held-out test images: the test figure is the one to expect, or less."""
+    validation = as_mapping(metrics.get("validation"))
+    test = next((as_mapping(metrics[k]) for k in PREFERRED_SECTIONS if isinstance(metrics.get(k), Mapping)), {})
+    for key in GAP_METRICS:
+        tuned, held_out = point_and_interval(validation.get(key))[0], point_and_interval(test.get(key))[0]
+        if tuned is not None and held_out is not None:
+            name = METRIC_NAMES.get(key, humanise(key)).split(" (")[0]
+            return (f"{name} {_number(key, tuned)} on the validation images its thresholds were chosen on, against "
+                    f"{_number(key, held_out)} on the test images nobody tuned it on: expect the test figure, or "
+                    "less, on your own patients.")
+    return ""
+
+
 def derived_limitations(metrics: Mapping[str, Any], labels: list[str]) -> list[str]:
     """Where the figures show it fails: a class it rarely recognises, a site where it does worse."""
     found = []

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from ..catalogue import CONFIDENT
 from ..decision import band_rows, finding_rule_row
-from ..formatting import percent
+from ..formatting import in_sentence, percent
 from .figures import share
 from .reading import as_list, as_mapping, as_text, humanise, is_number
 
@@ -109,6 +109,36 @@ CAPTURE_WORDS = {
 def _capture_words(row: Mapping[str, Any]) -> str:
     template = CAPTURE_WORDS.get(str(row.get("family")), str(row.get("capture")) + " {}")
     return template.format(f"{row['strength']:g}" if is_number(row.get("strength")) else "").strip(", ")
+
+
+def confidently_wrong(robustness: Mapping[str, Any]) -> str:
+    """How often its test photos as taken got a confident wrong answer (the capture table's first row)."""
+    rows = [as_mapping(r) for r in as_list(robustness.get("rows"))]
+    row = next((r for r in rows if r.get("family") == "original"), {})
+    if not all(is_number(row.get(k)) for k in ("confidently_wrong", "images")):
+        return ""
+    return (f"Confidently wrong on {row['confidently_wrong']:.0%} of its {int(row['images'])} test images as taken: a "
+            f"wrong answer at {percent(confident(robustness))} or more, not flagged uncertain. A confident answer "
+            "can still be wrong.")
+
+
+def outside_words(benchmark: Mapping[str, Any]) -> str:
+    """What happened to the uploads from outside the validated source that the domain benchmark sent
+    through the site: how many were refused, and how many answered all the same."""
+    parts = []
+    for group in (as_mapping(g) for g in as_list(benchmark.get("groups"))):
+        if group.get("domain") != "out" or not all(is_number(group.get(k)) for k in ("images", "refused", "finding")):
+            continue
+        images = int(group["images"])
+        answered = round((1 - group["refused"]) * images)
+        confident_ones = round(group["finding"] * images)
+        parts.append(f"of {in_sentence(as_text(group.get('title')))}, it refused "
+                     f"{share(images - answered, images)} and answered {share(answered, images)}, {confident_ones} with a confident finding")
+    if not parts:
+        return ""
+    return ("Not every upload from elsewhere is told: when measured through the site "
+            f"({as_text(benchmark.get('measured'))}), " + "; ".join(parts) + ". An answer to such an upload has no "
+            "evidence behind it: make sure an upload comes from the source named above.")
 
 
 def robustness_note(robustness: Mapping[str, Any]) -> str:

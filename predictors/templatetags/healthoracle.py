@@ -12,11 +12,12 @@ register = template.Library()
 
 
 @register.filter
-def percent(probability: float | None) -> str:
-    """`{{ p|percent }}`: formatting.percent, so every page prints probabilities alike."""
+def percent(probability: float | None, ceiling: float | None = None) -> str:
+    """`{{ p|percent }}`, or `{{ p|percent:view.ceiling }}` under the card's ceiling: formatting.percent,
+    so every page prints probabilities alike."""
     if probability is None or probability == "":
         return ""
-    return formatting.percent(float(probability))
+    return formatting.percent(float(probability), None if ceiling in (None, "") else float(ceiling))
 
 
 @register.simple_tag
