@@ -1,6 +1,6 @@
 """What the image models answer inside and outside the conditions they were validated on.
 
-    .venv-dev/bin/python -m bench.domain_shift [--per-format N] [--capture-photos N] [--write]
+    .venv-dev/bin/python -m bench.domain_shift [--per-format N] [--capture-photos N] [--limit N] [--write]
 
 Through the API of the real server (gunicorn_config.py, the runtime environment, the
 shipped artifacts) it sends two kinds of pictures and counts what comes back:
@@ -16,7 +16,12 @@ shipped artifacts) it sends two kinds of pictures and counts what comes back:
 
 Per group it reports the shares answered with a confident finding (confidence at least
 predictors.catalogue.CONFIDENT and not flagged uncertain), answered below it, flagged
-uncertain, refused (by the 422 code the API gives) and answered with any other status. The
+uncertain, refused (by the 422 code the API gives) and answered with any other status. Every
+retina picture re-makes a graded IDRiD photo (as taken, re-captured, or as another camera), so
+its grade is known: per retina group it also reports what the referral calls were worth,
+referable sensitivity and specificity of the photos answered with a call (not refused, not
+uncertain), with 95% intervals, beside the share answered. `--limit N` sends at most N
+pictures per group, spread over it: a quick look, not the benchmark. The
 generators need the training environment (neurokit2, matplotlib), hence .venv-dev. --write
 records the table in docs/benchmarks.md, the per-group figures in var/domain_shift.json, and
 each image model's groups on its card (published again through Card.publish).
@@ -25,28 +30,34 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image
 
 from bench.harness import ARTIFACTS, ROOT, SAMPLES, Site
 from bench.report import command_line, header, model_versions, parser, publish
 from predictors.catalogue import CONFIDENT, SPECS
+from predictors.decision import NOT_REFERABLE, REFERABLE, UNCERTAIN
 from predictors.serving.artifacts import Card
 from predictors.training import captures, other_formats, real_images, synth_ecg
+from predictors.training.evaluation import proportion_interval
 
 CLIENTS = 2  # one picture made here while the server reads the other
 KIND = {"retina": "fundus", "ecg": "ecg"}
 JSON_PATH = ROOT / "var" / "domain_shift.json"
 SECTION = "domain-shift"
 OUTCOMES = ("confident", "below", "uncertain")
+# What a graded answer's referral counts are kept as, per side of the truth.
+NO_CALL = "no call"  # refused, or any status but 200
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,7 @@ class Upload:
     model: str
     name: str
     make: Callable[[], bytes]
+    grade: int | None = None  # the grade of the real photo it re-makes, where known
 
 
 @dataclass(frozen=True)
@@ -77,11 +89,57 @@ def outcome(status: int, body: dict[str, Any]) -> str:
     return f"status:{status}"
 
 
-def _spread(items: list[str], count: int) -> list[str]:
+def referral(status: int, body: dict[str, Any]) -> str:
+    """A graded answer's referral call (decision.REFERABLE, NOT_REFERABLE or UNCERTAIN), or NO_CALL."""
+    if status != 200 or "referable_dr" not in body:
+        return NO_CALL
+    if body.get("uncertain"):
+        return UNCERTAIN
+    return REFERABLE if body["referable_dr"] else NOT_REFERABLE
+
+
+def referral_counts(calls: list[tuple[int, str]], referable_grade: int) -> dict[str, int]:
+    """(known grade, call) pairs counted by the truth's side and the call: what sensitivity,
+    specificity and the share answered come from, and what a family's total adds up."""
+    counts = {f"{side}_{call}": 0 for side in ("referable", "other")
+              for call in (REFERABLE, NOT_REFERABLE, UNCERTAIN, NO_CALL)}
+    for grade, call in calls:
+        counts[f"{'referable' if grade >= referable_grade else 'other'}_{call}"] += 1
+    return counts
+
+
+def referral_figures(counts: dict[str, int]) -> dict[str, Any]:
+    """Of the photos answered with a referral call: referable sensitivity and specificity against
+    the known grades (95% Wilson intervals); and the share of all the group's photos so answered."""
+    referable_answered = counts[f"referable_{REFERABLE}"] + counts[f"referable_{NOT_REFERABLE}"]
+    other_answered = counts[f"other_{REFERABLE}"] + counts[f"other_{NOT_REFERABLE}"]
+    photos = sum(counts.values())
+
+    def share(count: int, total: int) -> dict[str, Any] | None:
+        return None if total == 0 else {"value": round(count / total, 4), "ci95": proportion_interval(count, total)}
+
+    return {"counts": counts, "photos": photos,
+            "answered": round((referable_answered + other_answered) / photos, 4) if photos else None,
+            "sensitivity": share(counts[f"referable_{REFERABLE}"], referable_answered),
+            "specificity": share(counts[f"other_{NOT_REFERABLE}"], other_answered)}
+
+
+def _spread(items: list[T], count: int) -> list[T]:
     """`count` items evenly spread over the list (the test splits are ordered by class)."""
     if count >= len(items):
         return list(items)
     return [items[round(i * (len(items) - 1) / max(1, count - 1))] for i in range(count)]
+
+
+def _grade(model: str, relative: str) -> int | None:
+    """The known grade of a graded model's photo (its labels.csv row), None for any other model."""
+    return _grades(model)[relative] if SPECS[model].referable_grade is not None else None
+
+
+@functools.cache
+def _grades(model: str) -> dict[str, int]:
+    return {str(item.path.relative_to(real_images.data_root())): item.label
+            for item in real_images.labelled_images(KIND[model])}
 
 
 def _test_files(model: str) -> list[str]:
@@ -100,8 +158,8 @@ def in_domain_groups(capture_photos: int) -> list[Group]:
     for model in ("ecg", "retina"):
         files = _test_files(model)
         groups.append(Group(f"{model} test photos", model, "in", [
-            Upload(model, Path(file).name, lambda file=file: (real_images.data_root() / file).read_bytes())
-            for file in files]))
+            Upload(model, Path(file).name, lambda file=file: (real_images.data_root() / file).read_bytes(),
+                   _grade(model, file)) for file in files]))
         chosen = _spread(files, capture_photos)
         families: dict[str, list[captures.Capture]] = {}
         for condition in captures.BENCHMARK:
@@ -110,7 +168,7 @@ def in_domain_groups(capture_photos: int) -> list[Group]:
         for family, conditions in families.items():
             uploads = [Upload(model, f"{Path(file).stem}.jpg",
                               lambda file=file, n=n, c=conditions[n % len(conditions)]:
-                              captures.recapture(_photo(file), c, seed=n))
+                              captures.recapture(_photo(file), c, seed=n), _grade(model, file))
                        for n, file in enumerate(chosen)]
             strengths = ", ".join(f"{c.strength:g}" for c in conditions)
             groups.append(Group(f"{model} capture: {family} ({strengths})", model, "in", uploads))
@@ -135,12 +193,12 @@ def out_of_domain_groups(per_format: int) -> list[Group]:
     for name in other_formats.FUNDUS_LOOKS:
         groups.append(Group(f"other camera: {name}", "retina", "out", [
             Upload("retina", f"{Path(file).stem}.jpg",
-                   lambda name=name, file=file, n=n: other_formats.render_fundus(name, _photo(file), n))
-            for n, file in enumerate(photos)]))
+                   lambda name=name, file=file, n=n: other_formats.render_fundus(name, _photo(file), n),
+                   _grade("retina", file)) for n, file in enumerate(photos)]))
     return groups
 
 
-def _row(group: Group, outcomes: Counter[str]) -> dict[str, Any]:
+def _row(group: Group, outcomes: Counter[str], referrals: dict[str, int] | None = None) -> dict[str, Any]:
     images = sum(outcomes.values())
     refused = {key.split(":", 1)[1]: n for key, n in sorted(outcomes.items()) if key.startswith("refused:")}
     other = {key.split(":", 1)[1]: n for key, n in sorted(outcomes.items()) if key.startswith("status:")}
@@ -150,17 +208,22 @@ def _row(group: Group, outcomes: Counter[str]) -> dict[str, Any]:
         "group": group.name, "model": group.model, "domain": group.domain, "images": images, "counts": counts,
         "shares": {key: round(n / images, 3) for key, n in counts.items()},
         "refused_by": refused, "other_status_by": other,
+        **({"referral": referral_figures(referrals)} if referrals is not None else {}),
     }
 
 
 def _total(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Rows added up, as if one group."""
     outcomes: Counter[str] = Counter()
+    referrals: Counter[str] | None = Counter() if all("referral" in row for row in rows) else None
     for row in rows:
         outcomes.update({key: row["counts"][key] for key in OUTCOMES})
         outcomes.update({f"refused:{code}": n for code, n in row["refused_by"].items()})
         outcomes.update({f"status:{code}": n for code, n in row["other_status_by"].items()})
-    return _row(Group(name, rows[0]["model"], rows[0]["domain"], []), outcomes)
+        if referrals is not None:
+            referrals.update(row["referral"]["counts"])
+    return _row(Group(name, rows[0]["model"], rows[0]["domain"], []), outcomes,
+                None if referrals is None else dict(referrals))
 
 
 def run(groups: list[Group]) -> list[dict[str, Any]]:
@@ -170,13 +233,17 @@ def run(groups: list[Group]) -> list[dict[str, Any]]:
         for group in groups:
             started = time.perf_counter()
 
-            def send(upload: Upload) -> str:
+            def send(upload: Upload) -> tuple[str, str]:
                 status, body, _ = site.predict(upload.model, (upload.name, upload.make()))
-                return outcome(status, body)
+                return outcome(status, body), referral(status, body)
 
             with ThreadPoolExecutor(CLIENTS) as pool:
-                outcomes = Counter(pool.map(send, group.uploads))
-            row = _row(group, outcomes)
+                answers = list(pool.map(send, group.uploads))
+            grade = SPECS[group.model].referable_grade
+            graded = grade is not None and all(upload.grade is not None for upload in group.uploads)
+            row = _row(group, Counter(found for found, _ in answers), referral_counts(
+                [(upload.grade, call) for upload, (_, call) in zip(group.uploads, answers, strict=True)], grade)
+                if graded else None)
             rows.append(row)
             print(f"{_line(row)}  ({time.perf_counter() - started:.0f} s)", flush=True)
     finally:
@@ -206,7 +273,18 @@ def _line(row: dict[str, Any]) -> str:
     refused = ", ".join(f"{code} {n}" for code, n in row["refused_by"].items())
     return (f"{row['group']:<52} n={row['images']:<3} confident {_cell(row, 'confident')}  "
             f"below {_cell(row, 'below')}  uncertain {_cell(row, 'uncertain')}  refused {_cell(row, 'refused')}"
-            f"{f' [{refused}]' if refused else ''}  other {_cell(row, 'other_status')}")
+            f"{f' [{refused}]' if refused else ''}  other {_cell(row, 'other_status')}"
+            + (f"  answered with a call {row['referral']['answered']:.2f}  sensitivity "
+               f"{_measured(row['referral']['sensitivity'])}  specificity {_measured(row['referral']['specificity'])}"
+               if "referral" in row else ""))
+
+
+def _measured(figure: dict[str, Any] | None) -> str:
+    """A share with its interval, or a dash where the group had no photo on that side answered."""
+    if figure is None:
+        return "–"
+    low, high = figure["ci95"]
+    return f"{figure['value']:.2f} ({low:.2f}–{high:.2f})"
 
 
 def render(rows: list[dict[str, Any]], command: str, per_format: int, capture_photos: int) -> str:
@@ -229,6 +307,21 @@ def render(rows: list[dict[str, Any]], command: str, per_format: int, capture_ph
                          f"{_cell(row, 'uncertain')} | {_cell(row, 'refused')}{f': {reasons}' if reasons else ''} | "
                          f"{_cell(row, 'other_status')} |")
         lines.append("")
+    graded = [row for row in rows if "referral" in row]
+    if graded:
+        lines += ["Retina referral calls against the photos' known IDRiD grades (each picture re-makes a graded "
+                  "photo): of the photos answered with a call (neither refused nor uncertain), referable "
+                  "sensitivity and specificity with 95% Wilson intervals, and referable eyes called not referable.",
+                  "", "| group | photos | answered with a call | sensitivity | specificity | "
+                  "referable called not referable |", "|---|---|---|---|---|---|"]
+        for row in graded:
+            figures, counts = row["referral"], row["referral"]["counts"]
+            name = f"**{row['group']}**" if row.get("total") else row["group"]
+            referable = sum(n for key, n in counts.items() if key.startswith("referable_"))
+            lines.append(f"| {name} | {figures['photos']} | {figures['answered']:.2f} | "
+                         f"{_measured(figures['sensitivity'])} | {_measured(figures['specificity'])} | "
+                         f"{counts[f'referable_{NOT_REFERABLE}']} of {referable} |")
+        lines.append("")
     return "\n".join(lines).rstrip()
 
 
@@ -238,12 +331,16 @@ def main() -> None:
                          help="pages per rendered ECG format and photos per other-camera look")
     options.add_argument("--capture-photos", type=int, default=12,
                          help="test photos per model re-captured by every capture family")
+    options.add_argument("--limit", type=int, default=None,
+                         help="at most this many pictures per group, spread over it (a quick look)")
     options.add_argument("--json", type=Path, default=None,
                          help="also write the figures here (with --write: var/domain_shift.json)")
     args = options.parse_args()
     # Where the figures go is not how they were measured: --json stays out of the command shown.
     command = command_line(options, argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "json"}))
     groups = in_domain_groups(args.capture_photos) + out_of_domain_groups(args.per_format)
+    if args.limit is not None:
+        groups = [replace(group, uploads=_spread(group.uploads, args.limit)) for group in groups]
     rows = with_totals(run(groups))
     publish(render(rows, command, args.per_format, args.capture_photos), SECTION, args.write)
     for path in filter(None, [args.json, JSON_PATH if args.write else None]):
@@ -284,10 +381,21 @@ def write_cards(rows: list[dict[str, Any]], command: str, artifacts: Path = ARTI
              "images": row["images"],
              "finding": row["shares"]["confident"], "below": row["shares"]["below"],
              "uncertain": row["shares"]["uncertain"], "refused": row["shares"]["refused"],
-             "refused_by": {code: round(n / row["images"], 3) for code, n in row["refused_by"].items()}}
+             "refused_by": {code: round(n / row["images"], 3) for code, n in row["refused_by"].items()},
+             **({"referral": _card_referral(row["referral"])} if "referral" in row else {})}
             for row in shown]}
         domain = {**card.fields["domain"], "benchmark": benchmark}
         Card({**card.fields, "domain": domain}).publish(artifacts / model)
+
+
+def _card_referral(figures: dict[str, Any]) -> dict[str, Any]:
+    """A group's referral figures as its card keeps them: the shares with their intervals, and the
+    referable eyes called not referable among all the group's referable photos."""
+    counts = figures["counts"]
+    referable = sum(n for key, n in counts.items() if key.startswith("referable_"))
+    return {"answered": figures["answered"], "sensitivity": figures["sensitivity"],
+            "specificity": figures["specificity"], "referable_photos": referable,
+            "referable_not_referred": counts[f"referable_{NOT_REFERABLE}"]}
 
 
 if __name__ == "__main__":

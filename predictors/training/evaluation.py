@@ -16,6 +16,19 @@ from predictors.decision import referable_score
 BOOTSTRAP_SAMPLES = 1000
 BOOTSTRAP_SEED = 7
 TARGET_SPECIFICITY = 0.80
+# The normal quantile of a two-sided 95% interval.
+Z95 = 1.959964
+
+
+def proportion_interval(count: int, total: int) -> list[float] | None:
+    """The 95% Wilson score interval of count/total: a share of a few dozen eyes (7 of 33, 0 of 36)
+    needs an interval that stays inside 0-1 and is not zero-width at 0 or 1, as the normal one is."""
+    if total <= 0:
+        return None
+    share, z2 = count / total, Z95 ** 2
+    centre = (share + z2 / (2 * total)) / (1 + z2 / total)
+    half = Z95 * np.sqrt(share * (1 - share) / total + z2 / (4 * total ** 2)) / (1 + z2 / total)
+    return [round(max(0.0, float(centre - half)), 4), round(min(1.0, float(centre + half)), 4)]
 
 
 def _interval(metric: Callable[[np.ndarray, np.ndarray], float], y: np.ndarray, probs: np.ndarray) -> dict[str, Any]:

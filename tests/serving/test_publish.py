@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 
 import pytest
 
@@ -127,3 +128,41 @@ def test_the_domain_benchmark_records_its_groups_under_the_cards_domain_section(
         "finding": 0.0, "below": 0.25, "uncertain": 0.25, "refused": 0.5,
         "refused_by": {"outside_validated_domain": 0.5}}]
     assert open_artifact("retina", artifacts / "retina").card["domain"]["benchmark"]["groups"] == []
+
+
+def test_the_domain_benchmark_scores_each_retina_groups_referral_calls_against_the_known_grades(tmp_path):
+    """Other-camera photos re-make graded IDRiD photos, so their answers are scored (issue 30 item 3):
+    of the photos answered with a call, referable sensitivity and specificity with 95% intervals,
+    beside the share answered; a family's total adds its groups' counts; the card keeps them."""
+    from bench import domain_shift
+
+    answers = [  # (known grade, HTTP status, body) as the API answered five photos of one look
+        (3, 200, {"referable_dr": True, "uncertain": False, "confidence": 0.9}),
+        (2, 200, {"referable_dr": False, "uncertain": False, "confidence": 0.7}),
+        (4, 200, {"referable_dr": None, "uncertain": True, "confidence": 0.5}),
+        (0, 200, {"referable_dr": False, "uncertain": False, "confidence": 0.8}),
+        (1, 422, {"error": {"code": "ungradable"}}),
+    ]
+    calls = [(grade, domain_shift.referral(status, body)) for grade, status, body in answers]
+    counts = domain_shift.referral_counts(calls, referable_grade=2)
+    figures = domain_shift.referral_figures(counts)
+    assert figures["photos"] == 5 and figures["answered"] == 0.6  # 3 of 5 answered with a call
+    assert figures["sensitivity"]["value"] == 0.5 and figures["specificity"]["value"] == 1.0
+    low, high = figures["sensitivity"]["ci95"]
+    assert 0.05 < low < 0.1 and 0.9 < high < 0.95  # Wilson, 1 of 2: 0.0945-0.9055
+    assert figures["specificity"]["ci95"][1] == 1.0 and figures["specificity"]["ci95"][0] < 0.25
+
+    group = domain_shift.Group("other camera: greener", "retina", "out", [])
+    rows = [domain_shift._row(group, Counter({"confident": 2, "below": 1, "uncertain": 1, "refused:ungradable": 1}),
+                              counts) for _ in range(2)]
+    total = domain_shift.with_totals(rows)[-1]
+    assert total["group"] == "other camera: all" and total["referral"]["counts"] == {
+        key: 2 * n for key, n in counts.items()}
+    assert total["referral"]["sensitivity"]["value"] == 0.5 and total["referral"]["answered"] == 0.6
+
+    artifacts = shipped_copy(tmp_path, "retina", "ecg")
+    domain_shift.write_cards(domain_shift.with_totals(rows), "bench.domain_shift --write", artifacts)
+    [shown] = open_artifact("retina", artifacts / "retina").card["domain"]["benchmark"]["groups"]
+    assert shown["referral"] == {"answered": 0.6, "sensitivity": total["referral"]["sensitivity"],
+                                 "specificity": total["referral"]["specificity"], "referable_photos": 6,
+                                 "referable_not_referred": 2}
