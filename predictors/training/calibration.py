@@ -16,6 +16,8 @@ import numpy as np
 
 from predictors.decision import finding_uncertain, referable_score, refers, rules_out
 
+from .evaluation import proportion_interval
+
 # The temperature is searched on a log grid; beyond these ends the model is broken, not miscalibrated.
 TEMPERATURES = np.exp(np.linspace(np.log(0.25), np.log(8.0), 241))
 RELIABILITY_BINS = 10
@@ -26,6 +28,9 @@ REFERABLE_SENSITIVITY_TARGET = 0.90
 # Each referral call the model makes ("referable", "not referable") is right at least this often on
 # validation; probabilities of a referable grade where either call falls short are "uncertain".
 REFERRAL_CALL_TARGET = 0.90
+# A referable eye called "not referable" is the costliest error a screening call makes (nobody looks
+# again): the band's lower edge lets at most this share of validation's referable eyes fall under it.
+MAX_REFERABLE_MISSED = 0.03
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -122,27 +127,37 @@ def referral_band(probs: np.ndarray, y: np.ndarray, referable_grade: int, thresh
     "referable" from `referable_threshold`, uncertain between (decision.referral_call).
 
     The screening question is referable or not, so its uncertainty is that call's, not the
-    top grade's. On validation, the eyes called not referable must be free of referable
-    disease at least REFERRAL_CALL_TARGET of the time (the highest cut at or under the
-    threshold that does), and those called referable must have it as often (the lowest cut at or
-    over it); a side no cut satisfies is never called, so all of it goes to a human read.
+    top grade's. On validation, the lower edge is the highest cut at or under the threshold
+    under which at most MAX_REFERABLE_MISSED of the referable eyes fall and whose "not
+    referable" calls are right at least REFERRAL_CALL_TARGET of the time: a call right that
+    often on a split where referable eyes are common can still miss one referable eye in five,
+    which no human read then catches (issue 30). Those called referable must have referable
+    disease as often (the lowest cut at or over the threshold that does); a side no cut
+    satisfies is never called, so all of it goes to a human read.
     """
     score = referable_score(probs, referable_grade)
     truth = y >= referable_grade
     cuts = np.round(np.arange(0.01, 1.0, 0.01), 2)
+
+    def rules_out_safely(cut: float) -> bool:
+        out = rules_out(score, cut, threshold)
+        return (out.any() and (out & truth).sum() <= MAX_REFERABLE_MISSED * truth.sum()
+                and (~truth[out]).mean() >= REFERRAL_CALL_TARGET)
+
     # Each side's cut is tried as the band's edge with the other edge at the threshold.
-    lower = next((float(cut) for cut in cuts[::-1] if cut <= threshold and rules_out(score, cut, threshold).any()
-                  and (~truth[rules_out(score, cut, threshold)]).mean() >= REFERRAL_CALL_TARGET), 0.0)
+    lower = next((float(cut) for cut in cuts[::-1] if cut <= threshold and rules_out_safely(cut)), 0.0)
     upper = next((float(cut) for cut in cuts if cut >= threshold and refers(score, cut).any()
                   and truth[refers(score, cut)].mean() >= REFERRAL_CALL_TARGET), 1.0)
     return {"not_referable_below": lower, "referable_threshold": upper, "referral_call_target": REFERRAL_CALL_TARGET,
-            **referral_figures(probs, y, referable_grade, lower, upper)}
+            "max_referable_missed": MAX_REFERABLE_MISSED, **referral_figures(probs, y, referable_grade, lower, upper)}
 
 
 def referral_figures(probs: np.ndarray, y: np.ndarray, referable_grade: int, lower: float,
                      upper: float) -> dict[str, Any]:
     """What the referral rule does on a split, in counts a clinician can check: of the referable eyes,
-    how many it refers, leaves to a human read, and misses; of the others, how many it refers needlessly."""
+    how many it refers, leaves to a human read, and misses (with the 95% interval of the share
+    missed: a few dozen eyes say little more than its order); of the others, how many it refers
+    needlessly."""
     score = referable_score(probs, referable_grade)
     truth = y >= referable_grade
     referred, not_referred = refers(score, upper), rules_out(score, lower, upper)
@@ -153,6 +168,7 @@ def referral_figures(probs: np.ndarray, y: np.ndarray, referable_grade: int, low
         "referable_referred": int((referred & truth).sum()),
         "referable_uncertain": int((uncertain & truth).sum()),
         "referable_missed": int((not_referred & truth).sum()),
+        "referable_missed_ci95": proportion_interval(int((not_referred & truth).sum()), int(truth.sum())),
         "other_eyes": int((~truth).sum()),
         "other_referred": int((referred & ~truth).sum()),
         "other_uncertain": int((uncertain & ~truth).sum()),
