@@ -36,8 +36,9 @@ SCHEMA = TabularSchema(
         NumberField("diabetes_pedigree", "Diabetes pedigree function", "", 0.05, 2.5, required=False,
                     unknown_as=PIMA_MEDIAN_PEDIGREE,
                     help="A family-history score from the Pima study, higher the more blood relatives had "
-                         "diabetes, the closer and the younger they were (0.08 to 2.4 in the study). Clinics "
-                         "do not usually work it out."),
+                         "diabetes, the closer and the younger they were (0.08 to 2.4 in the study). Left blank, "
+                         f"the estimate takes the study's median score, {PIMA_MEDIAN_PEDIGREE:.2f}. Clinics do not "
+                         "usually work it out."),
         NumberField("age", "Age", "years", 18, 110, integer=True),
     ),
     # The form's glucose is the Pima study's: 2 hours into an oral glucose tolerance test. A fasting
