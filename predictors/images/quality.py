@@ -35,7 +35,10 @@ FUNDUS_QUALITY_DIAMETER = 384
 # model's 288-px input). Past it a microaneurysm keeps under half its contrast, and a grader
 # could not rule one out. The two floors below are fitted to it by
 # predictors/training/quality_fit.py (`--every 8`: 50 IDRiD training photos at 640, 1024 and
-# 2048 px wide, 450 uploads under the limit and 750 over it, none of either misjudged).
+# 2048 px wide, 450 uploads under the limit and 750 over it, none of either misjudged). One
+# labelled photo as taken, IDRiD_train_081 (a haemorrhage or opacity over much of the field),
+# has less fine detail than blur past the limit and is refused as blurred or clouded: no floor
+# answers it without answering such blur too.
 FUNDUS_GRADABLE_BLUR = 0.0035
 # ... the fine band's detail (the 3×3 mean less the 7×7) against the coarse band's (the 7×7
 # less the 15×15): blur takes the first before the second, so this falls from the first
@@ -54,7 +57,7 @@ ECG_MIN_SHARPNESS = 0.55
 ADVICE = {
     "too_dark": "it is too dark: retake it with more light or a longer exposure",
     "burnt_out": "much of it is burnt out to white: retake it with less light or flash",
-    "blurred": "it is blurred: hold the camera still, focus, and retake it",
+    "blurred": "it is blurred or clouded: focus, hold the camera still and retake it",
     "faint": "the tracing is too faint against the paper: retake it in even light, without glare",
 }
 
