@@ -35,20 +35,21 @@ print(json.dumps({"seconds": statistics.median(times), "grown_kb": grown, "store
 """
 
 
+# The runtime environment's settings, for the probes' fresh processes.
+ENV = {"PATH": "/usr/bin:/bin", "SECRET_KEY": "password-check-" + "x" * 40, "HTTPS_ONLY": "0",
+       "DJANGO_SETTINGS_MODULE": "HealthOracle.settings"}
+
+
 def measure(dotted: str, checks: int) -> dict:
-    env = {"PATH": "/usr/bin:/bin", "SECRET_KEY": "password-check-" + "x" * 40, "HTTPS_ONLY": "0",
-           "DJANGO_SETTINGS_MODULE": "HealthOracle.settings"}
     result = subprocess.run(["taskset", "-c", "0", str(RUNTIME_PYTHON), "-c", PROBE, dotted, str(checks)], cwd=ROOT,
-                            env=env, capture_output=True, text=True, check=True)
+                            env=ENV, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def hashers() -> list[str]:
     """settings.PASSWORD_HASHERS as the runtime reads them, the one new passwords get first."""
     code = "import django; django.setup(); from django.conf import settings; print('\\n'.join(settings.PASSWORD_HASHERS))"
-    env = {"PATH": "/usr/bin:/bin", "SECRET_KEY": "x" * 50, "HTTPS_ONLY": "0",
-           "DJANGO_SETTINGS_MODULE": "HealthOracle.settings"}
-    return subprocess.run([str(RUNTIME_PYTHON), "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+    return subprocess.run([str(RUNTIME_PYTHON), "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True,
                           check=True).stdout.split()
 
 
