@@ -34,8 +34,10 @@ def test_the_first_page_does_not_wait_for_the_metrics_client(runtime_python):
     spin-down the log-in page is the first thing a clinician waits for."""
     from ..support import PRODUCTION_ENV, run_python
 
+    # tests.settings: the site's settings with static files served unhashed, so the page renders
+    # without a collectstatic run first (a fresh clone has none).
     code = ("import json, os, sys, django\n"
-            "os.environ['DJANGO_SETTINGS_MODULE'] = 'HealthOracle.settings'\n"
+            "os.environ['DJANGO_SETTINGS_MODULE'] = 'tests.settings'\n"
             "django.setup()\n"
             "from django.test import Client\n"
             "r = Client().get('/accounts/login/')\n"
