@@ -7,10 +7,12 @@ duplicates and near-duplicates on one side (predictors.training.real_images).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import multiprocessing
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -302,8 +304,23 @@ def _with_captures(r: Recipe, xb: torch.Tensor, idx: np.ndarray, recaptured: np.
     return xb
 
 
+CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "var" / "checkpoints"
+
+
+def checkpoint_path(r: Recipe, y: np.ndarray) -> Path:
+    """Where a run's end-of-epoch state is kept: keyed by everything that decides the run (the
+    recipe and the fitting labels), so a changed recipe never resumes another's state."""
+    material = json.dumps({"recipe": {k: v for k, v in vars(r).items() if k != "splitter"},
+                           "splitter": r.splitter.__name__, "labels": y.tolist(), "seed": SEED},
+                          sort_keys=True, default=str)
+    return CHECKPOINT_DIR / f"{r.name}-{hashlib.sha256(material.encode()).hexdigest()[:12]}.pt"
+
+
 def train_network(r: Recipe, x: np.ndarray, y: np.ndarray,
                   recaptured: np.ndarray) -> tuple[torch.nn.Module, list[float]]:
+    """Fine-tune, checkpointing at the end of every epoch (model, optimiser, schedule and every
+    random state), so a run stopped at any point resumes from its last whole epoch and ends with
+    the same weights as a run never stopped; the checkpoint goes once the run is done."""
     torch.manual_seed(SEED)
     generator = torch.Generator().manual_seed(SEED)
     rng = np.random.default_rng(SEED)
@@ -314,9 +331,20 @@ def train_network(r: Recipe, x: np.ndarray, y: np.ndarray,
                                                    total_steps=r.epochs * steps_per_epoch, pct_start=0.15)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.05)
     labels = torch.from_numpy(y)
-    losses = []
+    losses: list[float] = []
+    checkpoint = checkpoint_path(r, y)
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        rng.bit_generator.state = state["numpy_rng"]
+        losses = state["losses"]
+        log.info("%s: resumed from %s after epoch %d of %d", r.name, checkpoint, len(losses), r.epochs)
     model.train()
-    for epoch in range(r.epochs):
+    for epoch in range(len(losses), r.epochs):
         total, count = 0.0, 0
         bar = tqdm(_batches(x, _epoch_order(y, rng, r.sampling_power), r.batch_size), total=steps_per_epoch,
                    desc=f"{r.name} epoch {epoch + 1}/{r.epochs}", mininterval=10)
@@ -336,7 +364,22 @@ def train_network(r: Recipe, x: np.ndarray, y: np.ndarray,
             bar.set_postfix(loss=f"{total / max(1, count):.3f}")
         losses.append(total / max(1, count))
         log.info("%s epoch %d: mean training loss %.4f", r.name, epoch + 1, losses[-1])
+        _save_checkpoint(checkpoint, model, optimiser, schedule, generator, rng, losses)
+    checkpoint.unlink(missing_ok=True)
     return model.eval(), losses
+
+
+def _save_checkpoint(path: Path, model: torch.nn.Module, optimiser: torch.optim.Optimizer,
+                     schedule: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator,
+                     rng: np.random.Generator, losses: list[float]) -> None:
+    """Written beside and renamed over, so a run killed while writing leaves the previous epoch's."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
+                "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "numpy_rng": rng.bit_generator.state, "losses": losses}, partial)
+    os.replace(partial, path)
+    log.info("checkpoint after epoch %d: %s", len(losses), path)
 
 
 @torch.no_grad()
