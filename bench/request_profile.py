@@ -37,7 +37,7 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("quality check", ("predictors/images/quality.py",)),
     ("gate (kind of picture)", ("predictors/images/gate.py",)),
     ("decode (incl. hash)", ("predictors/images/decode.py",)),
-    ("activation map PNG", ("predictors/images/activation_maps.py",)),
+    ("activation map", ("predictors/images/activation_maps.py",)),
     ("thumbnails", ("thumbnail (predictors/presentation.py",)),
     ("database write", ("django/db/",)),
     ("multipart parsing", ("django/http/multipartparser.py", "predictors/uploads.py")),
