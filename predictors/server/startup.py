@@ -55,10 +55,8 @@ def _set_up_site() -> Served:
         yield_to_event_loop()
         recycler.predecessor_exited(timeout)
 
-    def on_ready() -> None:
-        recycler.on_ready()
-        start_background_warmup(after=before_warming)
-
+    # The models warm once the page that woke the worker is answered (bridge.py), not beside it.
     return Served(wsgi, threads=settings.SERVER_THREADS, max_body_bytes=settings.MAX_REQUEST_BODY_BYTES,
                   read_timeout=settings.REQUEST_READ_TIMEOUT, json_paths=json_path,
-                  admission=ImageAdmission.from_settings(), recycler=recycler, on_ready=on_ready, on_exit=stop_warmup)
+                  admission=ImageAdmission.from_settings(), recycler=recycler, on_ready=recycler.on_ready,
+                  on_woken=lambda: start_background_warmup(after=before_warming), on_exit=stop_warmup)
