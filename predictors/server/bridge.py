@@ -15,6 +15,9 @@ tenth of a CPU a thread may wait seconds for its turn:
 - `/health/` is answered here, from the first moment the worker listens: Render's probe
   never queues behind inference, a model load or Django's own start-up. Django is
   imported in a background thread once the worker listens; other requests wait for it.
+  What the worker does next in the background (warming its models) waits in turn until
+  the requests that waited for Django are answered: at a tenth of a CPU, a model load
+  running beside the page that woke the instance would take half of that page's CPU.
 - Image work (an upload to an image model) waits here for one of IMAGE_CONCURRENCY
   slots (predictors/server/admission.py), so a queue of uploads holds no thread and forms and
   pages keep running beside them; an upload whose client leaves while it waits is never run.
@@ -73,6 +76,8 @@ class BufferedWSGIBridge:
         self.ready: asyncio.Future | None = None
         self.executor: ThreadPoolExecutor | None = None
         self.large_bodies: asyncio.Semaphore | None = None
+        self.waking = 0  # requests that arrived before Django was loaded and are not answered yet
+        self.woken = False  # Served.on_woken has run
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -86,9 +91,19 @@ class BufferedWSGIBridge:
             await send({"type": "http.response.start", "status": 200, "headers": HEALTH_HEADERS})
             await send({"type": "http.response.body", "body": body, "more_body": False})
             return
+        if self.served is not None:
+            await self._serve(self.served, scope, receive, send, arrived)
+            return
         if self.ready is None:  # the first request of a worker started without lifespan
             self._start()
-        served = self.served or await asyncio.shield(self.ready)
+        self.waking += 1
+        try:
+            await self._serve(await asyncio.shield(self.ready), scope, receive, send, arrived)
+        finally:
+            self.waking -= 1
+            self._wake_if_answered()
+
+    async def _serve(self, served: "Served", scope: Scope, receive: Receive, send: Send, arrived: float) -> None:
         declared = _content_length(scope)
         if declared is not None and declared > served.max_body_bytes:
             # Django refuses it from the header alone (RequestLimitsMiddleware): read nothing.
@@ -248,6 +263,13 @@ class BufferedWSGIBridge:
         self.served = served
         self.ready.set_result(served)
         served.on_ready()
+        self._wake_if_answered()
+
+    def _wake_if_answered(self) -> None:
+        """Run Served.on_woken once Django is loaded and no request that waited for it is unanswered."""
+        if self.served is not None and not self.waking and not self.woken:
+            self.woken = True
+            self.served.on_woken()
 
 
 class Served:
@@ -255,7 +277,8 @@ class Served:
 
     def __init__(self, app: WSGIApp, *, threads: int, max_body_bytes: int, read_timeout: float,
                  json_paths: Callable[[str], bool], admission: Any, recycler: Any,
-                 on_ready: Callable[[], None] = lambda: None, on_exit: Callable[[], None] = lambda: None):
+                 on_ready: Callable[[], None] = lambda: None, on_woken: Callable[[], None] = lambda: None,
+                 on_exit: Callable[[], None] = lambda: None):
         self.app = app
         self.threads = threads
         self.max_body_bytes = max_body_bytes
@@ -263,7 +286,8 @@ class Served:
         self.json_paths = json_paths
         self.admission = admission
         self.recycler = recycler
-        self.on_ready = on_ready
+        self.on_ready = on_ready  # once Django is loaded
+        self.on_woken = on_woken  # once the requests that waited for it are answered too (at once if none did)
         self.on_exit = on_exit
 
 
