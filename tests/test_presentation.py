@@ -15,6 +15,8 @@ import json
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
 from predictors import selectors
@@ -184,6 +186,25 @@ def test_result_shows_a_thumbnail_made_in_memory_and_never_stored(logged_in, art
     later = logged_in.get(f"/history/{record.pk}/").content.decode()
     assert "data:image" not in later and "data-result-url" not in later
     assert "JPEG" in later and "not stored" in later
+
+
+def test_a_result_page_reads_its_records_once(logged_in, artifacts):
+    """The answering page's thumbnails, maps and results all go through the submission's records (a form
+    and its attached photo here): one query reads them; the page reopened reads the clinician it names
+    with the record, not after it."""
+    def reads(queries: CaptureQueriesContext, table: str) -> int:
+        return sum(q["sql"].startswith("SELECT") and f'FROM "{table}"' in q["sql"] for q in queries.captured_queries)
+
+    with CaptureQueriesContext(connection) as answering:
+        response = logged_in.post("/predict/diabetes/", {**DIABETES_FORM,
+                                                         "retina_image": sample("fundus", "retina.jpg").open("rb")})
+    assert response.status_code == 200 and response.content.decode().count('data-testid="thumbnail"') == 1
+    assert reads(answering, "predictors_prediction") == 1
+    record = Prediction.objects.get(parent__isnull=True)
+    with CaptureQueriesContext(connection) as reopened:
+        page = logged_in.get(f"/history/{record.pk}/").content.decode()
+    assert "Clinician: dr_ada" in page
+    assert reads(reopened, "auth_user") == 1  # the session's user; the record's clinician is joined to the record
 
 
 def test_the_result_page_shows_the_map_beside_the_thumbnail_with_its_legend_in_words(logged_in, artifacts):
