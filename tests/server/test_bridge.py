@@ -256,16 +256,15 @@ def page_and_warmup_order(requests: int) -> list[str]:
 
 
 class OpenAdmission:
-    """Admits every request at once (predictors/server/admission.py's interface)."""
+    """Admits every request at once (predictors/server/admission.py's interface), as image work or not."""
+
+    def __init__(self, image_work: bool = False):
+        self.image_work = image_work
 
     async def admit(self, method, path, body, client_gone):
-        class Ticket:
-            abandoned = refused = image_work = False
+        from predictors.server.admission import Ticket
 
-            def release(self) -> None:
-                pass
-
-        return Ticket()
+        return Ticket(image_work=self.image_work)
 
 
 class NoRecycling:
@@ -281,3 +280,46 @@ def test_the_models_warm_only_once_the_page_that_woke_the_worker_is_sent():
 def test_with_no_visitor_waiting_the_models_warm_as_soon_as_django_is_loaded():
     """A worker woken by a deploy or a probe warms at once, so the first visitor finds the models loaded."""
     assert page_and_warmup_order(requests=0) == ["warm-up begun"]
+
+
+def test_the_heap_is_trimmed_once_image_work_is_idle_not_after_every_upload(monkeypatch):
+    """Trimmed after every image answer, the next upload faulted the same freed pages back in
+    (bridge.HeapTrim): uploads that follow each other share one trim, made once they stop."""
+    import asyncio
+
+    from predictors.server import bridge as server_bridge
+
+    events: list[str] = []
+    monkeypatch.setattr(server_bridge, "trim_heap", lambda: events.append("heap trimmed"))
+
+    def upload(environ, start_response):
+        events.append("upload run")
+        start_response("200 OK", [("Content-Type", "text/html")])
+        return [b"<p>result</p>"]
+
+    idle = 1.0
+    bridge = server_bridge.BufferedWSGIBridge(lambda: server_bridge.Served(
+        upload, threads=1, max_body_bytes=10_000, read_timeout=5, json_paths=lambda path: False,
+        admission=OpenAdmission(image_work=True), recycler=NoRecycling()), heap_trim_idle_seconds=idle)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            events.append("answer sent")
+
+    async def two_uploads_then_idle() -> None:
+        scope = {"type": "http", "method": "POST", "path": "/predict/retina/", "headers": []}
+        await bridge(scope, receive, send)
+        await asyncio.sleep(idle / 10)
+        await bridge(scope, receive, send)
+        deadline = time.monotonic() + idle + 10
+        while "heap trimmed" not in events and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    try:
+        asyncio.run(two_uploads_then_idle())
+    finally:
+        bridge.executor.shutdown()
+    assert events == ["upload run", "answer sent", "upload run", "answer sent", "heap trimmed"]
