@@ -239,7 +239,8 @@ MODEL_MEMORY_BUDGET_MB = _env.model_memory_budget_mb
 # After a failed load, wait this long before trying the same model again; a client is asked
 # to come back after it (Retry-After, predictors/serving/registry.py).
 MODEL_RETRY_SECONDS = _env.model_retry_seconds
-# Models to load in a background thread once a worker starts: names, "all" or empty.
+# Models to load in a background thread once a worker starts and has answered the requests that
+# waited for it (predictors/server/bridge.py): names, "all" or empty.
 WARM_MODELS = _env.warm_models
 # Threads ONNX Runtime may use for one image; 1 keeps one request from starving the
 # other gunicorn threads (and /health/) on a fractional-CPU instance.

@@ -1,19 +1,24 @@
 """Where an image request's time goes inside the real server, step by step, on one core.
 
-    .venv/bin/python -m bench.request_profile [--requests 40] [--rate 250] [--core 1] [--write]
+    .venv/bin/python -m bench.request_profile [--requests 40] [--rate 250] [--core 1] [--via page] [--write]
 
 Serves the shipped models with gunicorn_config.py pinned to one core (taskset), warms each
 image model, then samples the worker with py-spy (from the development environment,
-.venv-dev/bin/py-spy, or PY_SPY) while --requests API uploads of that model are answered
-one after another. Each sample is given to the innermost step its stack is in (the
+.venv-dev/bin/py-spy, or PY_SPY) while --requests uploads of that model are answered
+one after another: API uploads, or with --via page the photo sent through the model's
+page form by a logged-in clinician and answered by the result page, as bench/visit.py
+sends it (its session cookie and CSRF token). Each sample is given to the innermost step its stack is in (the
 table STEPS, leaf first), so the ECG page analysis inside the model transform counts as
 the transform, and a database call inside the services counts as the database. The
 figure per step is milliseconds of one request (samples / rate / requests); "server,
 other" is what the sampled threads did outside every named step. Both threads are
 sampled whenever they can run, so on one core the event loop's turns and Django's thread
 waiting for the core while handing its answer over overlap: "all sampled" exceeds the
-whole request by about that much. ONNX Runtime alone is timed in this process on a
-model-sized input, as serve_bench does.
+whole request by about that much. So before sampling, the same number of uploads is
+answered unsampled and the worker's CPU time read from /proc (schedstat, per thread): its
+event loop's thread (reading, admission, sending) and Django's threads (the application,
+and the heap trim after an image answer), with no overlap. ONNX Runtime alone is timed in
+this process on a model-sized input, as serve_bench does.
 """
 from __future__ import annotations
 
@@ -23,11 +28,13 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from bench.harness import ROOT, Site, payloads, percentile
+from bench.harness import ROOT, Payload, Site, payloads, percentile
 from bench.report import command_line, header, parser, publish
-from bench.serve_bench import ort_alone_ms, timed_predict
+from bench.serve_bench import SERVER_TIMING, ort_alone_ms, timed_predict
+from bench.visit import Visitor, image_answer, logged_in
 
 IMAGE_MODELS = ("retina", "ecg")
 # (step, what a frame's text holds when the sample is inside it), innermost steps first.
@@ -37,7 +44,7 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("quality check", ("predictors/images/quality.py",)),
     ("gate (kind of picture)", ("predictors/images/gate.py",)),
     ("decode (incl. hash)", ("predictors/images/decode.py",)),
-    ("activation map PNG", ("predictors/images/activation_maps.py",)),
+    ("activation map", ("predictors/images/activation_maps.py",)),
     ("thumbnails", ("thumbnail (predictors/presentation.py",)),
     ("database write", ("django/db/",)),
     ("multipart parsing", ("django/http/multipartparser.py", "predictors/uploads.py")),
@@ -45,6 +52,9 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("templates", ("django/template/",)),
     ("form and field validation", ("django/forms/", "predictors/forms.py", "predictors/inputs/")),
     ("heap trim after the answer (not in Server-Timing)", ("predictors/serving/memory.py",)),
+    ("sessions and authentication", ("django/contrib/sessions/", "django/contrib/auth/")),
+    ("CSRF check", ("django/middleware/csrf.py",)),
+    ("logging", ("logging/__init__.py",)),
     ("Django's request handling (middleware, view, auth)", ("django/core/handlers/",)),
     # On one core the event loop's turn preempts Django's thread (niced) as that thread hands
     # its answer over: both are sampled, so these two overlap.
@@ -80,7 +90,56 @@ def attribute(raw: str) -> collections.Counter:
     return counts
 
 
-def profile_model(site: Site, model: str, payload, requests: int, rate: int) -> dict:
+VIAS = ("api", "page")
+Upload = Callable[[], float]  # sends one upload, checks its answer, returns its Server-Timing ms
+
+
+def api_upload(site: Site, model: str, payload: Payload) -> Upload:
+    def send() -> float:
+        status, body, _, whole_ms = timed_predict(site, model, payload)
+        assert status == 200, body
+        return whole_ms
+    return send
+
+
+def page_upload(visitor: Visitor, model: str, payload: Payload) -> Upload:
+    step = image_answer(f"{model} page upload", model, payload)
+
+    def send() -> float:
+        body, content_type = step.form(visitor.token)
+        answer = visitor.send("POST", step.path, body, content_type)
+        assert answer.status == 200 and step.shows in answer.data, (answer.status, answer.data[-500:])
+        match = SERVER_TIMING.search(answer.headers.get("Server-Timing") or "")
+        return float(match.group(1)) if match else float("nan")
+    return send
+
+
+def thread_cpu_ns(pid: int) -> dict[int, int]:
+    """Nanoseconds each thread of a process has run, by thread id (/proc schedstat)."""
+    ran = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            ran[int(tid)] = int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+        except OSError:  # the thread ended while it was listed
+            pass
+    return ran
+
+
+def worker_cpu(site: Site, upload: Upload, requests: int) -> dict:
+    """The worker's CPU ms per upload, unsampled: its event loop's thread (the main thread) and the others."""
+    worker = site.workers()[0]
+    before = thread_cpu_ns(worker)
+    for _ in range(requests):
+        upload()
+    after = thread_cpu_ns(worker)
+    ran = {tid: after[tid] - before.get(tid, 0) for tid in after}
+    event_loop = ran.pop(worker, 0)
+    return {"event_loop_ms": round(event_loop / requests / 1e6, 1),
+            "django_threads_ms": round(sum(ran.values()) / requests / 1e6, 1),
+            "worker_ms": round((event_loop + sum(ran.values())) / requests / 1e6, 1)}
+
+
+def profile_model(site: Site, upload: Upload, requests: int, rate: int) -> dict:
     """Per-step ms of one request, and the whole server-side p50 over the same requests."""
     worker = site.workers()[0]
     with tempfile.NamedTemporaryFile(suffix=".txt", delete=False) as out:
@@ -91,9 +150,7 @@ def profile_model(site: Site, model: str, payload, requests: int, rate: int) -> 
     whole = []
     try:
         for _ in range(requests):
-            status, body, _, whole_ms = timed_predict(site, model, payload)
-            assert status == 200, body
-            whole.append(whole_ms)
+            whole.append(upload())
     finally:
         recorder.send_signal(2)  # SIGINT: py-spy writes what it has and exits
         _, err = recorder.communicate(timeout=60)
@@ -106,16 +163,19 @@ def profile_model(site: Site, model: str, payload, requests: int, rate: int) -> 
             "sampled_ms": round(sum(counts.values()) / rate / requests * 1000, 1)}
 
 
-def run(requests: int, rate: int, core: int) -> dict:
+def run(requests: int, rate: int, core: int, via: str) -> dict:
     site = Site(launch_prefix=["taskset", "-c", str(core)]).start()
     inputs = payloads()
     try:
         site.request("GET", "/ready/")
+        visitor = logged_in(site) if via == "page" else None
         results = {}
         for model in IMAGE_MODELS:
+            upload = page_upload(visitor, model, inputs[model]) if visitor else api_upload(site, model, inputs[model])
             for _ in range(3):  # loaded, warmed, first-use allocations done
-                timed_predict(site, model, inputs[model])
-            results[model] = profile_model(site, model, inputs[model], requests, rate)
+                upload()
+            cpu = worker_cpu(site, upload, requests)
+            results[model] = {**profile_model(site, upload, requests, rate), "cpu": cpu}
     finally:
         site.stop()
     for model in IMAGE_MODELS:
@@ -123,10 +183,11 @@ def run(requests: int, rate: int, core: int) -> dict:
     return results
 
 
-def render(results: dict, command: str) -> str:
+def render(results: dict, command: str, via: str) -> str:
     order = [step for step, _ in STEPS] + [OTHER]
+    upload = "API upload" if via == "api" else "upload through the page form (its result page)"
     lines = [f"{header(command)}.", "",
-             "Milliseconds of one warm API upload, by step, on one core (py-spy samples of the worker's threads):",
+             f"Milliseconds of one warm {upload}, by step, on one core (py-spy samples of the worker's threads):",
              "", "| step | " + " | ".join(IMAGE_MODELS) + " |", "|---|" + "---|" * len(IMAGE_MODELS)]
     for step in order:
         values = [results[m]["steps_ms"].get(step, 0.0) for m in IMAGE_MODELS]
@@ -137,6 +198,10 @@ def render(results: dict, command: str) -> str:
                  + " | ".join(f"{results[m]['whole_p50_ms']:.1f}" for m in IMAGE_MODELS) + " |")
     lines.append("| ONNX Runtime alone p50 (this process) | "
                  + " | ".join(f"{results[m]['ort_alone_p50_ms']:.1f}" for m in IMAGE_MODELS) + " |")
+    for key, row in (("event_loop_ms", "event loop's thread"), ("django_threads_ms", "Django's threads"),
+                     ("worker_ms", "whole worker")):
+        lines.append(f"| worker CPU, unsampled (/proc): {row} | "
+                     + " | ".join(f"{results[m]['cpu'][key]:.1f}" for m in IMAGE_MODELS) + " |")
     return "\n".join(lines)
 
 
@@ -145,9 +210,11 @@ def main() -> None:
     options.add_argument("--requests", type=int, default=40)
     options.add_argument("--rate", type=int, default=250, help="py-spy samples a second")
     options.add_argument("--core", type=int, default=1, help="the core the server is pinned to")
+    options.add_argument("--via", choices=VIAS, default="api", help="API uploads, or the page form's")
     args = options.parse_args()
-    results = run(args.requests, args.rate, args.core)
-    publish(render(results, command_line(options, args)), "request-profile", args.write)
+    results = run(args.requests, args.rate, args.core, args.via)
+    section = "request-profile" if args.via == "api" else "request-profile-page"
+    publish(render(results, command_line(options, args), args.via), section, args.write)
     print(json.dumps(results))
 
 

@@ -89,28 +89,39 @@ def page_form(token: str, *, file_field: str, upload: tuple[str, bytes] = ("", b
     return multipart(file_field, *upload, fields={"csrfmiddlewaretoken": token, "case_reference": "", **(fields or {})})
 
 
+def page(model: str) -> str:
+    return f"/predict/{model}/"
+
+
+def log_in_steps(password: str) -> list[Step]:
+    """Opening the log-in page, then logging in with its form."""
+    return [
+        Step("log-in page, sent as the process starts", LOGIN_PATH, LOGIN_PATH, LOGIN_FORM, FIRST_PAGE_S),
+        Step("log in (and the dashboard)", LOGIN_PATH, "/", DASHBOARD, STEP_S, partial(login_form, password)),
+    ]
+
+
+def image_answer(name: str, model: str, photo: tuple[str, bytes], target_s: float = STEP_S) -> Step:
+    """A photo sent through its model's page form, answered by the result page."""
+    return Step(name, page(model), page(model), IMAGE_RESULT, target_s,
+                partial(page_form, file_field="image", upload=photo))
+
+
 def steps(password: str) -> list[Step]:
     """The visit, click by click."""
     photos = payloads()
     diabetes = {name: "" if value is None else str(value) for name, value in DIABETES.items()}  # blank: unknown
-    retina = partial(page_form, file_field="image", upload=photos["retina"])
-    ecg = partial(page_form, file_field="image", upload=photos["ecg"])
-
-    def page(model: str) -> str:
-        return f"/predict/{model}/"
-
     return [
-        Step("log-in page, sent as the process starts", LOGIN_PATH, LOGIN_PATH, LOGIN_FORM, FIRST_PAGE_S),
-        Step("log in (and the dashboard)", LOGIN_PATH, "/", DASHBOARD, STEP_S, partial(login_form, password)),
+        *log_in_steps(password),
         Step("diabetes page", page("diabetes"), page("diabetes"), b'name="glucose"', STEP_S),
         Step("diabetes answered", page("diabetes"), page("diabetes"), FORM_RESULT, STEP_S,
              partial(page_form, file_field="retina_image", fields=diabetes)),
         Step("retina page", page("retina"), page("retina"), b'name="image"', STEP_S),
-        Step("fundus photo answered", page("retina"), page("retina"), IMAGE_RESULT, STEP_S, retina),
+        image_answer("fundus photo answered", "retina", photos["retina"]),
         Step("ECG page", page("ecg"), page("ecg"), b'name="image"', STEP_S),
-        Step("ECG printout answered", page("ecg"), page("ecg"), IMAGE_RESULT, STEP_S, ecg),
-        Step("fundus photo again, warm", page("retina"), page("retina"), IMAGE_RESULT, WARM_RETINA_S, retina),
-        Step("ECG printout again, warm", page("ecg"), page("ecg"), IMAGE_RESULT, WARM_ECG_S, ecg),
+        image_answer("ECG printout answered", "ecg", photos["ecg"]),
+        image_answer("fundus photo again, warm", "retina", photos["retina"], WARM_RETINA_S),
+        image_answer("ECG printout again, warm", "ecg", photos["ecg"], WARM_ECG_S),
     ]
 
 
@@ -204,10 +215,24 @@ def add_clinician(site: Site) -> str:
     """The site prepared as Render's build prepares it, and a clinician (the site's own password
     hashing); the password the visit types."""
     site.prepare()
+    return create_clinician(site)
+
+
+def create_clinician(site: Site) -> str:
+    """A clinician in a prepared site's database; their password."""
     password = secrets.token_urlsafe(12)
     site.manage("shell", "-c", "from django.contrib.auth import get_user_model; "
                                f"get_user_model().objects.create_user({CLINICIAN!r}, password={password!r})")
     return password
+
+
+def logged_in(site: Site) -> Visitor:
+    """A browser logged in through the log-in page's form, as a new clinician of a running site."""
+    visitor = Visitor(site)
+    for step in log_in_steps(create_clinician(site)):
+        if not (outcome := take(visitor, step)).shown:
+            raise RuntimeError(f"{step.name}: {failure(outcome._asdict())}")
+    return visitor
 
 
 def run(pause: float) -> dict:

@@ -61,10 +61,14 @@ class ResultView:
 
 @dataclass(frozen=True)
 class ActivationMap:
-    """Where an image model looked, drawn (a data: URI), and said in words for its alt text."""
+    """Where an image model looked, drawn (a data: URI), and said in words for its alt text; with its
+    colour scale's legend, which the page draws in HTML: a gradient of `scale` ((offset, colour) stops)
+    between the two `legend` words, text that a screen reader reads and a printer prints sharp."""
 
     uri: str
     alt: str
+    scale: list[tuple[str, str]]
+    legend: tuple[str, str]
 
 
 # What the model input is made of, in the words of a caption: (input spec key, value) -> words.
@@ -198,7 +202,7 @@ def activation_maps_for(record: Prediction) -> dict[int, ActivationMap]:
     Where on an ECG: the crop finds the printout's lead area, not where each lead lies in it
     (layouts differ: 3 by 4 with one or three rhythm strips, 6 by 2), so the words say where in
     that area, never which lead."""
-    from .images.activation_maps import data_uri, strongest_place
+    from .images.activation_maps import LEGEND_WORDS, data_uri, scale_stops, strongest_place
 
     looked = getattr(record, "where_it_looked", {})
     maps = {}
@@ -207,8 +211,9 @@ def activation_maps_for(record: Prediction) -> dict[int, ActivationMap]:
             where = looked[item.model_name]
             picture = PICTURE_WORDS.get(str(where.spec.get("crop")), "the image")
             maps[item.pk] = ActivationMap(
-                data_uri(where.png()), f"Where the model looked, on {picture} as the model was given it: "
-                                       f"strongest {strongest_place(where.activation_map)}.")
+                data_uri(where.jpeg()), f"Where the model looked, on {picture} as the model was given it: "
+                                        f"strongest {strongest_place(where.activation_map)}.",
+                scale_stops(), LEGEND_WORDS)
     return maps
 
 

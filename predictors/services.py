@@ -84,7 +84,14 @@ class WhereItLooked:
     activation_map: "np.ndarray"
     spec: Mapping[str, Any]
 
+    def jpeg(self) -> bytes:
+        """For the result page, which says what the colours mean in HTML beside it."""
+        from .images.activation_maps import overlay_jpeg
+
+        return overlay_jpeg(self.features, self.activation_map, self.spec)
+
     def png(self) -> bytes:
+        """For the API, with the colour scale's legend drawn beneath."""
         from .images.activation_maps import overlay_png
 
         return overlay_png(self.features, self.activation_map, self.spec)

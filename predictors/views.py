@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import prefetch_related_objects
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
@@ -69,6 +70,8 @@ def _predict(request: HttpRequest, model: str) -> HttpResponse:
                 outside = {"spec": get_loader().spec(exc.model), "message": exc.message}
                 status = exc.status
             else:
+                # The thumbnails, the maps and the page each go through the submission's records: read once.
+                prefetch_related_objects([record], "attachments")
                 return _result_page(request, record, presentation.thumbnails_for(record, requests),
                                     presentation.activation_maps_for(record))
         else:
@@ -96,7 +99,8 @@ def history(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def prediction_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    record = get_object_or_404(Prediction, pk=pk, user=request.user)
+    # The page names the clinician, who is its user: read with the record, not after it.
+    record = get_object_or_404(Prediction.objects.select_related("user"), pk=pk, user=request.user)
     if record.parent_id:  # an attached image's result is shown with the form it came with
         return redirect("prediction_detail", pk=record.parent_id)
     return _result_page(request, record, {})

@@ -11,6 +11,8 @@ import pytest
 from PIL import Image
 
 from bench.harness import DIABETES, HEART
+from predictors import selectors
+from predictors.images.activation_maps import LEGEND_HEIGHT
 from predictors.models import Prediction
 from predictors.services import risk_band
 from predictors.training import captures
@@ -182,7 +184,8 @@ def test_the_api_returns_the_map_as_a_png_only_when_asked(client, artifacts, api
                         HTTP_AUTHORIZATION=f"Token {api_token}")
     assert asked.status_code == 200, asked.content
     picture = open_png(base64.b64decode(asked.json()["activation_map_png"]))
-    assert picture.width == 320 and picture.mode == "RGB"
+    served = selectors.served_input(model)  # the model's input as it was given, its legend beneath
+    assert picture.size == (served["width"], served["height"] + LEGEND_HEIGHT) and picture.mode == "RGB"
 
 
 def test_a_dark_fundus_photo_is_ungradable_and_the_api_says_to_add_light(client, artifacts, api_token):

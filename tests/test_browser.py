@@ -387,7 +387,7 @@ def test_a_printed_result_has_the_inputs_the_answer_its_caveats_the_version_and_
     page.emulate_media(media="print")
     assert not page.locator("header.top").is_visible() and not page.locator("button[data-print]").is_visible()
     for selector in ("details.inputs dl", "[data-testid=decision]", "[data-testid=next-step]", ".result-head time",
-                     "text=model version", "footer"):
+                     "text=model version", "footer", "[data-testid=activation-map]", "[data-testid=map-legend]"):
         assert page.locator(selector).first.is_visible(), selector
     pdf = page.pdf(width=f"{viewport['width']}px", print_background=True)
     assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
@@ -545,10 +545,14 @@ def test_the_map_enlarges_from_the_keyboard_and_its_alt_says_where_the_model_loo
     assert alt.startswith("Where the model looked, on the photo as the model was given it: strongest ")
     assert "purple" not in alt
     before = page.locator("[data-testid=activation-map]").bounding_box()["width"]
+    assert page.locator("[data-testid=map-legend] svg").bounding_box()["width"] == pytest.approx(before, abs=1)
+    assert page.inner_text("[data-testid=map-legend]").split() == ["less", "evidence", "more", "evidence"]
     page.focus("[data-enlarge]")
     page.keyboard.press("Enter")
     assert page.get_attribute("[data-enlarge]", "aria-expanded") == "true"
-    assert page.locator("[data-testid=activation-map]").bounding_box()["width"] > before * 1.2
+    enlarged = page.locator("[data-testid=activation-map]").bounding_box()["width"]
+    assert enlarged > before * 1.2, "the map enlarged"
+    assert page.locator("[data-testid=map-legend] svg").bounding_box()["width"] == pytest.approx(enlarged, abs=1)
     clinician.check("retina-map-enlarged")
     page.keyboard.press("Enter")
     assert page.get_attribute("[data-enlarge]", "aria-expanded") == "false"

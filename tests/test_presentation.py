@@ -15,8 +15,11 @@ import json
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
+from predictors import selectors
 from predictors.catalogue import SPECS
 from predictors.formatting import percent
 from predictors.models import Prediction
@@ -185,12 +188,41 @@ def test_result_shows_a_thumbnail_made_in_memory_and_never_stored(logged_in, art
     assert "JPEG" in later and "not stored" in later
 
 
-def test_the_result_page_shows_the_map_beside_the_thumbnail(logged_in, artifacts):
+def test_a_result_page_reads_its_records_once(logged_in, artifacts):
+    """The answering page's thumbnails, maps and results all go through the submission's records (a form
+    and its attached photo here): one query reads them; the page reopened reads the clinician it names
+    with the record, not after it."""
+    def reads(queries: CaptureQueriesContext, table: str) -> int:
+        return sum(q["sql"].startswith("SELECT") and f'FROM "{table}"' in q["sql"] for q in queries.captured_queries)
+
+    with CaptureQueriesContext(connection) as answering:
+        response = logged_in.post("/predict/diabetes/", {**DIABETES_FORM,
+                                                         "retina_image": sample("fundus", "retina.jpg").open("rb")})
+    assert response.status_code == 200 and response.content.decode().count('data-testid="thumbnail"') == 1
+    assert reads(answering, "predictors_prediction") == 1
+    record = Prediction.objects.get(parent__isnull=True)
+    with CaptureQueriesContext(connection) as reopened:
+        page = logged_in.get(f"/history/{record.pk}/").content.decode()
+    assert "Clinician: dr_ada" in page
+    assert reads(reopened, "auth_user") == 1  # the session's user; the record's clinician is joined to the record
+
+
+def test_the_result_page_shows_the_map_beside_the_thumbnail_with_its_legend_in_words(logged_in, artifacts):
+    """The map is the model's input as it was given (288 px square for the retina), which the browser
+    scales; what its colours mean is text under it, over a bar of the same scale."""
     response = logged_in.post("/predict/retina/", {"image": named_upload(sample("fundus", "retina.jpg").read_bytes())})
     assert response.status_code == 200
     page = response.content.decode()
-    assert 'data-testid="activation-map"' in page and 'src="data:image/png;base64,' in page
+    encoded = re.search(r'<img src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"[^>]*data-testid="activation-map"',
+                        page).group(1)
+    drawn = Image.open(io.BytesIO(base64.b64decode(encoded)))
+    served = selectors.served_input("retina")
+    assert drawn.format == "JPEG" and drawn.size == (served["width"], served["height"])
     assert "Where the model looked" in page
+    legend = re.search(r'<div class="map-legend" data-testid="map-legend">(.*?)</div>', page, re.S).group(1)
+    assert page_text(legend).split() == ["less", "evidence", "more", "evidence"]
+    stops = re.findall(r'<stop offset="([\d.]+%)" stop-color="(#[0-9a-f]{6})"/>', legend)
+    assert stops[0] == ("0%", "#440154") and stops[-1] == ("100%", "#fde725"), "dark purple to yellow, as drawn"
 
 
 def test_a_result_opened_again_says_at_the_top_that_its_image_and_map_were_not_kept(logged_in, artifacts):
@@ -215,7 +247,7 @@ def test_a_result_opened_again_says_at_the_top_that_its_image_and_map_were_not_k
 def test_the_maps_alt_text_says_where_the_model_looked_and_the_map_can_be_enlarged(logged_in, artifacts, model,
                                                                                    upload, picture):
     page = logged_in.post(f"/predict/{model}/", {"image": named_upload(upload())}).content.decode()
-    alt = re.search(r'<img src="data:image/png;base64,[^"]+" alt="([^"]+)" data-testid="activation-map">', page).group(1)
+    alt = re.search(r'<img src="data:image/jpeg;base64,[^"]+" alt="([^"]+)" data-testid="activation-map">', page).group(1)
     assert re.fullmatch(rf"Where the model looked, on {picture} as the model was given it: strongest "
                         r"(in the (top|bottom) (left|centre|right)|on the (left|right)|in the centre|"
                         r"in several places across the picture)\.", html.unescape(alt)), alt

@@ -165,6 +165,7 @@ class Artifact:
     name: str
     directory: Path
     card: dict[str, Any]
+    files: tuple[str, ...] = ()  # what its manifest covers, each checked against its hash
 
     @property
     def kind(self) -> str:
@@ -246,4 +247,4 @@ def open_artifact(name: str, directory: Path) -> Artifact:
     card = Card.read(directory)
     if card.model_file not in files:
         raise ArtifactError(f"the model file {card.model_file} is not covered by the manifest")
-    return Artifact(name=name, directory=directory, card=card.fields)
+    return Artifact(name=name, directory=directory, card=card.fields, files=tuple(files))

@@ -53,9 +53,11 @@ def tune_malloc(arenas: int = 2, mmap_threshold: int = 4 * MB) -> None:
     `mmap_threshold` (the models' planned activation blocks) are mapped and returned on free;
     a fixed threshold also stops glibc raising it after the first large free, which would take
     those into the heap too. Below it, an upload's many working arrays come from the heap,
-    reused without a page fault, and trim_heap() returns what they leave after each image
-    request. A lower threshold (256 kB before issue 22) returned everything at once but made
-    each of those arrays a fresh mapping: twice the CPU of a fundus photo's pixel work.
+    reused without a page fault, and trim_heap() returns what they leave once image work has
+    been idle a while (predictors/server/bridge.py's HeapTrim: trimmed after every request, the
+    next one faulted the same pages back in). A lower threshold (256 kB before issue 22)
+    returned everything at once but made each of those arrays a fresh mapping: twice the CPU
+    of a fundus photo's pixel work.
     Call it in the worker before its threads start.
     """
     if _libc is None or not hasattr(_libc, "mallopt"):
@@ -67,6 +69,6 @@ def tune_malloc(arenas: int = 2, mmap_threshold: int = 4 * MB) -> None:
 
 def trim_heap() -> None:
     """Hand the heap's free pages back to the kernel (malloc_trim), without a garbage collection:
-    a millisecond or two after an image request, instead of keeping its tens of MB resident."""
+    a millisecond or two once image work is idle, instead of keeping its tens of MB resident."""
     if _libc is not None and hasattr(_libc, "malloc_trim"):
         _libc.malloc_trim(0)

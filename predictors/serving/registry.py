@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .artifacts import CARD, Artifact, ArtifactError, open_artifact
+from .artifacts import CARD, MANIFEST, Artifact, ArtifactError, open_artifact
 from predictors.catalogue import MODEL_SPECS, ModelSpec
 from predictors.errors import HttpError, retry_after
 from .memory import MB, release_freed_memory, rss_bytes
@@ -106,6 +106,7 @@ class ModelLoader:
         self.runtime_overrides = dict(runtime_overrides or {})
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()  # least recently used first
         self._history = {name: _History() for name in self.specs}
+        self._verified: dict[str, _Verified] = {}  # card(): the last verified artifact of each model
         self._lock = threading.RLock()
         self._load_lock = threading.Lock()  # one load at a time: RSS deltas stay attributable
 
@@ -248,16 +249,25 @@ class ModelLoader:
         return problems
 
     def card(self, name: str) -> dict[str, Any]:
-        """The verified card of a model (cheap: hashes are cached by file size and mtime)."""
+        """The verified card of a model, loaded or not: the history and the dashboard quote every listed
+        result's card, so a model not loaded keeps its last verified artifact here and opens it again
+        (reading and checking the manifest and card) only once a file of it has changed on disk."""
         self.spec(name)
         with self._lock:
             model = self._loaded.get(name)
+            verified = self._verified.get(name)
         if model is not None:
             return model.artifact.card
+        if verified is not None and verified.signature is not None \
+                and _files_signature(verified.artifact) == verified.signature:
+            return verified.artifact.card
         try:
-            return open_artifact(name, self.artifacts_dir / name).card
+            artifact = open_artifact(name, self.artifacts_dir / name)
         except ArtifactError as exc:
             raise ModelUnavailable(name, str(exc), self.retry_seconds) from exc
+        with self._lock:
+            self._verified[name] = _Verified(artifact, _files_signature(artifact))
+        return artifact.card
 
     def status(self) -> dict[str, Any]:
         """What each model is doing, for /status/, /metrics and the dashboard; loads nothing."""
@@ -297,6 +307,28 @@ class ModelLoader:
             return str(json.loads((self.artifacts_dir / name / CARD).read_text())["version"])
         except (OSError, ValueError, KeyError):
             return None
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """An artifact as open_artifact verified it, with its files' signature (_files_signature) then."""
+
+    artifact: Artifact
+    signature: tuple[tuple[int, int, int], ...] | None
+
+
+def _files_signature(artifact: Artifact) -> tuple[tuple[int, int, int], ...] | None:
+    """Inode, size and mtime of the manifest and of every file it covers; None if one is gone. A changed
+    file, or the directory replaced by `publish`, changes it; as for the hashes (artifacts.sha256_file),
+    an edit that keeps a file's size and mtime goes unseen."""
+    signature = []
+    for filename in (MANIFEST, *artifact.files):
+        try:
+            stat = (artifact.directory / filename).stat()
+        except OSError:
+            return None
+        signature.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(signature)
 
 
 def _signature(path: Path) -> tuple[int, int]:

@@ -1,4 +1,5 @@
-"""Load the models named in WARM_MODELS in a background thread once a worker can serve.
+"""Load the models named in WARM_MODELS in a background thread once a worker can serve and has
+answered the requests that waited for it (predictors/server/bridge.py): not beside the waking page.
 
 Forms first, then images (MODEL_SPECS order): the two XGBoost models load in a fraction
 of a second and the first visitor after a spin-down most often opens a form, while the

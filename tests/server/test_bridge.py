@@ -212,3 +212,114 @@ def test_chunked_body_is_read_whole(strict_site):
     head, _, body = answer.partition(b"\r\n\r\n")
     error = json.loads(body)["error"]
     assert head.startswith(b"HTTP/1.1 400") and error["code"] == "invalid_fields" and "glucose" in error["fields"]
+
+
+def page_and_warmup_order(requests: int) -> list[str]:
+    """What a worker did, in order, when `requests` pages (0 or 1) arrived before Django was loaded: each page
+    run and sent, and the models' warm-up begun (Served.on_woken)."""
+    import asyncio
+
+    from predictors.server import bridge as server_bridge
+
+    events: list[str] = []
+
+    def page(environ, start_response):
+        events.append("page run")
+        start_response("200 OK", [("Content-Type", "text/html")])
+        return [b"<form>"]
+
+    bridge = server_bridge.BufferedWSGIBridge(lambda: server_bridge.Served(
+        page, threads=1, max_body_bytes=10_000, read_timeout=5, json_paths=lambda path: False,
+        admission=OpenAdmission(), recycler=NoRecycling(), on_woken=lambda: events.append("warm-up begun")))
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            events.append("page sent")
+
+    async def wake() -> None:
+        scope = {"type": "http", "method": "GET", "path": "/accounts/login/", "headers": []}
+        if requests:
+            await bridge(scope, receive, send)  # sent as the worker starts: it waits for Django
+        else:
+            bridge._start()  # the lifespan's start-up, with nobody waiting
+            await asyncio.shield(bridge.ready)
+        await asyncio.sleep(0.1)
+
+    try:
+        asyncio.run(wake())
+    finally:
+        bridge.executor.shutdown()
+    return events
+
+
+class OpenAdmission:
+    """Admits every request at once (predictors/server/admission.py's interface), as image work or not."""
+
+    def __init__(self, image_work: bool = False):
+        self.image_work = image_work
+
+    async def admit(self, method, path, body, client_gone):
+        from predictors.server.admission import Ticket
+
+        return Ticket(image_work=self.image_work)
+
+
+class NoRecycling:
+    def after_request(self) -> None:
+        pass
+
+
+def test_the_models_warm_only_once_the_page_that_woke_the_worker_is_sent():
+    """At a tenth of a CPU a model load beside the waking page takes half of its CPU: the page goes first."""
+    assert page_and_warmup_order(requests=1) == ["page run", "page sent", "warm-up begun"]
+
+
+def test_with_no_visitor_waiting_the_models_warm_as_soon_as_django_is_loaded():
+    """A worker woken by a deploy or a probe warms at once, so the first visitor finds the models loaded."""
+    assert page_and_warmup_order(requests=0) == ["warm-up begun"]
+
+
+def test_the_heap_is_trimmed_once_image_work_is_idle_not_after_every_upload(monkeypatch):
+    """Trimmed after every image answer, the next upload faulted the same freed pages back in
+    (bridge.HeapTrim): uploads that follow each other share one trim, made once they stop."""
+    import asyncio
+
+    from predictors.server import bridge as server_bridge
+
+    events: list[str] = []
+    monkeypatch.setattr(server_bridge, "trim_heap", lambda: events.append("heap trimmed"))
+
+    def upload(environ, start_response):
+        events.append("upload run")
+        start_response("200 OK", [("Content-Type", "text/html")])
+        return [b"<p>result</p>"]
+
+    idle = 1.0
+    bridge = server_bridge.BufferedWSGIBridge(lambda: server_bridge.Served(
+        upload, threads=1, max_body_bytes=10_000, read_timeout=5, json_paths=lambda path: False,
+        admission=OpenAdmission(image_work=True), recycler=NoRecycling()), heap_trim_idle_seconds=idle)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            events.append("answer sent")
+
+    async def two_uploads_then_idle() -> None:
+        scope = {"type": "http", "method": "POST", "path": "/predict/retina/", "headers": []}
+        await bridge(scope, receive, send)
+        await asyncio.sleep(idle / 10)
+        await bridge(scope, receive, send)
+        deadline = time.monotonic() + idle + 10
+        while "heap trimmed" not in events and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    try:
+        asyncio.run(two_uploads_then_idle())
+    finally:
+        bridge.executor.shutdown()
+    assert events == ["upload run", "answer sent", "upload run", "answer sent", "heap trimmed"]

@@ -14,10 +14,11 @@ import pytest
 
 from bench.harness import payloads
 from predictors.catalogue import MODEL_SPECS
+from predictors.serving.artifacts import open_artifact
 from predictors.serving.registry import ModelLoader, ModelUnavailable, get_loader
 from predictors.serving.runtimes import RuntimeOptions
 
-from ..support import ROOT, image_probabilities, make_loader, sample
+from ..support import ROOT, image_probabilities, make_loader, rewrite_card, sample
 
 
 MB = 1024 * 1024
@@ -134,6 +135,26 @@ def test_check_artifacts_verifies_without_loading(artifacts):
     assert problems["heart"] is None and problems["retina"] is None
     assert "does not match its manifest" in problems["diabetes"]
     assert all(m["state"] == "not_loaded" for m in loader.status()["models"])
+
+
+def test_a_card_is_verified_once_and_again_only_when_its_artifact_changes(artifacts, monkeypatch):
+    """The history quotes the card of every result it lists, its model loaded or not: a model not loaded
+    has its artifact verified on the first read, and again only once a file of it changes on disk."""
+    from predictors.serving import registry
+
+    opened = []
+    monkeypatch.setattr(registry, "open_artifact", lambda *a: opened.append(a[0]) or open_artifact(*a))
+    loader = make_loader(artifacts)
+    for _ in range(3):
+        assert loader.card("retina")["labels"][0] == "No DR"
+    assert opened == ["retina"]
+    assert next(m for m in loader.status()["models"] if m["name"] == "retina")["state"] == "not_loaded"
+    rewrite_card(artifacts, "retina", lambda card: card["labels"].__setitem__(0, "No retinopathy"))
+    assert loader.card("retina")["labels"][0] == "No retinopathy" and opened == ["retina"] * 2
+    plot = artifacts / "retina" / "plots" / "roc.png"
+    plot.write_bytes(plot.read_bytes() + b"\0")
+    with pytest.raises(ModelUnavailable, match="manifest checksum"):
+        loader.card("retina")
 
 
 def test_registry_follows_settings(artifacts, settings):
