@@ -501,9 +501,21 @@ def export_and_quantize(r: Recipe, model: torch.nn.Module, data: ImageData, stag
     int8_calibration = x_train[np.random.default_rng(SEED).permutation(len(x_train))[:r.calibration_images]]
     quantization = quantize_with_fallback(
         fp32_path, served_path, int8_calibration.astype(np.float32),
-        judge=lambda path: _judge(r, path, x_val, y_val), method=r.calibration, quick=r.quick)
+        judge=lambda path: _judge(r, path, x_val, y_val), method=r.calibration, quick=r.quick,
+        **_answer(r))
     fp32_path.unlink()
     return Served(served_path, export, quantization)
+
+
+def _answer(r: Recipe) -> dict[str, Any]:
+    """What int8 must agree with fp32 on: the answer the site leads with. A graded model's is the
+    referral call (its grade is reported beneath it), so an int8 graph that moves a grade 3 to a 4
+    changes nothing a clinician acts on; its side of 50% stands in for the band, fitted later."""
+    if r.referable_grade is None:
+        return {}
+    grade = r.referable_grade
+    return {"answer": lambda probs: referable_score(probs, grade) >= 0.5,
+            "answer_words": "referral side (P(referable) at least 50%)"}
 
 
 def add_domain_score(r: Recipe, served: Served, data: ImageData, workers: int) -> dict[str, Any]:

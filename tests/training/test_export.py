@@ -1,10 +1,10 @@
-"""predictors.training.export: the ONNX graph answers as the network does, and says where it looked."""
+"""predictors.training.export: the ONNX graph answers as the network does, says where it looked, and is int8 only where int8 gives the same answers."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from predictors.training import vision
+from predictors.training import export, vision
 
 
 @pytest.mark.parametrize("architecture,classes,size", [("resnet50", 4, (64, 96)), ("efficientnet_lite0", 5, (96, 96))])
@@ -40,3 +40,41 @@ def test_the_graphs_activation_map_is_the_one_pytorch_computes_from_the_same_wei
     np.testing.assert_allclose(cam, expected_cam.numpy(), atol=1e-3 * max(1.0, float(expected_cam.abs().max())))
     # The map's mean is the top logit less its bias: the whole answer, spread over the picture.
     assert cam.mean(axis=(1, 2)) == pytest.approx(logits.max(axis=1) - bias, abs=1e-3)
+
+
+def _judged_by(probabilities_of):
+    """A judge that reads no graph: fp32's probabilities, or the int8 candidate's."""
+    def judge(path):
+        probs = probabilities_of("int8" if path.name == "int8.onnx" else "fp32")
+        return probs, {}, 0.9
+    return judge
+
+
+@pytest.fixture()
+def no_real_quantization(monkeypatch):
+    monkeypatch.setattr(export, "quantize_int8", lambda src, dst, *args, **kwargs: dst.write_bytes(b"int8"))
+    monkeypatch.setattr(export, "_exclusion_candidates", lambda *args: iter([[]]))
+
+
+def test_a_graded_models_int8_graph_is_judged_on_its_referral_call_not_its_grade(tmp_path, no_real_quantization):
+    fp32 = tmp_path / "model.fp32.onnx"
+    fp32.write_bytes(b"fp32")
+    # Ten photos; int8 moves two from grade 3 to grade 4: the same referral call, another top grade.
+    before = np.tile([0.05, 0.05, 0.1, 0.6, 0.2], (10, 1))
+    after = before.copy()
+    after[:2] = [0.05, 0.05, 0.1, 0.2, 0.6]
+    referral = {"answer": lambda p: p[:, 2:].sum(1) >= 0.5, "answer_words": "referral side"}
+    result = export.quantize_with_fallback(fp32, tmp_path / "served.onnx", np.zeros((1, 3, 8, 8), np.float32),
+                                           _judged_by({"fp32": before, "int8": after}.get), **referral)
+    assert result["served"] == "int8" and (tmp_path / "served.onnx").read_bytes() == b"int8"
+    assert "referral side agreement with fp32 100.0%" in result["decision"]
+    # Judged on the top grade instead, the same int8 graph falls short of the bar.
+    result = export.quantize_with_fallback(fp32, tmp_path / "served.onnx", np.zeros((1, 3, 8, 8), np.float32),
+                                           _judged_by({"fp32": before, "int8": after}.get))
+    assert result["served"] == "fp32"
+    # One photo of ten moved across the referral line is too many.
+    crossed = before.copy()
+    crossed[0] = [0.6, 0.1, 0.1, 0.1, 0.1]
+    result = export.quantize_with_fallback(fp32, tmp_path / "served.onnx", np.zeros((1, 3, 8, 8), np.float32),
+                                           _judged_by({"fp32": before, "int8": crossed}.get), **referral)
+    assert result["served"] == "fp32" and (tmp_path / "served.onnx").read_bytes() == b"fp32"
