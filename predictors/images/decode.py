@@ -22,7 +22,7 @@ SINGLE_PRIMARY_FRAME_FORMATS = frozenset({"MPO"})
 
 # JPEGs decode straight to a reduced scale no smaller than this, and other formats are
 # box-reduced to it right after decoding: every consumer (the gate, the quality check,
-# the models' inputs of at most 288 pixels) downsamples further, so nothing is lost, and
+# the models' inputs of at most 384 pixels) downsamples further, so nothing is lost, and
 # every later step (EXIF rotation, alpha, 16-bit scaling, mode conversion) works on a
 # small image instead of a full one.
 DRAFT_MIN_SIDE = 512

@@ -31,8 +31,8 @@ FUNDUS_MAX_BURNT = 0.25
 # a 50° field, so a microaneurysm (25-125 µm) spans one to three of them.
 FUNDUS_QUALITY_DIAMETER = 384
 # What can be graded: a Gaussian blur whose standard deviation is at most this share of the
-# field's diameter (about 50 µm on the retina, 12 px on a 4288-px IDRiD photo, a pixel of the
-# model's 288-px input). Past it a microaneurysm keeps under half its contrast, and a grader
+# field's diameter (about 50 µm on the retina, 12 px on a 4288-px IDRiD photo, 1.3 pixels of the
+# model's 384-px input). Past it a microaneurysm keeps under half its contrast, and a grader
 # could not rule one out. The two floors below are fitted to it by
 # predictors/training/quality_fit.py (`--every 8`: 50 IDRiD training photos at 640, 1024 and
 # 2048 px wide, 450 uploads under the limit and 750 over it, none of either misjudged). One

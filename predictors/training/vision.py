@@ -128,10 +128,10 @@ def recipe(name: str, quick: bool) -> Recipe:
     if name == "retina":
         return Recipe(
             name="retina", architecture="efficientnet_lite0",
-            input_spec=retina_spec(96 if quick else 288),
+            input_spec=retina_spec(96 if quick else 384),
             epochs=1 if quick else 14, batch_size=8 if quick else 16, learning_rate=8e-4, quick=quick,
             splitter=split_keeping_source_test, key_metric="referable_dr_auc", answered_accuracy_target=None,
-            sampling_power=0.75, calibration="percentile", calibration_images=128,
+            sampling_power=0.75, calibration="percentile", calibration_images=64,
             captures_per_image=1 if quick else 3,
             task="diabetic retinopathy grade (International Clinical DR scale, 0-4) from a colour fundus photo")
     if name == "ecg":
