@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from predictors.serving.memory import MB, rss_bytes
+from predictors.serving.memory import MB, rss_bytes, trim_heap
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,11 @@ class Recycler:
         if self.asked or not self.enabled:
             return
         rss = rss_bytes()
+        if self.max_rss_bytes and rss > self.max_rss_bytes:
+            # Freed heap is handed back only once image work idles (bridge.HeapTrim): what the
+            # limit is about is what the worker still holds once that is returned.
+            trim_heap()
+            rss = rss_bytes()
         if self.max_rss_bytes and rss > self.max_rss_bytes:
             self._ask(f"resident memory {rss / MB:.0f} MB is over WORKER_MAX_RSS_MB={self.max_rss_bytes // MB}")
         elif self.max_requests and self.requests >= self.max_requests:

@@ -143,3 +143,24 @@ def test_worker_killed_mid_request_is_replaced_and_serves_again(quick_site):
     log = quick_site.log_tail(chars=10_000_000)
     assert f"[pid {replacements[0]}] loaded model ecg" in log
     assert f"[pid {worker}] loaded model ecg" not in log
+
+
+def test_memory_over_the_limit_is_checked_again_once_the_idle_heap_is_handed_back(tmp_path, monkeypatch):
+    """The heap freed by image work is returned only once image work idles (bridge.HeapTrim): a worker
+    over WORKER_MAX_RSS_MB on that freed heap alone is not replaced; one still over it after the trim is."""
+    from predictors.server import recycling
+    from predictors.serving.memory import MB
+
+    arbiter_pid = os.getpid()
+    monkeypatch.setenv("HEALTHORACLE_ARBITER_PID", str(arbiter_pid))
+    sent, held = [], {"rss": 400 * MB}
+    monkeypatch.setattr(recycling.os, "kill", lambda pid, sig: sent.append(sig))
+    monkeypatch.setattr(recycling, "rss_bytes", lambda: held["rss"])
+    monkeypatch.setattr(recycling, "trim_heap", lambda: held.update(rss=300 * MB))
+    recycling.Recycler(360, 0, 0, tmp_path, arbiter_pid).after_request()
+    assert sent == []
+
+    monkeypatch.setattr(recycling, "trim_heap", lambda: held.update(rss=380 * MB))
+    held["rss"] = 400 * MB
+    recycling.Recycler(360, 0, 0, tmp_path, arbiter_pid).after_request()
+    assert sent == [signal.SIGTTIN]
