@@ -261,12 +261,17 @@ class ModelLoader:
         if verified is not None and verified.signature is not None \
                 and _files_signature(verified.artifact) == verified.signature:
             return verified.artifact.card
+        manifest_before = _stat_or_none(self.artifacts_dir / name / MANIFEST)
         try:
             artifact = open_artifact(name, self.artifacts_dir / name)
         except ArtifactError as exc:
             raise ModelUnavailable(name, str(exc), self.retry_seconds) from exc
-        with self._lock:
-            self._verified[name] = _Verified(artifact, _files_signature(artifact))
+        signature = _files_signature(artifact)
+        # Kept only if the artifact was not published again while it was being verified: the
+        # signature must be of the files that were checked.
+        if signature is not None and manifest_before is not None and signature[0] == manifest_before:
+            with self._lock:
+                self._verified[name] = _Verified(artifact, signature)
         return artifact.card
 
     def status(self) -> dict[str, Any]:
@@ -321,14 +326,16 @@ def _files_signature(artifact: Artifact) -> tuple[tuple[int, int, int], ...] | N
     """Inode, size and mtime of the manifest and of every file it covers; None if one is gone. A changed
     file, or the directory replaced by `publish`, changes it; as for the hashes (artifacts.sha256_file),
     an edit that keeps a file's size and mtime goes unseen."""
-    signature = []
-    for filename in (MANIFEST, *artifact.files):
-        try:
-            stat = (artifact.directory / filename).stat()
-        except OSError:
-            return None
-        signature.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
-    return tuple(signature)
+    signature = [_stat_or_none(artifact.directory / filename) for filename in (MANIFEST, *artifact.files)]
+    return None if None in signature else tuple(signature)
+
+
+def _stat_or_none(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _signature(path: Path) -> tuple[int, int]:
