@@ -28,7 +28,7 @@ def tiny_run(tmp_path, monkeypatch):
 
 def test_a_run_stopped_after_an_epoch_resumes_to_the_same_weights(tiny_run, tmp_path, monkeypatch):
     torch.set_num_threads(1)
-    whole, whole_losses = vision.train_network(*tiny_run)
+    whole, whole_losses, _ = vision.train_network(*tiny_run)
     assert list(tmp_path.iterdir()) == []  # a finished run leaves no checkpoint behind
 
     save = vision._save_checkpoint
@@ -43,14 +43,18 @@ def test_a_run_stopped_after_an_epoch_resumes_to_the_same_weights(tiny_run, tmp_
     assert len(list(tmp_path.glob("retina-*.pt"))) == 1
     monkeypatch.setattr(vision, "_save_checkpoint", save)
 
-    resumed, resumed_losses = vision.train_network(*tiny_run)
+    resumed, resumed_losses, earlier_seconds = vision.train_network(*tiny_run)
     assert resumed_losses == whole_losses
+    assert earlier_seconds > 0  # the card's training time counts the run that was stopped too
     for name, tensor in whole.state_dict().items():
         assert torch.equal(tensor, resumed.state_dict()[name]), name
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_changed_recipe_does_not_resume_another_runs_checkpoint(tiny_run):
-    r, x, y, _ = tiny_run
-    assert vision.checkpoint_path(r, y) != vision.checkpoint_path(dataclasses.replace(r, learning_rate=1e-3), y)
-    assert vision.checkpoint_path(r, y) != vision.checkpoint_path(r, y[::-1].copy())
+def test_a_changed_recipe_or_input_does_not_resume_another_runs_checkpoint(tiny_run):
+    r, x, y, recaptured = tiny_run
+    here = vision.checkpoint_path(r, x, y, recaptured)
+    assert here != vision.checkpoint_path(dataclasses.replace(r, learning_rate=1e-3), x, y, recaptured)
+    assert here != vision.checkpoint_path(r, x, y[::-1].copy(), recaptured)
+    assert here != vision.checkpoint_path(r, x + 1, y, recaptured)  # a changed transform: other pixels
+    assert here != vision.checkpoint_path(r, x, y, recaptured + 1)
