@@ -17,7 +17,7 @@ waiting for the core while handing its answer over overlap: "all sampled" exceed
 whole request by about that much. So before sampling, the same number of uploads is
 answered unsampled and the worker's CPU time read from /proc (schedstat, per thread): its
 event loop's thread (reading, admission, sending) and Django's threads (the application,
-and the heap trim after an image answer), with no overlap. ONNX Runtime alone is timed in
+and the heap trim once image work idles), with no overlap. ONNX Runtime alone is timed in
 this process on a model-sized input, as serve_bench does.
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("JSON encoding", ("json/encoder.py", "json/__init__.py")),
     ("templates", ("django/template/",)),
     ("form and field validation", ("django/forms/", "predictors/forms.py", "predictors/inputs/")),
-    ("heap trim after the answer (not in Server-Timing)", ("predictors/serving/memory.py",)),
+    ("heap trim once image work idles (not in Server-Timing)", ("predictors/serving/memory.py",)),
     ("sessions and authentication", ("django/contrib/sessions/", "django/contrib/auth/")),
     ("CSRF check", ("django/middleware/csrf.py",)),
     ("logging", ("logging/__init__.py",)),

@@ -208,7 +208,7 @@ def test_a_result_page_reads_its_records_once(logged_in, artifacts):
 
 
 def test_the_result_page_shows_the_map_beside_the_thumbnail_with_its_legend_in_words(logged_in, artifacts):
-    """The map is the model's input as it was given (288 px square for the retina), which the browser
+    """The map is the model's input as it was given (384 px square for the retina), which the browser
     scales; what its colours mean is text under it, over a bar of the same scale."""
     response = logged_in.post("/predict/retina/", {"image": named_upload(sample("fundus", "retina.jpg").read_bytes())})
     assert response.status_code == 200

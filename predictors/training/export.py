@@ -120,8 +120,8 @@ class _ArrayReader(CalibrationDataReader):
 # Activation calibration, chosen per model by measurement: on an earlier retina graph MinMax
 # and entropy calibration left top-1 agreement with fp32 at 93.0% of validation photos and
 # percentile calibration with uint8 activations 96.5%, short of the bar; the retina graph
-# served now (capture-augmented) meets it with percentile calibration, and the ECG graph
-# with MinMax and int8 activations (each card records its attempts).
+# served now (384 px, judged on its referral call) meets it with percentile calibration, and
+# the ECG graph with MinMax and int8 activations (each card records its attempts).
 CALIBRATIONS: dict[str, tuple[CalibrationMethod, QuantType, dict[str, Any], str]] = {
     "minmax": (CalibrationMethod.MinMax, QuantType.QInt8, {}, "asymmetric int8 activations, MinMax calibration"),
     "percentile": (CalibrationMethod.Percentile, QuantType.QUInt8, {"CalibPercentile": CALIBRATION_PERCENTILE},
