@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger(__name__)
+# A file as stat saw it: inode, size and mtime (ns). A new inode is a file replaced, as `publish` does.
+Signature = tuple[int, int, int]
 
 
 class UnknownModel(KeyError):
@@ -57,7 +59,7 @@ class LoadedModel:
     runtime: ModelRuntime
     cost_bytes: int
     load_seconds: float
-    file_signature: tuple[int, int] = (0, 0)  # the model file's (size, mtime) when it loaded
+    file_signature: Signature | None = None  # the model file's _signature when it loaded
     loaded_at: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.time)
     uses: int = 0
@@ -261,7 +263,7 @@ class ModelLoader:
         if verified is not None and verified.signature is not None \
                 and _files_signature(verified.artifact) == verified.signature:
             return verified.artifact.card
-        manifest_before = _stat_or_none(self.artifacts_dir / name / MANIFEST)
+        manifest_before = _signature(self.artifacts_dir / name / MANIFEST)
         try:
             artifact = open_artifact(name, self.artifacts_dir / name)
         except ArtifactError as exc:
@@ -319,32 +321,25 @@ class _Verified:
     """An artifact as open_artifact verified it, with its files' signature (_files_signature) then."""
 
     artifact: Artifact
-    signature: tuple[tuple[int, int, int], ...] | None
+    signature: tuple[Signature, ...] | None
 
 
-def _files_signature(artifact: Artifact) -> tuple[tuple[int, int, int], ...] | None:
+def _files_signature(artifact: Artifact) -> tuple[Signature, ...] | None:
     """Inode, size and mtime of the manifest and of every file it covers; None if one is gone. A changed
     file, or the directory replaced by `publish`, changes it; as for the hashes (artifacts.sha256_file),
     an edit that keeps a file's size and mtime goes unseen."""
-    signature = [_stat_or_none(artifact.directory / filename) for filename in (MANIFEST, *artifact.files)]
+    signature = [_signature(artifact.directory / filename) for filename in (MANIFEST, *artifact.files)]
     return None if None in signature else tuple(signature)
 
 
-def _stat_or_none(path: Path) -> tuple[int, int, int] | None:
+def _signature(path: Path) -> Signature | None:
+    """Inode, size and mtime, None if the file is gone: a stat per request is the price of noticing a
+    replaced artifact."""
     try:
         stat = path.stat()
     except OSError:
         return None
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
-
-
-def _signature(path: Path) -> tuple[int, int]:
-    """Size and mtime: a stat per request is the price of noticing a replaced artifact."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return (-1, -1)
-    return (stat.st_size, stat.st_mtime_ns)
 
 
 _loader: ModelLoader | None = None
