@@ -214,6 +214,19 @@ def test_chunked_body_is_read_whole(strict_site):
     assert head.startswith(b"HTTP/1.1 400") and error["code"] == "invalid_fields" and "glucose" in error["fields"]
 
 
+def empty_request_recording_answers(events: list[str], sent: str):
+    """An ASGI receive with an empty body, and a send that writes `sent` to events once an answer's
+    last byte is sent."""
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            events.append(sent)
+
+    return receive, send
+
+
 def page_and_warmup_order(requests: int) -> list[str]:
     """What a worker did, in order, when `requests` pages (0 or 1) arrived before Django was loaded: each page
     run and sent, and the models' warm-up begun (Served.on_woken)."""
@@ -232,12 +245,7 @@ def page_and_warmup_order(requests: int) -> list[str]:
         page, threads=1, max_body_bytes=10_000, read_timeout=5, json_paths=lambda path: False,
         admission=OpenAdmission(), recycler=NoRecycling(), on_woken=lambda: events.append("warm-up begun")))
 
-    async def receive() -> dict:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict) -> None:
-        if message["type"] == "http.response.body" and not message.get("more_body"):
-            events.append("page sent")
+    receive, send = empty_request_recording_answers(events, "page sent")
 
     async def wake() -> None:
         scope = {"type": "http", "method": "GET", "path": "/accounts/login/", "headers": []}
@@ -302,12 +310,7 @@ def test_the_heap_is_trimmed_once_image_work_is_idle_not_after_every_upload(monk
         upload, threads=1, max_body_bytes=10_000, read_timeout=5, json_paths=lambda path: False,
         admission=OpenAdmission(image_work=True), recycler=NoRecycling()), heap_trim_idle_seconds=idle)
 
-    async def receive() -> dict:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict) -> None:
-        if message["type"] == "http.response.body" and not message.get("more_body"):
-            events.append("answer sent")
+    receive, send = empty_request_recording_answers(events, "answer sent")
 
     async def two_uploads_then_idle() -> None:
         scope = {"type": "http", "method": "POST", "path": "/predict/retina/", "headers": []}
