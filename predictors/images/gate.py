@@ -49,12 +49,18 @@ class SceneScores:
             return self._ecg_tones()
         return self._dark_rim() and self.centre_luma > self.border_luma + 15 and self.red_dominance > 1.2
 
+    # The least ink and edge an ECG shows at GATE_SIZE: a 12×1 page at 5 mm/mV, or a thin trace on a faint or
+    # absent grid sent through a messaging app, has little of either (drawn printouts of every layout the ECG
+    # model learnt, tests/images/test_gate.py); a blank page has none.
+    ECG_MIN_INK = 0.001
+    ECG_MIN_EDGES = 0.005
+
     def _ecg_tones(self) -> bool:
         return (self.median_luma >= 110 and self.near_median >= 0.5
-                and 0.005 <= self.ink_fraction <= 0.15 and self.colourfulness < 80)
+                and self.ECG_MIN_INK <= self.ink_fraction <= 0.15 and self.colourfulness < 80)
 
     def _looks_like_ecg(self) -> bool:
-        return self._ecg_tones() and self.edge_fraction >= 0.02 and self.flat_fraction >= 0.25
+        return self._ecg_tones() and self.edge_fraction >= self.ECG_MIN_EDGES and self.flat_fraction >= 0.25
 
     def _looks_like_fundus(self) -> bool:
         # A colour fundus photo: a lit red-orange disc inside a dark camera mask. Grey

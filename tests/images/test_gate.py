@@ -67,3 +67,41 @@ def test_photos_of_other_things_pass_neither_gate():
     for blank in (Image.new("RGB", (300, 300), "white"), Image.new("RGB", (300, 300), (128, 128, 128)),
                   Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8))):
         assert scene_scores(blank).kind == "other"
+
+
+def test_printouts_of_the_layouts_the_ecg_model_learnt_pass_the_ecg_gate():
+    """Printouts of fold-8 recordings drawn in the common layouts (predictors.training.printouts) and
+    captured as clinics capture them are seen as ECGs: the gate leaves what they are to the domain
+    score, and whether they can be read to the quality check."""
+    from predictors.training import printouts
+
+    found = printouts.recordings()
+    tested = printouts.test_patients(found)  # the ECG model's drawn test set: nothing is tuned on it
+    chosen = [r for r in found if r.fold == 8 and r.patient_id not in tested][:32]
+    kinds = []
+    for recording in chosen:
+        signals = printouts.read_signals(recording)
+        for variant in range(3):
+            printout = printouts.draw_printout(signals, recording.ecg_id, variant, seed=1234)
+            scores = scene_scores(decode(printout.data, **LIMITS).image)
+            kinds.append((printout.layout.family, printout.layout.grid, printout.capture, scores.kind))
+    others = [kind for kind in kinds if kind[-1] != "ecg"]
+    # The gate before its refit missed 7 of these 96; a faint crease or a hard recompression still hides a few.
+    assert len(others) <= 2, f"{len(others)} of {len(kinds)} drawn printouts not seen as ECGs: {others}"
+
+
+def test_a_typed_letter_or_a_signed_blank_page_is_not_an_ecg():
+    """The ECG gate's least ink and edges admit a faint 12×1 printout, not a page of text or a signature."""
+    import os
+
+    import matplotlib
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.truetype(os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf"), 22)
+    letter, signed = (Image.new("RGB", (1240, 1754), "white") for _ in range(2))
+    for line in range(30):
+        ImageDraw.Draw(letter).text((100, 150 + line * 40), "Dear colleague, thank you for seeing this patient "
+                                    "who presented with chest pain", fill="black", font=font)
+    ImageDraw.Draw(signed).line((200, 1500, 600, 1450), fill="black", width=4)
+    assert scene_scores(letter).kind == "other"
+    assert scene_scores(signed).kind == "other"
