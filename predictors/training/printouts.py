@@ -63,9 +63,16 @@ DEFAULT_VARIANTS = 4
 # PTB-XL's strat_fold keeps each patient in one fold; folds 9 and 10 are withheld from the project.
 FIT_FOLDS = frozenset(range(1, 8))
 VALIDATION_FOLDS = frozenset({8})
-# findings.csv's values: the model's four findings, then an infarction of unknown age and the
-# abnormal ECGs that are none of the four (ecg-ptbxl/README.md gives the rule).
-FINDINGS = (*SPECS["ecg"].labels, "MI, age unknown", "other")
+# findings.csv's values (ecg-ptbxl/README.md gives the rule), and the model's answers that are right
+# for each: a finding of the model's own is itself; an infarction of unknown age is either MI finding
+# (acute or old is not stated); an abnormal ECG that is none of the four ("other") has no right answer
+# among them, and "Normal" is its miss.
+RIGHT_ANSWERS: dict[str, tuple[str, ...]] = {
+    **{label: (label,) for label in SPECS["ecg"].labels},
+    "MI, age unknown": ("Myocardial Infarction", "History of MI"),
+    "other": (),
+}
+FINDINGS = tuple(RIGHT_ANSWERS)
 
 LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 RATE = 100  # Hz, PTB-XL's records100
@@ -116,6 +123,18 @@ def split_of(fold: int) -> str:
     if fold in VALIDATION_FOLDS:
         return "validation"
     raise ValueError(f"strat_fold {fold} is in neither split")
+
+
+# Fold 8's patients are divided in two at random with this seed: one half to validate and calibrate an
+# ECG model that learns from drawn printouts, the other a drawn test set nothing is fitted or tuned on
+# (bench/domain_shift.py draws its PTB-XL pages from it).
+TEST_SEED = 20261123
+
+
+def test_patients(found: Iterable[Recording]) -> frozenset[int]:
+    """The fold-8 patients whose recordings are the drawn test set."""
+    held = sorted({recording.patient_id for recording in found if recording.split == "validation"})
+    return frozenset(np.random.default_rng(TEST_SEED).permutation(held)[: len(held) // 2].tolist())
 
 
 def splits(found: Iterable[Recording]) -> dict[str, list[Recording]]:
