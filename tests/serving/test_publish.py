@@ -112,7 +112,7 @@ def test_the_domain_benchmark_records_its_groups_under_the_cards_domain_section(
 
     artifacts = shipped_copy(tmp_path, "retina", "ecg")
     before = {name: Card.read(artifacts / name).fields for name in ("retina", "ecg")}
-    row = {"model": "ecg", "domain": "out", "group": "rendered ECG: all", "total": True, "images": 4,
+    row = {"model": "ecg", "domain": "out", "group": "PTB-XL drawn elsewhere: all", "total": True, "images": 4,
            "shares": {"confident": 0.0, "below": 0.25, "uncertain": 0.25, "refused": 0.5},
            "refused_by": {"outside_validated_domain": 2}}
     domain_shift.write_cards([row], "bench.domain_shift --write", artifacts)
@@ -124,7 +124,8 @@ def test_the_domain_benchmark_records_its_groups_under_the_cards_domain_section(
         assert {key: value for key, value in card.items() if key != "domain"} == {
             key: value for key, value in before[name].items() if key != "domain"}
     assert open_artifact("ecg", artifacts / "ecg").card["domain"]["benchmark"]["groups"] == [{
-        "title": "Other machines' layouts and papers, drawn by this site", "domain": "out", "images": 4,
+        "title": "Real recordings printed in other machines' layouts by a second renderer", "domain": "out",
+        "images": 4,
         "finding": 0.0, "below": 0.25, "uncertain": 0.25, "refused": 0.5,
         "refused_by": {"outside_validated_domain": 0.5}}]
     assert open_artifact("retina", artifacts / "retina").card["domain"]["benchmark"]["groups"] == []
