@@ -88,10 +88,11 @@ def test_apitoken_revoke_by_prefix(clinician):
     listed = StringIO()
     call_command("apitoken", clinician.username, "--list", stdout=listed)
     assert key[:8] in listed.getvalue() and "ward laptop" in listed.getvalue()
-    call_command("apitoken", clinician.username, "--revoke", key[:8], stdout=StringIO(), stderr=StringIO())
+    # "--revoke=PREFIX": a key's URL-safe prefix may begin with "-", which argparse would take for an option.
+    call_command("apitoken", clinician.username, f"--revoke={key[:8]}", stdout=StringIO(), stderr=StringIO())
     assert APIToken.user_for_key(key) is None and APIToken.user_for_key(kept) == clinician
     with pytest.raises(CommandError, match="no token"):
-        call_command("apitoken", clinician.username, "--revoke", key[:8], stdout=StringIO(), stderr=StringIO())
+        call_command("apitoken", clinician.username, f"--revoke={key[:8]}", stdout=StringIO(), stderr=StringIO())
 
 
 def test_export_history_writes_every_record_as_json_lines_and_csv(clinician, tmp_path):

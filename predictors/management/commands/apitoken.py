@@ -1,4 +1,4 @@
-"""python manage.py apitoken <username> [--create-user] [--name NAME] | --revoke PREFIX | --list
+"""python manage.py apitoken <username> [--create-user] [--name NAME] | --revoke=PREFIX | --list
 
 Issuing prints the key alone on stdout (`KEY=$(manage.py apitoken bob)` holds just the key);
 everything else (a created user's password, revocations, logs) goes to stderr.
@@ -23,7 +23,8 @@ class Command(BaseCommand):
                             help="create the user (with a random password, printed once) if missing")
         parser.add_argument("--name", default="", help="what the token is for")
         parser.add_argument("--revoke", metavar="PREFIX",
-                            help="revoke this user's token whose key starts with PREFIX (as listed), or 'all'")
+                            help="revoke this user's token whose key starts with PREFIX (as listed), or 'all'; "
+                                 "write --revoke=PREFIX, as a prefix may begin with '-'")
         parser.add_argument("--list", action="store_true", dest="list_tokens", help="list this user's tokens (prefix, name, last use)")
 
     def handle(self, *args, username: str, create_user: bool, name: str, revoke: str | None, list_tokens: bool,
