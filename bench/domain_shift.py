@@ -47,7 +47,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
-from scipy.signal import find_peaks
 
 from bench.harness import ARTIFACTS, ROOT, SAMPLES, Site
 from bench.report import command_line, header, model_versions, parser, publish
@@ -122,6 +121,11 @@ def finding_outcome(status: int, body: dict[str, Any], finding: str) -> str:
     return "other called normal" if finding == "other" and body["label"] == "Normal" else "confidently wrong"
 
 
+def _share(count: int, total: int) -> dict[str, Any] | None:
+    """count of total with its 95% Wilson interval, or None of nothing."""
+    return None if total == 0 else {"value": round(count / total, 4), "ci95": proportion_interval(count, total)}
+
+
 FINDING_OUTCOMES = ("right", "wrong", "confidently wrong", "other called normal", "uncertain", "refused")
 
 
@@ -132,12 +136,9 @@ def finding_figures(outcomes: Counter[str]) -> dict[str, Any]:
     answered = sum(outcomes[key] for key in ("right", "wrong", "confidently wrong", "other called normal"))
     confidently_wrong = outcomes["confidently wrong"] + outcomes["other called normal"]
 
-    def share(count: int, total: int) -> dict[str, Any] | None:
-        return None if total == 0 else {"value": round(count / total, 4), "ci95": proportion_interval(count, total)}
-
     return {"counts": {key: outcomes[key] for key in FINDING_OUTCOMES}, "pictures": pictures,
-            "answered": share(answered, pictures), "right_of_answered": share(outcomes["right"], answered),
-            "confidently_wrong": share(confidently_wrong, pictures)}
+            "answered": _share(answered, pictures), "right_of_answered": _share(outcomes["right"], answered),
+            "confidently_wrong": _share(confidently_wrong, pictures)}
 
 
 def referral_counts(calls: list[tuple[int, str]], referable_grade: int) -> dict[str, int]:
@@ -157,13 +158,10 @@ def referral_figures(counts: dict[str, int]) -> dict[str, Any]:
     other_answered = counts[f"other_{REFERABLE}"] + counts[f"other_{NOT_REFERABLE}"]
     photos = sum(counts.values())
 
-    def share(count: int, total: int) -> dict[str, Any] | None:
-        return None if total == 0 else {"value": round(count / total, 4), "ci95": proportion_interval(count, total)}
-
     return {"counts": counts, "photos": photos,
             "answered": round((referable_answered + other_answered) / photos, 4) if photos else None,
-            "sensitivity": share(counts[f"referable_{REFERABLE}"], referable_answered),
-            "specificity": share(counts[f"other_{NOT_REFERABLE}"], other_answered)}
+            "sensitivity": _share(counts[f"referable_{REFERABLE}"], referable_answered),
+            "specificity": _share(counts[f"other_{NOT_REFERABLE}"], other_answered)}
 
 
 def _spread(items: list[T], count: int) -> list[T]:
@@ -240,30 +238,23 @@ def drawn_elsewhere_groups(per_format: int) -> list[Group]:
                      per_format)
     photo = [c for c in captures.BENCHMARK if c.family == "phone_photo"]
     formats = [name for name in other_formats.ECG_FORMATS if name not in NOT_PRINTOUTS]
+
+    def make(recording: printouts.Recording, n: int, name: str, photographed: bool) -> bytes:
+        page = other_formats.render_ecg(name, other_formats.recorded(printouts.read_signals(recording)),
+                                        recording.ecg_id)
+        if not photographed:
+            return page
+        return captures.recapture(Image.open(io.BytesIO(page)).convert("RGB"), photo[n % len(photo)], seed=n)
+
     groups = []
     for photographed in (False, True):
         for name in formats:
-            def make(recording: printouts.Recording = None, n: int = 0, name: str = name,
-                     photographed: bool = photographed) -> bytes:
-                signals = printouts.read_signals(recording)
-                record = synth_ecg.Record(0, signals, _heart_rate(signals), None)
-                page = other_formats.render_ecg(name, record, recording.ecg_id)
-                if not photographed:
-                    return page
-                return captures.recapture(Image.open(io.BytesIO(page)).convert("RGB"), photo[n % len(photo)], seed=n)
             label = "PTB-XL drawn elsewhere, phone photo" if photographed else "PTB-XL drawn elsewhere"
             groups.append(Group(f"{label}: {name}", "ecg", "out", [
                 Upload("ecg", f"{recording.ecg_id}_{name.replace(' ', '_')}.{'jpg' if photographed else 'png'}",
-                       functools.partial(make, recording, n), finding=recording.finding)
+                       functools.partial(make, recording, n, name, photographed), finding=recording.finding)
                 for n, recording in enumerate(chosen)]))
     return groups
-
-
-def _heart_rate(signals: np.ndarray) -> float:
-    """Beats a minute from the QRS peaks of all leads' summed slope: what the other renderer prints in its header."""
-    energy = np.abs(np.diff(signals, axis=1)).sum(axis=0)
-    peaks, _ = find_peaks(energy, distance=int(0.25 * printouts.RATE), height=np.percentile(energy, 97) * 0.5)
-    return float(60 * printouts.RATE / np.median(np.diff(peaks))) if len(peaks) > 1 else 70.0
 
 
 def out_of_domain_groups(per_format: int) -> list[Group]:

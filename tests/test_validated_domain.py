@@ -3,6 +3,11 @@
 Another machine's ECG printout gets no finding: the API answers 422 `outside_domain`, the
 page keeps what was typed and shows what a supported printout looks like, and nothing is
 recorded. The training machine's own printouts, as taken, are still answered.
+
+Issue 29: real PTB-XL recordings of the drawn test patients, printed by the second renderer
+(predictors.training.other_formats) in layouts close to the validated one, that the served
+model once answered wrongly at 86-99%: two abnormal ECGs of none of the four findings, one
+called Normal and one a myocardial infarction.
 """
 from __future__ import annotations
 
@@ -26,6 +31,19 @@ def test_another_machines_printout_gets_no_finding_from_the_api(client, api_toke
     error = assert_error(response, 422, "outside_domain")
     assert "one ECG machine" in error["message"] and "have the ECG read by a clinician" in error["message"]
     assert error["fields"] == {"image": [error["message"]]}
+    assert not Prediction.objects.exists()
+
+
+@pytest.mark.parametrize("layout", ["side header", "pdf export"])
+@pytest.mark.parametrize("ecg_id", [1298, 1930])
+def test_another_layouts_page_the_model_cannot_read_gets_no_finding(client, api_token, layout, ecg_id):
+    from predictors.training import other_formats, printouts
+
+    (recording,) = [r for r in printouts.recordings() if r.ecg_id == ecg_id]
+    assert recording.patient_id in printouts.test_patients(printouts.recordings())  # never fitted on
+    page = other_formats.render_ecg(layout, other_formats.recorded(printouts.read_signals(recording)), ecg_id)
+    response = post_image(client, "ecg", page, api_token, name=f"{ecg_id}.png")
+    assert_error(response, 422, "outside_domain")
     assert not Prediction.objects.exists()
 
 

@@ -44,6 +44,12 @@ DATA_SOURCE = {
             "the repository); byte-identical duplicates removed before training"),
 }
 
+# The ECG's domain score learns other machines' printouts from these (predictors.training.printouts), and
+# bench/domain_shift.py measures the model on printouts of other patients' recordings drawn elsewhere.
+OTHER_MACHINES_SOURCE = (
+    "Printouts drawn from real 12-lead recordings of PTB-XL (../shared/data/ecg-ptbxl/, fitting folds 1-7 "
+    "only) in other machines' layouts: never trained on; the domain score learns to refuse pictures like them")
+
 ATTRIBUTION = {
     "retina": ("IDRiD: Porwal P., Pachade S., Kokare M. et al., \"Indian Diabetic Retinopathy Image Dataset "
                "(IDRiD)\", IEEE Dataport, 2018, doi:10.21227/H25W98. \"IDRiD dataset (c) by Prasanna Porwal, "
@@ -53,7 +59,12 @@ ATTRIBUTION = {
     "ecg": ("Khan A.H., Hussain M., Malik M.K., \"ECG Images dataset of Cardiac Patients\", Mendeley Data, "
             "2021, doi:10.17632/gwbz3fsgp8, licensed under CC BY 4.0 "
             "(https://creativecommons.org/licenses/by/4.0/). Modified: resized to 1152 px, re-encoded as "
-            "JPEG, de-duplicated, a subset only."),
+            "JPEG, de-duplicated, a subset only. PTB-XL: Wagner P., Strodthoff N., Bousseljot R.-D., Kreiseler D., "
+            "Lunze F.I., Samek W., Schaeffter T., \"PTB-XL, a large publicly available electrocardiography "
+            "dataset\", Scientific Data 7, 154 (2020), doi:10.1038/s41597-020-0495-6; PhysioNet, "
+            "doi:10.13026/kfzx-aw45 (v1.0.3); Goldberger A. et al., PhysioBank, PhysioToolkit and PhysioNet, "
+            "Circulation 101(23) e215-e220 (2000); licensed under CC BY 4.0. Modified: a subset of the "
+            "recordings, drawn as printouts."),
 }
 
 CAPTURE_CAVEAT = (

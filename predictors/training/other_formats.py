@@ -39,7 +39,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
 
 from predictors.images import fundus  # noqa: E402
-from predictors.training.synth_ecg import LEADS, RATE, Record  # noqa: E402
+from predictors.training.synth_ecg import LEADS, RATE, Record, r_peaks  # noqa: E402
 
 Colour = tuple[float, float, float]
 
@@ -96,6 +96,14 @@ class FundusLook:
 
 
 # --- ECG pages --------------------------------------------------------------------------------
+
+
+def recorded(signals: np.ndarray) -> Record:
+    """A real recording's twelve leads (mV, at RATE) as a record this renderer prints: the heart rate
+    in its header counted from the recording's own QRS peaks."""
+    peaks = r_peaks(signals)
+    heart_rate = 60 * RATE / float(np.median(np.diff(peaks))) if len(peaks) > 1 else 70.0
+    return Record(0, signals, heart_rate, None)
 
 
 def _window(record: Record, rng: np.random.Generator) -> np.ndarray:

@@ -792,6 +792,20 @@ def load_cache(directory: Path) -> CachedPrintouts:
     return CachedPrintouts(directory, rows, shards)
 
 
+def other_machine_inputs(spec: Mapping[str, Any], count: int, *, seed: int = DEFAULT_SEED,
+                         workers: int = 1) -> np.ndarray:
+    """Model inputs (N, 3, H, W), float16, of `count` fitting-fold recordings chosen at random (seeded),
+    each in its DEFAULT_VARIANTS printouts: other machines' pages, for the domain score's machine check
+    (predictors.training.domain.fit_machine). Cached like any printout, so a second fit redraws nothing."""
+    fitting = splits(recordings())["fit"]
+    rng = np.random.default_rng([seed, count])
+    chosen = [fitting[i] for i in sorted(rng.choice(len(fitting), size=count, replace=False))]
+    cache = load_cache(build_cache(spec, seed=seed, chosen=chosen, workers=workers))
+    wanted = {recording.ecg_id for recording in chosen}
+    return np.stack([normalised(cache.pixels(i), spec) for i, row in enumerate(cache.rows)
+                     if int(row["ecg_id"]) in wanted]).astype(np.float16)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Build the cache for the ECG card's input spec from the command line, logging to stderr."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

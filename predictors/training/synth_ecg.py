@@ -97,16 +97,17 @@ def simulate(label: int, seed: int) -> Record:
     signals = signals - np.median(signals, axis=1, keepdims=True)
     span = np.ptp(signals, axis=1, keepdims=True) + 1e-6
     signals = signals / span * LEAD_QRS_MV[:, None] * rng.uniform(0.75, 1.35)
-    r_peaks = _r_peaks(signals)
+    peaks = r_peaks(signals)
     if label == 1:
-        signals, r_peaks = _fibrillate(signals, r_peaks, rng)
+        signals, peaks = _fibrillate(signals, peaks, rng)
     if label == 2:
-        signals = _st_elevation(signals, r_peaks, territory, rng)
+        signals = _st_elevation(signals, peaks, territory, rng)
     signals = signals + rng.normal(0, rng.uniform(0.005, 0.02), signals.shape)
     return Record(label=label, signals=signals, heart_rate=float(heart_rate), territory=territory)
 
 
-def _r_peaks(signals: np.ndarray) -> np.ndarray:
+def r_peaks(signals: np.ndarray) -> np.ndarray:
+    """Sample indices of the QRS peaks, from all leads' summed slope."""
     energy = np.abs(np.diff(signals, axis=1)).sum(axis=0)
     peaks, _ = find_peaks(energy, distance=int(0.25 * RATE), height=np.percentile(energy, 97) * 0.5)
     return peaks

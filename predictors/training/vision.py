@@ -32,7 +32,7 @@ from predictors.images.decode import decode
 from predictors.images.transform import model_input
 from predictors.serving.artifacts import Card, copy_artifact, publish
 
-from . import calibration, captures, cards, domain, evaluation, real_images
+from . import calibration, captures, cards, domain, evaluation, printouts, real_images
 from .export import export_onnx, quantize_with_fallback, with_activation_map
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,9 @@ class Recipe:
     # draw of an image in an epoch takes its original or one of these.
     captures_per_image: int = 3
     original_share: float = 0.35
+    # ECG only: fitting-fold PTB-XL recordings whose printouts in other machines' layouts
+    # (predictors.training.printouts) the domain score's machine check learns to refuse; 0 for none.
+    other_machines: int = 0
 
     @property
     def spec(self) -> ModelSpec:
@@ -142,7 +145,7 @@ def recipe(name: str, quick: bool) -> Recipe:
             input_spec=ecg_spec(64, 96) if quick else ecg_spec(160, 272),
             epochs=1 if quick else 12, batch_size=8 if quick else 12, learning_rate=2e-3, quick=quick,
             splitter=split_three_ways, key_metric="macro_f1", answered_accuracy_target=0.92,
-            sampling_power=1.0, captures_per_image=1 if quick else 3,
+            sampling_power=1.0, captures_per_image=1 if quick else 3, other_machines=4 if quick else 180,
             task="cardiac finding from a photo or scan of a 12-lead ECG printout")
     raise ValueError(f"no image recipe named {name!r}")
 
@@ -533,14 +536,17 @@ def _answer(r: Recipe) -> dict[str, Any]:
 
 def add_domain_score(r: Recipe, served: Served, data: ImageData, workers: int) -> dict[str, Any]:
     """The served graph's domain score (training/domain.py), fitted on the fitting photos and one
-    re-capture of each, thresholded on validation photos and their capture variants; the card's section."""
+    re-capture of each (and, where the recipe has them, against other machines' printouts),
+    thresholded on validation photos and their capture variants; the card's section."""
     x_train, _ = data.part("train")
     x_val, _ = data.part("validation")
     fitting_paths = [data.items[i].path for i in data.splits.train]
     validation_paths = [data.items[i].path for i in data.splits.validation]
+    others = (printouts.other_machine_inputs(r.input_spec, r.other_machines, workers=workers)
+              if r.other_machines else None)
     return domain.fit_and_add(r.name, served.path, x_train, _one_capture_each(fitting_paths, r, workers),
                               x_val, domain.validation_capture_inputs(validation_paths, r.image_kind, r.input_spec),
-                              seed=SEED, quick=r.quick)
+                              seed=SEED, quick=r.quick, other_machines=others)
 
 
 def _one_capture_each(paths: list[Path], r: Recipe, workers: int) -> np.ndarray:
@@ -570,7 +576,8 @@ def add_domain_to_artifact(name: str, directory: Path, workers: int = 2) -> dict
         served = Served(staging / card.model_file, card.fields.get("export", {}), card.fields.get("quantization", {}))
         section = add_domain_score(r, served, data, workers)
         Card({**card.fields, "version": cards.version_for(served.path), "output": cards.IMAGE_OUTPUT,
-              "domain": section}).write(staging)
+              "domain": section, "data": {**card.fields["data"], **_other_machines_data(r)},
+              "attribution": cards.ATTRIBUTION[name]}).write(staging)
     return section
 
 
@@ -706,7 +713,13 @@ def _data_section(r: Recipe, data: ImageData) -> dict[str, Any]:
         "train_images": int(len(splits.train)),
         "validation_images": int(len(splits.validation)),
         "test_images": int(len(splits.test)),
+        **_other_machines_data(r),
     }
+
+
+def _other_machines_data(r: Recipe) -> dict[str, str]:
+    """What the domain score learnt to refuse besides the photos, where the recipe has it."""
+    return {"other_machines": cards.OTHER_MACHINES_SOURCE} if r.other_machines else {}
 
 
 def _architecture_note(r: Recipe) -> str:

@@ -35,6 +35,10 @@ def test_quick_training_writes_complete_verified_artifacts(quick_artifacts):
     assert low <= retina["metrics"]["test"]["referable_dr_auc"]["value"] <= high
     ecg = json.loads((quick_artifacts / "ecg" / "card.json").read_text())
     assert set(ecg["metrics"]["test"]["recall"]) == set(ecg["labels"])
+    # The ECG's domain score also learns to refuse other machines' printouts (issue 29): 4 fitting-fold
+    # recordings in 4 looks each, in a quick build; the retina has no other cameras' photos to learn from.
+    assert ecg["domain"]["threshold"] == 1.0 and ecg["domain"]["machine"]["printouts"] == 16
+    assert "machine" not in retina["domain"]
     heart = json.loads((quick_artifacts / "heart" / "card.json").read_text())
     assert set(heart["metrics"]["external_validation"]) == {"Hungary", "Switzerland", "VA Long Beach"}
 

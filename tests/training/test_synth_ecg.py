@@ -18,7 +18,7 @@ def test_ecg_generator_is_deterministic_and_gated_as_ecg():
 
 
 def rr_irregularity(record) -> float:
-    peaks = synth_ecg._r_peaks(record.signals)
+    peaks = synth_ecg.r_peaks(record.signals)
     rr = np.diff(peaks) / synth_ecg.RATE
     return float(np.std(np.diff(rr)))
 
@@ -31,7 +31,7 @@ def test_ecg_classes_differ_as_their_ecgs_do():
     assert min(rr_irregularity(r) for r in af) > 2 * max(rr_irregularity(r) for r in normal)
     # Acute MI: the ST segment sits above baseline in the territory's leads.
     def st_level(record, leads):
-        peaks = synth_ecg._r_peaks(record.signals)
+        peaks = synth_ecg.r_peaks(record.signals)
         rows = [synth_ecg.LEADS.index(lead) for lead in leads]
         offset = int(0.12 * synth_ecg.RATE)
         return float(np.mean([record.signals[rows, p + offset] for p in peaks if p + offset < record.signals.shape[1]]))
