@@ -63,8 +63,10 @@ HEALTH_HEADERS = [(b"content-type", b"application/json"), (b"content-length", st
 # Image work idle this long, the heap's free pages go back to the kernel (HeapTrim). Trimmed after
 # every image answer instead, the next upload faulted the same pages back in: about 4,000 page faults
 # (16 MB) and 4-6 ms of system time per fundus photo, with 1.5 ms for the trim itself, a sixth of its
-# CPU. Between uploads a few seconds apart, the worker now holds 15-35 MB more; an upload's peak
-# is the same, as it touches those pages either way.
+# CPU. Between uploads a few seconds apart the worker holds what they freed (with ONNX Runtime's
+# activation block kept in the heap, serving/memory.py: all four models' worker right after its last
+# answer 271.5 MB PSS against 182.0 once trimmed, docs/benchmarks.md); an upload touches those pages
+# either way.
 HEAP_TRIM_IDLE_SECONDS = 30.0
 # The exit status gunicorn's arbiter reads as "this worker cannot boot": it stops instead
 # of restarting the worker forever on a broken configuration.

@@ -46,18 +46,20 @@ M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 
 
-def tune_malloc(arenas: int = 2, mmap_threshold: int = 4 * MB) -> None:
+def tune_malloc(arenas: int = 2, mmap_threshold: int = 16 * MB) -> None:
     """Keep glibc's malloc from multiplying arenas and from hoarding what the worker frees.
 
     Each gunicorn thread would otherwise get a malloc arena of its own. Buffers above
-    `mmap_threshold` (the models' planned activation blocks) are mapped and returned on free;
-    a fixed threshold also stops glibc raising it after the first large free, which would take
-    those into the heap too. Below it, an upload's many working arrays come from the heap,
-    reused without a page fault, and trim_heap() returns what they leave once image work has
-    been idle a while (predictors/server/bridge.py's HeapTrim: trimmed after every request, the
-    next one faulted the same pages back in). A lower threshold (256 kB before issue 22)
-    returned everything at once but made each of those arrays a fresh mapping: twice the CPU
-    of a fundus photo's pixel work.
+    `mmap_threshold` are mapped and returned on free: one-off giants, such as a large PNG
+    decoded whole in Pillow's 16 MB blocks, never grow the heap. Below it come an upload's
+    many working arrays and ONNX Runtime's planned activation block (12.5 MB for the ECG
+    model, 4.5 MB for the retina), reused from the heap without a page fault; a fixed
+    threshold also stops glibc raising it after the first large free. trim_heap() returns
+    what they leave once image work has been idle a while (predictors/server/bridge.py's
+    HeapTrim). At 4 MB (issue 22 to issue 31) the ECG's block was a fresh mapping on every
+    run: 3,135 page faults and about 5.5 ms of its ONNX Runtime run on one core (43.4 against
+    48.9 ms, interleaved); at 256 kB (before issue 22) every working array was one, twice the
+    CPU of a fundus photo's pixel work.
     Call it in the worker before its threads start.
     """
     if _libc is None or not hasattr(_libc, "mallopt"):
