@@ -3,6 +3,7 @@ from, how well it does, how far to trust its percentages, how it does on photos 
 them, and nothing the shipped cards contradict."""
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -172,6 +173,22 @@ def test_the_image_cards_say_how_many_uploads_from_elsewhere_were_answered_from_
     assert ("of real printouts from other ECG machines, it refused 3 of 9 (too few to estimate a share) and answered "
             "6 of 9 (too few to estimate a share), 2 with a confident finding") in text
     assert "refused 3 of 9" in text and text.count("of real printouts from other ECG machines") == 1
+
+
+def test_the_ecg_card_page_shows_how_often_each_group_was_wrong_at_its_confident_threshold(logged_in, settings):
+    """The domain table's last column: of each group whose findings are known, the share answered wrongly
+    at 80% or more, from the card; "—" where no finding is known (a retina group, other machines' samples)."""
+    settings.MODEL_ARTIFACTS_DIR = SHIPPED
+    groups = json.loads((SHIPPED / "ecg" / "card.json").read_text())["domain"]["benchmark"]["groups"]
+    page = logged_in.get("/models/ecg/").content.decode()
+    table = page[page.index('data-testid="domain-groups"'):]
+    table = table[:table.index("</table>")]
+    assert "Wrong at 80% or more</th>" in table
+    last_cell = {html.unescape(title): re.findall(r"<td>(.*?)</td>", cells)[-1]
+                 for title, cells in re.findall(r'<tr><th scope="row">(.*?)</th>(.*?)</tr>', table)}
+    assert last_cell == {group["title"]: (f"{group['findings']['confidently_wrong']['value']:.0%}"
+                                          if "findings" in group else "—") for group in groups}
+    assert last_cell["Real recordings printed in other machines' layouts by a second renderer"] == "1%"
 
 
 def test_a_clinician_reads_how_far_to_trust_an_answer_without_opening_the_developer_section(logged_in, settings):

@@ -36,10 +36,13 @@ def domain_groups(benchmark: Mapping[str, Any]) -> list[dict[str, str]]:
         part = lambda key: f"{group[key]:.0%}" if is_number(group.get(key)) else "—"  # noqa: E731
         refused = ", ".join(f"{humanise(str(code)).lower()} {value:.0%}"
                             for code, value in as_mapping(group.get("refused_by")).items() if is_number(value))
+        wrong = as_mapping(as_mapping(group.get("findings")).get("confidently_wrong")).get("value")
         rows.append({"group": as_text(group.get("title")) or humanise(str(group.get("name", ""))),
                      "images": str(int(group["images"])), "finding": part("finding"),
                      "below": part("below"), "uncertain": part("uncertain"),
-                     "refused": part("refused") + (f" ({refused})" if refused else "")})
+                     "refused": part("refused") + (f" ({refused})" if refused else ""),
+                     # Where the pictures' findings are known (bench/domain_shift.py's finding_figures).
+                     "wrong": f"{wrong:.0%}" if is_number(wrong) else "—"})
     return rows
 
 
